@@ -1,0 +1,365 @@
+//! What gets stamped on a request, and for which origins.
+//!
+//! A [`Credential`] is one or more headers bound to one or more [`Origin`]s. Static
+//! credentials (Basic, Bearer / personal access token, API keys, any fixed header
+//! set) are turned into [`HeaderValue`]s once, at construction, and marked
+//! sensitive. A managed credential adds an `Authorization` header taken from a
+//! token that is fetched and refreshed by a [`TokenSource`].
+//!
+//! ```
+//! use tower_client_auth::Credential;
+//!
+//! // Altrata's API shape: an API key and a bearer token on every call.
+//! let cred = Credential::builder()
+//!     .origin("https://profile.altrata.com")
+//!     .api_key("x-api-key", "my-api-key")
+//!     .bearer("my-token")
+//!     .build()?;
+//! assert!(!format!("{cred:?}").contains("my-api-key"));
+//! # Ok::<(), tower_client_auth::Error>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Uri;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::Error;
+use crate::origin::Origin;
+use crate::token::{ManagedOptions, TokenManager, TokenSource};
+
+/// A credential: the headers to stamp and the origins they may go to.
+///
+/// Cheap to clone (an `Arc` inside). `Debug` shows header names and origins, never
+/// a value.
+#[derive(Clone)]
+pub struct Credential {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) origins: Box<[Origin]>,
+    pub(crate) headers: Box<[(HeaderName, HeaderValue)]>,
+    pub(crate) managed: Option<Arc<TokenManager>>,
+}
+
+impl Credential {
+    /// Starts a credential builder.
+    pub fn builder() -> CredentialBuilder {
+        CredentialBuilder::default()
+    }
+
+    /// HTTP Basic `user:password` (RFC 7617) for one origin.
+    pub fn basic(
+        origin: &str,
+        user: impl Into<String>,
+        password: impl Into<SecretString>,
+    ) -> Result<Credential, Error> {
+        Credential::builder()
+            .origin(origin)
+            .basic(user, password)
+            .build()
+    }
+
+    /// `Authorization: Bearer <token>` with a fixed token (a personal access token)
+    /// for one origin.
+    pub fn bearer(origin: &str, token: impl Into<SecretString>) -> Result<Credential, Error> {
+        Credential::builder().origin(origin).bearer(token).build()
+    }
+
+    /// One API-key header, such as `x-api-key`, for one origin.
+    pub fn api_key(
+        origin: &str,
+        header: &str,
+        key: impl Into<SecretString>,
+    ) -> Result<Credential, Error> {
+        Credential::builder()
+            .origin(origin)
+            .api_key(header, key)
+            .build()
+    }
+
+    /// The origins this credential is sent to.
+    pub fn origins(&self) -> &[Origin] {
+        &self.inner.origins
+    }
+
+    /// Whether the `Authorization` header comes from a managed token.
+    pub fn is_managed(&self) -> bool {
+        self.inner.managed.is_some()
+    }
+
+    /// A snapshot of the managed token's counters, or `None` for a static credential.
+    pub fn stats(&self) -> Option<crate::token::Stats> {
+        self.inner.managed.as_ref().map(|m| m.stats())
+    }
+
+    /// Gets a valid access token now (fetching one if needed), for callers that
+    /// want to warm the cache at start-up or use the token outside the layer.
+    pub async fn token(&self) -> Result<Arc<crate::token::Token>, Error> {
+        match &self.inner.managed {
+            Some(m) => m.acquire(None).await.map(|s| s.token().clone()),
+            None => Err(Error::config("not a managed credential")),
+        }
+    }
+
+    /// Whether a request to `uri` should get this credential.
+    #[inline]
+    pub(crate) fn applies_to(&self, uri: &Uri) -> bool {
+        self.inner.origins.iter().any(|o| o.matches(uri))
+    }
+
+    /// Adds each static header the caller has not set.
+    #[inline]
+    pub(crate) fn stamp_static(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.inner.headers.iter() {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.inner.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Credential")
+            .field("origins", &self.inner.origins)
+            .field("headers", &names)
+            .field("managed", &self.inner.managed)
+            .finish()
+    }
+}
+
+/// Builds a [`Credential`]. Errors are kept until [`CredentialBuilder::build`],
+/// which reports the first one.
+#[derive(Default)]
+pub struct CredentialBuilder {
+    origins: Vec<String>,
+    allow_http: bool,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    source: Option<(Arc<dyn TokenSource>, ManagedOptions)>,
+    error: Option<Error>,
+}
+
+impl CredentialBuilder {
+    /// Adds an origin (`https://host[:port]`) the credential is sent to. At least one
+    /// is required. Plain `http://` is refused unless loopback or
+    /// [`allow_http`](Self::allow_http) is set.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origins.push(origin.into());
+        self
+    }
+
+    /// Allows plain `http://` origins that are not loopback. Credentials sent over
+    /// plain http can be read by anyone on the path: use only on trusted networks.
+    pub fn allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// `Authorization: Basic base64(user:password)`.
+    pub fn basic(self, user: impl Into<String>, password: impl Into<SecretString>) -> Self {
+        let user = user.into();
+        let password = password.into();
+        if user.contains(':') {
+            return self.fail(Error::config("a Basic user name cannot contain ':'"));
+        }
+        let raw = format!("{user}:{}", password.expose_secret());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(raw.as_bytes());
+        self.secret_header(header::AUTHORIZATION, format!("Basic {encoded}"), "Basic")
+    }
+
+    /// `Authorization: Bearer <token>` with a fixed token, such as a personal access
+    /// token.
+    pub fn bearer(self, token: impl Into<SecretString>) -> Self {
+        let token = token.into();
+        if token.expose_secret().is_empty() {
+            return self.fail(Error::config("bearer token is empty"));
+        }
+        let value = format!("Bearer {}", token.expose_secret());
+        self.secret_header(header::AUTHORIZATION, value, "bearer token")
+    }
+
+    /// An API-key header, such as `x-api-key: <key>`.
+    pub fn api_key(self, header: &str, key: impl Into<SecretString>) -> Self {
+        let name = match HeaderName::from_bytes(header.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => return self.fail(Error::config("invalid API-key header name")),
+        };
+        let key = key.into();
+        if key.expose_secret().is_empty() {
+            return self.fail(Error::config("API key is empty"));
+        }
+        self.secret_header(name, key.expose_secret().to_owned(), "API key")
+    }
+
+    /// Any fixed header. Its value is marked sensitive like every other stamped header.
+    pub fn header(self, name: &str, value: impl Into<SecretString>) -> Self {
+        let name = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => return self.fail(Error::config("invalid header name")),
+        };
+        let value = value.into();
+        self.secret_header(name, value.expose_secret().to_owned(), "header")
+    }
+
+    /// Takes the `Authorization` header from tokens that `source` fetches and
+    /// refreshes (an OAuth2 grant, or a source of your own), with default options.
+    pub fn token_source(self, source: impl TokenSource) -> Self {
+        self.token_source_with(source, ManagedOptions::default())
+    }
+
+    /// Like [`token_source`](Self::token_source), with options for expiry, refresh
+    /// and failure handling.
+    pub fn token_source_with(mut self, source: impl TokenSource, options: ManagedOptions) -> Self {
+        if self.source.is_some() {
+            return self.fail(Error::config("a credential has at most one token source"));
+        }
+        self.source = Some((Arc::new(source), options));
+        self
+    }
+
+    fn secret_header(self, name: HeaderName, value: String, what: &str) -> Self {
+        if self.headers.iter().any(|(n, _)| *n == name) {
+            return self.fail(Error::config(format!("header `{name}` is set twice")));
+        }
+        // HeaderValue accepts visible ASCII, spaces and tabs (and obs-text bytes); we
+        // allow only printable ASCII so a credential reads the same on every server.
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            return self.fail(Error::config(format!(
+                "{what} contains a character not allowed in a header (control or non-ASCII)"
+            )));
+        }
+        match HeaderValue::from_str(&value) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                let mut this = self;
+                this.headers.push((name, v));
+                this
+            }
+            Err(_) => self.fail(Error::config(format!("{what} is not a valid header value"))),
+        }
+    }
+
+    fn fail(mut self, error: Error) -> Self {
+        self.error.get_or_insert(error);
+        self
+    }
+
+    /// Builds the credential, or returns the first configuration error.
+    pub fn build(self) -> Result<Credential, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.origins.is_empty() {
+            return Err(Error::config(
+                "a credential needs at least one origin it is sent to",
+            ));
+        }
+        let origins = self
+            .origins
+            .iter()
+            .map(|o| {
+                if self.allow_http {
+                    Origin::parse_allow_http(o)
+                } else {
+                    Origin::parse(o)
+                }
+            })
+            .collect::<Result<Box<[Origin]>, Error>>()?;
+        let managed = match self.source {
+            Some((source, options)) => {
+                if self.headers.iter().any(|(n, _)| n == header::AUTHORIZATION) {
+                    return Err(Error::config(
+                        "a managed token and a static Authorization header cannot be combined",
+                    ));
+                }
+                Some(TokenManager::new(source, options))
+            }
+            None => None,
+        };
+        if self.headers.is_empty() && managed.is_none() {
+            return Err(Error::config(
+                "a credential needs at least one header or a token source",
+            ));
+        }
+        Ok(Credential {
+            inner: Arc::new(Inner {
+                origins,
+                headers: self.headers.into_boxed_slice(),
+                managed,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for CredentialBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("CredentialBuilder")
+            .field("origins", &self.origins)
+            .field("headers", &names)
+            .field("token_source", &self.source.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_encodes_user_and_password() {
+        let c = Credential::basic("https://api.algoreg.com", "me@example.com", "hunter2").unwrap();
+        let (name, value) = &c.inner.headers[0];
+        assert_eq!(name, header::AUTHORIZATION);
+        let expected = base64::engine::general_purpose::STANDARD.encode("me@example.com:hunter2");
+        assert_eq!(value.to_str().unwrap(), format!("Basic {expected}"));
+        assert!(value.is_sensitive());
+    }
+
+    #[test]
+    fn invalid_values_are_config_errors_not_panics() {
+        let e = Credential::bearer("https://a.example", "s3cr3t\nvalue").unwrap_err();
+        assert!(e.is_config());
+        assert!(!e.to_string().contains("s3cr3t"));
+        let e = Credential::api_key("https://a.example", "x-api-key", "kéy").unwrap_err();
+        assert!(e.is_config());
+        let e = Credential::api_key("https://a.example", "bad header", "k").unwrap_err();
+        assert!(e.is_config());
+        let e = Credential::bearer("https://a.example", "").unwrap_err();
+        assert!(e.is_config());
+        let e = Credential::basic("https://a.example", "a:b", "c").unwrap_err();
+        assert!(e.is_config());
+        let e = Credential::bearer("not an origin", "t").unwrap_err();
+        assert!(e.is_config());
+        let e = Credential::bearer("http://api.example.com", "t").unwrap_err();
+        assert!(e.is_config());
+        let e = Credential::builder().bearer("t").build().unwrap_err();
+        assert!(e.is_config());
+        let e = Credential::builder()
+            .origin("https://a.example")
+            .bearer("t")
+            .basic("u", "p")
+            .build()
+            .unwrap_err();
+        assert!(e.is_config());
+    }
+
+    #[test]
+    fn allow_http_opt_in() {
+        let c = Credential::builder()
+            .origin("http://intranet.example")
+            .allow_http()
+            .bearer("t")
+            .build();
+        assert!(c.is_ok());
+    }
+}

@@ -1,0 +1,309 @@
+//! The crate's one error type.
+//!
+//! [`Error`] is opaque: what went wrong is told by the `is_*()` predicates and
+//! the accessors for OAuth2 error fields. Its `Display` and `Debug` never carry a
+//! secret: messages are written by this crate from fixed text, and anything that
+//! came from a token endpoint is limited to the RFC 6749 §5.2 error fields and the
+//! HTTP status.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// Boxed error, as used by tower.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error from building a credential, calling a token endpoint or managing tokens.
+///
+/// Cheap to clone (an `Arc` inside), so one failed token request can be handed to
+/// every request that was waiting for it.
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: Kind,
+    source: Option<BoxError>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// Invalid configuration: a bad header value, origin or URL.
+    Config(String),
+    /// Connecting to or talking with the token endpoint failed.
+    Transport,
+    /// The token endpoint did not answer in time.
+    Timeout,
+    /// The token endpoint answered with an OAuth2 error (RFC 6749 §5.2).
+    OAuth2(OAuth2Error),
+    /// The token endpoint answered with a status and no OAuth2 error body.
+    Status(StatusCode, Option<Duration>),
+    /// The token response could not be understood.
+    InvalidResponse(String),
+    /// The token response body was larger than the cap.
+    ResponseTooLarge(usize),
+    /// No token can be had: it expired and there is nothing to refresh it with.
+    NoToken,
+    /// A permanent error happened recently; no token request is made until the cool-down ends.
+    CoolingDown { cause: Box<Error> },
+    /// The callback's `state` did not match.
+    StateMismatch,
+    /// A token source of the user's own failed.
+    Source,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OAuth2Error {
+    pub(crate) code: String,
+    pub(crate) description: Option<String>,
+    pub(crate) uri: Option<String>,
+    pub(crate) status: StatusCode,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: Kind) -> Self {
+        Error {
+            inner: Arc::new(Inner { kind, source: None }),
+        }
+    }
+
+    pub(crate) fn with_source(kind: Kind, source: impl Into<BoxError>) -> Self {
+        Error {
+            inner: Arc::new(Inner {
+                kind,
+                source: Some(source.into()),
+            }),
+        }
+    }
+
+    pub(crate) fn config(msg: impl Into<String>) -> Self {
+        Error::new(Kind::Config(msg.into()))
+    }
+
+    pub(crate) fn invalid_response(msg: impl Into<String>) -> Self {
+        Error::new(Kind::InvalidResponse(msg.into()))
+    }
+
+    pub(crate) fn kind(&self) -> &Kind {
+        &self.inner.kind
+    }
+
+    /// Wraps an error from a token source of the user's own (see
+    /// [`TokenSource`](crate::token::TokenSource)). It counts as transient.
+    pub fn from_source(source: impl Into<BoxError>) -> Self {
+        Error::with_source(Kind::Source, source)
+    }
+
+    /// A configuration error: an invalid header value, origin, URL or option.
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind(), Kind::Config(_))
+    }
+
+    /// The token endpoint could not be reached or the connection failed.
+    pub fn is_transport(&self) -> bool {
+        matches!(self.kind(), Kind::Transport)
+    }
+
+    /// The token endpoint did not answer within the timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind(), Kind::Timeout)
+    }
+
+    /// The token endpoint answered with an OAuth2 error body (`{"error": ...}`).
+    pub fn is_oauth2(&self) -> bool {
+        matches!(self.root().kind(), Kind::OAuth2(_))
+    }
+
+    /// The OAuth2 error code is `invalid_client`, or the token endpoint answered 401
+    /// without an error body: the client credentials are wrong.
+    pub fn is_invalid_client(&self) -> bool {
+        match self.root().kind() {
+            Kind::OAuth2(e) => e.code == "invalid_client",
+            Kind::Status(s, _) => *s == StatusCode::UNAUTHORIZED,
+            _ => false,
+        }
+    }
+
+    /// The OAuth2 error code is `invalid_grant`: wrong user password, or an expired,
+    /// used or revoked authorization code or refresh token.
+    pub fn is_invalid_grant(&self) -> bool {
+        self.oauth2_code() == Some("invalid_grant")
+    }
+
+    /// The OAuth2 error code is `unauthorized_client`.
+    pub fn is_unauthorized_client(&self) -> bool {
+        self.oauth2_code() == Some("unauthorized_client")
+    }
+
+    /// The OAuth2 error code is `invalid_scope`.
+    pub fn is_invalid_scope(&self) -> bool {
+        self.oauth2_code() == Some("invalid_scope")
+    }
+
+    /// The token response could not be parsed or lacked a usable access token.
+    pub fn is_invalid_response(&self) -> bool {
+        matches!(
+            self.kind(),
+            Kind::InvalidResponse(_) | Kind::ResponseTooLarge(_)
+        )
+    }
+
+    /// The token response body was larger than the cap.
+    pub fn is_response_too_large(&self) -> bool {
+        matches!(self.kind(), Kind::ResponseTooLarge(_))
+    }
+
+    /// The token expired and there was no refresh token nor grant to get a new one.
+    pub fn is_no_token(&self) -> bool {
+        matches!(self.kind(), Kind::NoToken)
+    }
+
+    /// A recent permanent failure put the credential in cool-down: no token request
+    /// was made. [`Error::cause_of_cooldown`] tells the failure.
+    pub fn is_cooling_down(&self) -> bool {
+        matches!(self.kind(), Kind::CoolingDown { .. })
+    }
+
+    /// For a cool-down error, the permanent failure that started it.
+    pub fn cause_of_cooldown(&self) -> Option<&Error> {
+        match self.kind() {
+            Kind::CoolingDown { cause } => Some(cause),
+            _ => None,
+        }
+    }
+
+    /// The `state` returned to the redirect URI did not match the one sent.
+    pub fn is_state_mismatch(&self) -> bool {
+        matches!(self.kind(), Kind::StateMismatch)
+    }
+
+    /// Worth trying again later: connection failures, timeouts, 5xx, 429, and the
+    /// `temporarily_unavailable`/`server_error` OAuth2 codes. Everything else from a
+    /// token endpoint is permanent and starts a cool-down.
+    pub fn is_transient(&self) -> bool {
+        match self.kind() {
+            Kind::Transport | Kind::Timeout | Kind::Source => true,
+            Kind::Status(s, _) => {
+                s.is_server_error()
+                    || *s == StatusCode::TOO_MANY_REQUESTS
+                    || *s == StatusCode::REQUEST_TIMEOUT
+            }
+            Kind::OAuth2(e) => {
+                matches!(
+                    e.code.as_str(),
+                    "temporarily_unavailable" | "server_error" | "slow_down"
+                ) || e.status.is_server_error()
+                    || e.status == StatusCode::TOO_MANY_REQUESTS
+            }
+            // A body we could not read whole or parse, on a 5xx, is the server's trouble.
+            Kind::InvalidResponse(_) | Kind::ResponseTooLarge(_) => false,
+            Kind::CoolingDown { .. } => false,
+            Kind::Config(_) | Kind::NoToken | Kind::StateMismatch => false,
+        }
+    }
+
+    /// The OAuth2 `error` code, if the token endpoint sent one.
+    pub fn oauth2_code(&self) -> Option<&str> {
+        match self.root().kind() {
+            Kind::OAuth2(e) => Some(&e.code),
+            _ => None,
+        }
+    }
+
+    /// The OAuth2 `error_description`, if any.
+    pub fn oauth2_description(&self) -> Option<&str> {
+        match self.root().kind() {
+            Kind::OAuth2(e) => e.description.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The OAuth2 `error_uri`, if any.
+    pub fn oauth2_uri(&self) -> Option<&str> {
+        match self.root().kind() {
+            Kind::OAuth2(e) => e.uri.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the token endpoint's answer, when it gave one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self.root().kind() {
+            Kind::OAuth2(e) => Some(e.status),
+            Kind::Status(s, _) => Some(*s),
+            _ => None,
+        }
+    }
+
+    /// The delay asked for by the token endpoint's `Retry-After` header, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.root().kind() {
+            Kind::OAuth2(e) => e.retry_after,
+            Kind::Status(_, r) => *r,
+            _ => None,
+        }
+    }
+
+    fn root(&self) -> &Error {
+        match self.kind() {
+            Kind::CoolingDown { cause } => cause,
+            _ => self,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind() {
+            Kind::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            Kind::Transport => f.write_str("token endpoint request failed"),
+            Kind::Timeout => f.write_str("token endpoint request timed out"),
+            Kind::OAuth2(e) => {
+                write!(f, "token endpoint error `{}` (HTTP {})", e.code, e.status)?;
+                if let Some(d) = &e.description {
+                    write!(f, ": {d}")?;
+                }
+                Ok(())
+            }
+            Kind::Status(s, _) => write!(f, "token endpoint answered HTTP {s}"),
+            Kind::InvalidResponse(msg) => write!(f, "invalid token response: {msg}"),
+            Kind::ResponseTooLarge(cap) => {
+                write!(f, "token response larger than {cap} bytes")
+            }
+            Kind::NoToken => f.write_str("access token expired and cannot be refreshed"),
+            Kind::CoolingDown { cause } => {
+                write!(f, "no token request made during cool-down after: {cause}")
+            }
+            Kind::StateMismatch => f.write_str("authorization callback `state` does not match"),
+            Kind::Source => f.write_str("token source failed"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind);
+        if let Some(source) = &self.inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.kind() {
+            Kind::CoolingDown { cause } => Some(&**cause),
+            _ => self
+                .inner
+                .source
+                .as_ref()
+                .map(|e| &**e as &(dyn std::error::Error + 'static)),
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! The token endpoint client: builds a grant request the way the server wants it
+//! and sends it through the HTTP service you give.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::{Buf, Bytes};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, Uri};
+use http_body::Body;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use secrecy::{ExposeSecret, SecretString};
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt};
+
+use super::grant::Grant;
+use super::response::parse_token_response;
+use crate::error::{Error, Kind};
+use crate::origin::Origin;
+use crate::token::Token;
+use crate::BoxError;
+
+/// The default cap on a token response body: 1 MiB.
+pub const DEFAULT_MAX_RESPONSE: usize = 1024 * 1024;
+/// The default timeout for one token request, connection to last body byte.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP service a [`TokenClient`] sends through, type-erased.
+pub type HttpService =
+    BoxCloneSyncService<Request<Full<Bytes>>, Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>;
+
+/// Marks a request as a token request. [`AuthService`](crate::AuthService) never
+/// stamps such a request, so a token client given an authenticated client by
+/// mistake cannot send credentials twice or wait on itself.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRequestMarker;
+
+/// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `Authorization: Basic` with id and secret form-urlencoded first, as §2.3.1
+    /// says. The default.
+    Basic,
+    /// `Authorization: Basic` with id and secret as they are, for servers that do
+    /// not decode them.
+    BasicRaw,
+    /// `client_id` and `client_secret` in the request parameters (an empty secret
+    /// is left out).
+    Body,
+    /// A public client: only `client_id` in the parameters.
+    None,
+}
+
+/// Where the grant parameters go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParamStyle {
+    /// `application/x-www-form-urlencoded` body, as RFC 6749 says. The default.
+    Form,
+    /// A JSON object body (Algoreg's `/api/v1/token`).
+    Json,
+    /// The query string, with an empty form-typed body (Altrata's
+    /// `?grant_type=client_credentials`). Refused for grants whose parameters
+    /// are secret (password, code, refresh token, client secret).
+    Query,
+}
+
+/// Sends grant requests to one token endpoint. Cheap to clone.
+///
+/// ```
+/// # use tower_client_auth::oauth2::{ClientAuth, TokenClient};
+/// # fn client<S>(http: S) -> Result<TokenClient, tower_client_auth::Error>
+/// # where S: tower::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Response = http::Response<http_body_util::Full<bytes::Bytes>>, Error = std::convert::Infallible> + Clone + Send + Sync + 'static, S::Future: Send {
+/// let client = TokenClient::builder("https://auth.example.com/oauth/token")
+///     .client_id("my-client")
+///     .client_secret("my-secret")
+///     .client_auth(ClientAuth::Basic)
+///     .build(http)?;
+/// # Ok(client) }
+/// ```
+#[derive(Clone)]
+pub struct TokenClient {
+    http: HttpService,
+    endpoint: Arc<Endpoint>,
+}
+
+struct Endpoint {
+    url: Uri,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    auth: ClientAuth,
+    style: ParamStyle,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    params: Vec<(String, String)>,
+    timeout: Duration,
+    max_response: usize,
+}
+
+impl TokenClient {
+    /// Starts a client for the token endpoint at `token_url`.
+    pub fn builder(token_url: impl Into<String>) -> TokenClientBuilder {
+        TokenClientBuilder {
+            url: token_url.into(),
+            client_id: None,
+            client_secret: None,
+            auth: ClientAuth::Basic,
+            style: ParamStyle::Form,
+            headers: Vec::new(),
+            params: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            max_response: DEFAULT_MAX_RESPONSE,
+            allow_http: false,
+            error: None,
+        }
+    }
+
+    /// The token endpoint URL.
+    pub fn token_url(&self) -> &Uri {
+        &self.endpoint.url
+    }
+
+    /// The client id, if one is set.
+    pub fn client_id(&self) -> Option<&str> {
+        self.endpoint.client_id.as_deref()
+    }
+
+    /// Requests a token with `grant`, asking for `scopes` (none: the server's default).
+    pub fn request_token(
+        &self,
+        grant: &Grant,
+        scopes: &[String],
+    ) -> impl std::future::Future<Output = Result<Token, Error>> + Send + 'static {
+        let request = self.build_request(grant, scopes);
+        let endpoint = self.endpoint.clone();
+        let http = self.http.clone();
+        async move {
+            let timeout = endpoint.timeout;
+            match tokio::time::timeout(timeout, exchange(http, request?, endpoint)).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::new(Kind::Timeout)),
+            }
+        }
+    }
+
+    /// Client credentials grant (RFC 6749 §4.4).
+    pub async fn client_credentials(&self, scopes: &[String]) -> Result<Token, Error> {
+        self.request_token(&Grant::ClientCredentials, scopes).await
+    }
+
+    /// Resource owner password grant (RFC 6749 §4.3).
+    pub async fn password(
+        &self,
+        username: impl Into<String>,
+        password: impl Into<SecretString>,
+        scopes: &[String],
+    ) -> Result<Token, Error> {
+        self.request_token(&Grant::password(username, password), scopes)
+            .await
+    }
+
+    /// Exchanges an authorization code (RFC 6749 §4.1.3), with the PKCE verifier if
+    /// one was used.
+    pub async fn exchange_code(
+        &self,
+        code: impl Into<SecretString>,
+        redirect_uri: Option<&str>,
+        pkce_verifier: Option<&super::PkceVerifier>,
+    ) -> Result<Token, Error> {
+        let grant = Grant::AuthorizationCode {
+            code: code.into(),
+            redirect_uri: redirect_uri.map(str::to_owned),
+            pkce_verifier: pkce_verifier.map(|v| v.secret().clone()),
+        };
+        self.request_token(&grant, &[]).await
+    }
+
+    /// Refresh token grant (RFC 6749 §6). When the answer has no refresh token,
+    /// the one sent is kept in the returned token.
+    pub async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+        scopes: &[String],
+    ) -> Result<Token, Error> {
+        let grant = Grant::RefreshToken {
+            refresh_token: refresh_token.clone(),
+        };
+        let mut token = self.request_token(&grant, scopes).await?;
+        if token.refresh_token.is_none() {
+            token.refresh_token = Some(refresh_token.clone());
+        }
+        Ok(token)
+    }
+
+    pub(crate) fn build_request(
+        &self,
+        grant: &Grant,
+        scopes: &[String],
+    ) -> Result<Request<Full<Bytes>>, Error> {
+        let e = &*self.endpoint;
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(8);
+        let mut secret_params = false;
+        params.push(("grant_type", grant.grant_type()));
+        match grant {
+            Grant::ClientCredentials => {}
+            Grant::Password { username, password } => {
+                params.push(("username", username));
+                params.push(("password", password.expose_secret()));
+                secret_params = true;
+            }
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                pkce_verifier,
+            } => {
+                params.push(("code", code.expose_secret()));
+                if let Some(uri) = redirect_uri {
+                    params.push(("redirect_uri", uri));
+                }
+                if let Some(v) = pkce_verifier {
+                    params.push(("code_verifier", v.expose_secret()));
+                }
+                secret_params = true;
+            }
+            Grant::RefreshToken { refresh_token } => {
+                params.push(("refresh_token", refresh_token.expose_secret()));
+                secret_params = true;
+            }
+        }
+        let scope = scopes.join(" ");
+        if !scope.is_empty() {
+            params.push(("scope", &scope));
+        }
+        for (k, v) in &e.params {
+            params.push((k, v));
+        }
+        let mut authorization = None;
+        match e.auth {
+            ClientAuth::Basic | ClientAuth::BasicRaw => {
+                let id = e.client_id.as_deref().unwrap_or("");
+                let secret = e.client_secret.as_ref().map_or("", |s| s.expose_secret());
+                let raw = if e.auth == ClientAuth::Basic {
+                    format!("{}:{}", form_encode(id), form_encode(secret))
+                } else {
+                    format!("{id}:{secret}")
+                };
+                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                let mut v = HeaderValue::try_from(format!("Basic {encoded}"))
+                    .map_err(|_| Error::config("client credentials are not a valid header"))?;
+                v.set_sensitive(true);
+                authorization = Some(v);
+            }
+            ClientAuth::Body => {
+                if let Some(id) = &e.client_id {
+                    params.push(("client_id", id));
+                }
+                if let Some(secret) = &e.client_secret {
+                    if !secret.expose_secret().is_empty() {
+                        params.push(("client_secret", secret.expose_secret()));
+                        secret_params = true;
+                    }
+                }
+            }
+            ClientAuth::None => {
+                if let Some(id) = &e.client_id {
+                    params.push(("client_id", id));
+                }
+            }
+        }
+
+        let (uri, content_type, body) = match e.style {
+            ParamStyle::Form => (
+                e.url.clone(),
+                "application/x-www-form-urlencoded",
+                Bytes::from(form_body(&params)),
+            ),
+            ParamStyle::Json => {
+                let map: serde_json::Map<String, serde_json::Value> = params
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+                    .collect();
+                let body = serde_json::to_vec(&map)
+                    .map_err(|_| Error::config("cannot encode token request as JSON"))?;
+                (e.url.clone(), "application/json", Bytes::from(body))
+            }
+            ParamStyle::Query => {
+                if secret_params {
+                    return Err(Error::config(
+                        "refusing to put secret grant parameters in a query string",
+                    ));
+                }
+                let query = form_body(&params);
+                let base = e.url.to_string();
+                let sep = if e.url.query().is_some() { '&' } else { '?' };
+                let uri: Uri = format!("{base}{sep}{query}")
+                    .parse()
+                    .map_err(|_| Error::config("token URL with parameters is not a valid URI"))?;
+                (uri, "application/x-www-form-urlencoded", Bytes::new())
+            }
+        };
+
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(v) = authorization {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        for (name, value) in &e.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        request.extensions_mut().insert(TokenRequestMarker);
+        Ok(request)
+    }
+}
+
+async fn exchange(
+    http: HttpService,
+    request: Request<Full<Bytes>>,
+    endpoint: Arc<Endpoint>,
+) -> Result<Token, Error> {
+    let response = http
+        .oneshot(request)
+        .await
+        .map_err(|e| Error::with_source(Kind::Transport, e))?;
+    let (parts, mut body) = response.into_parts();
+    // Read the body frame by frame up to the cap: a huge answer is an error, not an OOM.
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e: BoxError| Error::with_source(Kind::Transport, e))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > endpoint.max_response {
+                return Err(Error::new(Kind::ResponseTooLarge(endpoint.max_response)));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    parse_token_response(parts.status, &parts.headers, &bytes)
+}
+
+fn form_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn form_body(params: &[(&str, &str)]) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        ser.append_pair(k, v);
+    }
+    ser.finish()
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &*self.endpoint;
+        let headers: Vec<&str> = e.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("TokenClient")
+            .field("token_url", &e.url)
+            .field("client_id", &e.client_id)
+            .field(
+                "client_secret",
+                &e.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("client_auth", &e.auth)
+            .field("params_in", &e.style)
+            .field("headers", &headers)
+            .field("timeout", &e.timeout)
+            .finish()
+    }
+}
+
+/// Builds a [`TokenClient`]; errors are reported by [`build`](Self::build).
+pub struct TokenClientBuilder {
+    url: String,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    auth: ClientAuth,
+    style: ParamStyle,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    params: Vec<(String, String)>,
+    timeout: Duration,
+    max_response: usize,
+    allow_http: bool,
+    error: Option<Error>,
+}
+
+impl TokenClientBuilder {
+    /// The client id.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
+    /// The client secret.
+    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// How the client authenticates (default [`ClientAuth::Basic`]).
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Where the parameters go (default [`ParamStyle::Form`]).
+    pub fn params_in(mut self, style: ParamStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// A header sent on every token request, such as Altrata's `x-api-key`. Its value
+    /// is treated as a secret.
+    pub fn header(mut self, name: &str, value: impl Into<SecretString>) -> Self {
+        let value = value.into();
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value.expose_secret()),
+        ) {
+            (Ok(n), Ok(mut v)) if value.expose_secret().is_ascii() => {
+                v.set_sensitive(true);
+                self.headers.push((n, v));
+            }
+            _ => {
+                self.error
+                    .get_or_insert(Error::config("invalid token request header"));
+            }
+        }
+        self
+    }
+
+    /// An extra parameter sent on every token request (`audience`, `resource`, ...).
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// The timeout for one token request (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The cap on a token response body (default 1 MiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response = bytes;
+        self
+    }
+
+    /// Allows a plain `http://` token URL that is not loopback.
+    pub fn allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// Builds the client, sending through `http`: any service that takes
+    /// `Request<Full<Bytes>>`, such as a hyper-util client. Give it the bare client,
+    /// not one wrapped in an [`AuthLayer`](crate::AuthLayer).
+    pub fn build<S, B>(self, http: S) -> Result<TokenClient, Error>
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let url: Uri = self
+            .url
+            .parse()
+            .map_err(|_| Error::config("token URL is not a valid URI"))?;
+        if self.allow_http {
+            Origin::parse_allow_http(&self.url)?;
+        } else {
+            Origin::parse(&self.url)?;
+        }
+        if matches!(self.auth, ClientAuth::Basic | ClientAuth::BasicRaw) && self.client_id.is_none()
+        {
+            return Err(Error::config(
+                "Basic client authentication needs a client id",
+            ));
+        }
+        let http = http
+            .map_response(|res: Response<B>| {
+                res.map(|body| {
+                    body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
+                        .map_err(Into::into)
+                        .boxed_unsync()
+                })
+            })
+            .map_err(Into::into);
+        Ok(TokenClient {
+            http: BoxCloneSyncService::new(http),
+            endpoint: Arc::new(Endpoint {
+                url,
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+                auth: self.auth,
+                style: self.style,
+                headers: self.headers,
+                params: self.params,
+                timeout: self.timeout,
+                max_response: self.max_response,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for TokenClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClientBuilder")
+            .field("token_url", &self.url)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}

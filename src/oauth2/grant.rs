@@ -1,0 +1,212 @@
+//! Grants, and [`OAuth2Source`]: a grant as a [`TokenSource`] for the layer.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use secrecy::SecretString;
+use tokio::time::Instant;
+
+use super::TokenClient;
+use crate::error::{Error, Kind};
+use crate::token::{Token, TokenSource};
+
+/// An OAuth2 grant: what is exchanged for an access token.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Grant {
+    /// Client credentials (RFC 6749 §4.4): the client acts for itself.
+    ClientCredentials,
+    /// Resource owner password credentials (RFC 6749 §4.3).
+    Password {
+        /// The user name (an e-mail address for Algoreg).
+        username: String,
+        /// The password.
+        password: SecretString,
+    },
+    /// Authorization code (RFC 6749 §4.1.3). Single use: a source built on it
+    /// refreshes with the refresh token afterwards.
+    AuthorizationCode {
+        /// The code from the redirect.
+        code: SecretString,
+        /// The redirect URI used in the authorization request, if any.
+        redirect_uri: Option<String>,
+        /// The PKCE verifier, if PKCE was used.
+        pkce_verifier: Option<SecretString>,
+    },
+    /// Refresh token (RFC 6749 §6).
+    RefreshToken {
+        /// The refresh token.
+        refresh_token: SecretString,
+    },
+}
+
+impl Grant {
+    /// A password grant.
+    pub fn password(username: impl Into<String>, password: impl Into<SecretString>) -> Grant {
+        Grant::Password {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The `grant_type` parameter.
+    pub fn grant_type(&self) -> &'static str {
+        match self {
+            Grant::ClientCredentials => "client_credentials",
+            Grant::Password { .. } => "password",
+            Grant::AuthorizationCode { .. } => "authorization_code",
+            Grant::RefreshToken { .. } => "refresh_token",
+        }
+    }
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Grant::Password { username, .. } => f
+                .debug_struct("Password")
+                .field("username", username)
+                .field("password", &"[redacted]")
+                .finish(),
+            other => write!(f, "{}", other.grant_type()),
+        }
+    }
+}
+
+/// An OAuth2 grant as a [`TokenSource`]: fetches tokens with the grant, refreshes
+/// with the refresh token when one is held, and falls back to the grant when the
+/// refresh token is rejected (`invalid_grant`).
+///
+/// ```
+/// # use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+/// # use tower_client_auth::{AuthLayer, Credential};
+/// # fn f(token_client: TokenClient) -> Result<(), tower_client_auth::Error> {
+/// let source = OAuth2Source::client_credentials(token_client).scopes(["read", "write"]);
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source(source)
+///     .build()?;
+/// let layer = AuthLayer::new(credential);
+/// # let _ = layer; Ok(()) }
+/// ```
+pub struct OAuth2Source {
+    client: TokenClient,
+    grant: Option<Grant>,
+    scopes: Vec<String>,
+    seed: Mutex<Seed>,
+}
+
+/// What a source starts from before its first fetch.
+enum Seed {
+    Nothing,
+    Token(Token),
+    RefreshToken(SecretString),
+}
+
+impl OAuth2Source {
+    /// Client credentials: re-run on every refresh (such responses normally carry
+    /// no refresh token).
+    pub fn client_credentials(client: TokenClient) -> Self {
+        Self::new(client, Some(Grant::ClientCredentials))
+    }
+
+    /// Password grant: re-run when there is no refresh token, or when it is rejected.
+    pub fn password(
+        client: TokenClient,
+        username: impl Into<String>,
+        password: impl Into<SecretString>,
+    ) -> Self {
+        Self::new(client, Some(Grant::password(username, password)))
+    }
+
+    /// Starts from a token you already have, such as the result of an authorization
+    /// code exchange, and keeps it fresh with its refresh token. When the refresh
+    /// token is gone or rejected, requests fail with a typed error and no request
+    /// is sent: the user has to authorize again.
+    pub fn from_token(client: TokenClient, token: Token) -> Self {
+        let source = Self::new(client, None);
+        *source.seed.lock().unwrap_or_else(|e| e.into_inner()) = Seed::Token(token);
+        source
+    }
+
+    /// Starts from a stored refresh token.
+    pub fn from_refresh_token(client: TokenClient, refresh_token: impl Into<SecretString>) -> Self {
+        Self::new(client, None).with_refresh_token(refresh_token)
+    }
+
+    /// Any grant.
+    pub fn new(client: TokenClient, grant: Option<Grant>) -> Self {
+        OAuth2Source {
+            client,
+            grant,
+            scopes: Vec::new(),
+            seed: Mutex::new(Seed::Nothing),
+        }
+    }
+
+    /// The scopes to ask for.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A refresh token to use before the grant.
+    pub fn with_refresh_token(self, refresh_token: impl Into<SecretString>) -> Self {
+        *self.seed.lock().unwrap_or_else(|e| e.into_inner()) =
+            Seed::RefreshToken(refresh_token.into());
+        self
+    }
+}
+
+impl TokenSource for OAuth2Source {
+    fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+        let seed = std::mem::replace(
+            &mut *self.seed.lock().unwrap_or_else(|e| e.into_inner()),
+            Seed::Nothing,
+        );
+        let mut refresh_token = previous.and_then(|p| p.refresh_token.clone());
+        match seed {
+            Seed::Nothing => {}
+            Seed::Token(token) => {
+                if token.expires_at().is_none_or(|at| at > Instant::now()) {
+                    return Box::pin(async move { Ok(token) });
+                }
+                refresh_token = refresh_token.or(token.refresh_token);
+            }
+            Seed::RefreshToken(rt) => refresh_token = refresh_token.or(Some(rt)),
+        }
+        let client = self.client.clone();
+        let grant = self.grant.clone();
+        let scopes = Arc::new(self.scopes.clone());
+        Box::pin(async move {
+            if let Some(rt) = refresh_token {
+                match client.refresh(&rt, &scopes).await {
+                    Ok(token) => return Ok(token),
+                    Err(e) if e.is_invalid_grant() && grant.is_some() => {
+                        tracing::debug!("refresh token rejected, running the grant again");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            match grant {
+                Some(grant) => client.request_token(&grant, &scopes).await,
+                None => Err(Error::new(Kind::NoToken)),
+            }
+        })
+    }
+}
+
+impl fmt::Debug for OAuth2Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2Source")
+            .field("client", &self.client)
+            .field("grant", &self.grant)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}

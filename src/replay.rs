@@ -1,0 +1,320 @@
+//! A request body that can be sent twice.
+//!
+//! Retrying a request after a 401 needs its body again, but the inner service
+//! consumed the first one. [`ReplayBody`] wraps any [`http_body::Body`]: while the
+//! inner service streams it, each data frame is kept (a refcount bump for `Bytes`
+//! data, a copy otherwise) up to a cap, and the trailers too. On a retry, a second
+//! `ReplayBody` yields the kept frames, then takes over the original body for
+//! whatever the first send had not read yet.
+//!
+//! Rules that keep it correct (two known bugs in prior art were a panic and
+//! duplicated bytes on replay):
+//!
+//! * there is at most one replay, and once it is created the first body stops
+//!   reading the original (it yields an error instead), so no byte is read by
+//!   both and none is lost;
+//! * the kept frames are frozen when the replay starts: the replay yields each
+//!   of them exactly once, in order, then new frames straight from the original;
+//! * past the cap, or after the original failed, nothing can be replayed and the
+//!   layer hands back the 401 unchanged;
+//! * a body that is already empty costs nothing: its replay is an empty body.
+//!
+//! [`AuthService`](crate::AuthService) gives the inner service
+//! `Request<ReplayBody<B>>`; with retries off or for requests that carry no managed
+//! token, `ReplayBody` only forwards to `B`.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::BoxError;
+
+/// The default cap on the bytes kept for a replay: 64 KiB.
+pub const DEFAULT_MAX_REPLAY_BODY: usize = 64 * 1024;
+
+pin_project! {
+    /// A request body that forwards to `B` and, when asked to, keeps what it sends
+    /// so the request can be sent again. See the [module docs](self).
+    pub struct ReplayBody<B> {
+        #[pin]
+        inner: Inner<B>,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    enum Inner<B> {
+        Passthrough { #[pin] body: B },
+        Empty,
+        Recorded {
+            shared: Arc<Mutex<Recording<B>>>,
+            replay: bool,
+            pos: usize,
+            trailers_sent: bool,
+        },
+    }
+}
+
+pub(crate) struct Recording<B> {
+    body: Option<Pin<Box<B>>>,
+    chunks: Vec<Bytes>,
+    len: usize,
+    cap: usize,
+    overflowed: bool,
+    failed: bool,
+    trailers: Option<HeaderMap>,
+    ended: bool,
+    replay_started: bool,
+}
+
+/// What the layer keeps to make the replay later.
+pub(crate) enum ReplayHandle<B> {
+    Empty,
+    Recorded(Arc<Mutex<Recording<B>>>),
+}
+
+fn lock<B>(m: &Mutex<Recording<B>>) -> MutexGuard<'_, Recording<B>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<B: Body> ReplayBody<B> {
+    /// A body that only forwards to `body`.
+    pub fn passthrough(body: B) -> Self {
+        ReplayBody {
+            inner: Inner::Passthrough { body },
+        }
+    }
+
+    /// Wraps `body` so that it can be replayed once, keeping up to `cap` bytes.
+    /// `None` for the handle when the body is known to be larger than `cap`.
+    pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<ReplayHandle<B>>) {
+        if body.is_end_stream() {
+            return (ReplayBody::passthrough(body), Some(ReplayHandle::Empty));
+        }
+        if body.size_hint().lower() > cap as u64 {
+            return (ReplayBody::passthrough(body), None);
+        }
+        let shared = Arc::new(Mutex::new(Recording {
+            body: Some(Box::pin(body)),
+            chunks: Vec::new(),
+            len: 0,
+            cap,
+            overflowed: false,
+            failed: false,
+            trailers: None,
+            ended: false,
+            replay_started: false,
+        }));
+        let first = ReplayBody {
+            inner: Inner::Recorded {
+                shared: shared.clone(),
+                replay: false,
+                pos: 0,
+                trailers_sent: false,
+            },
+        };
+        (first, Some(ReplayHandle::Recorded(shared)))
+    }
+}
+
+impl<B> ReplayHandle<B> {
+    /// The second body, or `None` when what was sent cannot be replayed.
+    pub(crate) fn replay(self) -> Option<ReplayBody<B>> {
+        match self {
+            ReplayHandle::Empty => Some(ReplayBody {
+                inner: Inner::Empty,
+            }),
+            ReplayHandle::Recorded(shared) => {
+                let mut rec = lock(&shared);
+                if rec.overflowed || rec.failed || rec.replay_started {
+                    return None;
+                }
+                rec.replay_started = true;
+                drop(rec);
+                Some(ReplayBody {
+                    inner: Inner::Recorded {
+                        shared,
+                        replay: true,
+                        pos: 0,
+                        trailers_sent: false,
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// The first body was superseded by its replay and will not yield more.
+#[derive(Debug)]
+pub struct BodyReplayed;
+
+impl fmt::Display for BodyReplayed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request body was handed over to a retry")
+    }
+}
+
+impl std::error::Error for BodyReplayed {}
+
+impl<B> Body for ReplayBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().inner.project() {
+            InnerProj::Passthrough { body } => match body.poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(
+                    frame.map_data(|mut d| d.copy_to_bytes(d.remaining()))
+                ))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            InnerProj::Empty => Poll::Ready(None),
+            InnerProj::Recorded {
+                shared,
+                replay,
+                pos,
+                trailers_sent,
+            } => {
+                let mut rec = lock(shared);
+                let rec = &mut *rec;
+                if !*replay && rec.replay_started {
+                    return Poll::Ready(Some(Err(BodyReplayed.into())));
+                }
+                if *replay && *pos < rec.chunks.len() {
+                    *pos += 1;
+                    return Poll::Ready(Some(Ok(Frame::data(rec.chunks[*pos - 1].clone()))));
+                }
+                if rec.ended {
+                    // Only the replay re-sends kept trailers; the first body sent
+                    // them straight from the original.
+                    if *replay && !*trailers_sent {
+                        *trailers_sent = true;
+                        if let Some(t) = rec.trailers.clone() {
+                            return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                        }
+                    }
+                    return Poll::Ready(None);
+                }
+                let Some(body) = rec.body.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match body.as_mut().poll_frame(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(None) => {
+                        rec.ended = true;
+                        rec.body = None;
+                        Poll::Ready(None)
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        rec.failed = true;
+                        Poll::Ready(Some(Err(e.into())))
+                    }
+                    Poll::Ready(Some(Ok(frame))) => {
+                        let frame = frame.map_data(|mut d| d.copy_to_bytes(d.remaining()));
+                        if let Some(data) = frame.data_ref() {
+                            // Keep frames only while a replay may still happen.
+                            if !rec.replay_started && !rec.overflowed {
+                                if rec.len + data.len() > rec.cap {
+                                    rec.overflowed = true;
+                                    rec.chunks = Vec::new();
+                                } else {
+                                    rec.len += data.len();
+                                    rec.chunks.push(data.clone());
+                                }
+                            }
+                        } else if let Some(t) = frame.trailers_ref() {
+                            // Trailers end the body.
+                            if *replay {
+                                *trailers_sent = true;
+                            } else {
+                                rec.trailers = Some(t.clone());
+                            }
+                            rec.ended = true;
+                            rec.body = None;
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Passthrough { body } => body.is_end_stream(),
+            Inner::Empty => true,
+            Inner::Recorded {
+                shared,
+                replay,
+                pos,
+                trailers_sent,
+            } => {
+                let rec = lock(shared);
+                if !*replay {
+                    return rec.ended || rec.replay_started;
+                }
+                *pos >= rec.chunks.len() && rec.ended && (*trailers_sent || rec.trailers.is_none())
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Passthrough { body } => body.size_hint(),
+            Inner::Empty => SizeHint::with_exact(0),
+            Inner::Recorded {
+                shared,
+                replay,
+                pos,
+                ..
+            } => {
+                let rec = lock(shared);
+                let kept: u64 = if *replay {
+                    rec.chunks[(*pos).min(rec.chunks.len())..]
+                        .iter()
+                        .map(|c| c.len() as u64)
+                        .sum()
+                } else {
+                    0
+                };
+                let rest = match &rec.body {
+                    Some(b) if !rec.ended => b.size_hint(),
+                    _ => SizeHint::with_exact(0),
+                };
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + kept);
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + kept);
+                }
+                hint
+            }
+        }
+    }
+}
+
+impl<B> fmt::Debug for ReplayBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.inner {
+            Inner::Passthrough { .. } => "passthrough",
+            Inner::Empty => "empty",
+            Inner::Recorded { replay: false, .. } => "recording",
+            Inner::Recorded { replay: true, .. } => "replay",
+        };
+        f.debug_struct("ReplayBody").field("kind", &kind).finish()
+    }
+}

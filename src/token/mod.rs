@@ -1,0 +1,178 @@
+//! Managed tokens: the [`Token`] type, the [`TokenSource`] trait that yields them,
+//! and the cache that keeps one fresh for a credential.
+//!
+//! The cache ([`ManagedOptions`] tunes it) holds the current token with its
+//! `Authorization` header value computed once, so that a request with a valid token
+//! costs one atomic load and a refcount bump. A background task refreshes the
+//! token ahead of expiry; a request that finds no valid token, or that got a 401,
+//! joins the single token request in flight for that credential.
+//!
+//! A token source of your own:
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures_util::future::BoxFuture;
+//! use tower_client_auth::{Credential, Error};
+//! use tower_client_auth::token::{Token, TokenSource};
+//!
+//! struct Vault;
+//!
+//! impl TokenSource for Vault {
+//!     fn fetch(&self, _previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+//!         Box::pin(async {
+//!             // ask your secret store here
+//!             Ok(Token::bearer("from-the-vault", Some(Duration::from_secs(600))))
+//!         })
+//!     }
+//! }
+//!
+//! let cred = Credential::builder()
+//!     .origin("https://api.example.com")
+//!     .token_source(Vault)
+//!     .build()?;
+//! assert!(cred.is_managed());
+//! # Ok::<(), Error>(())
+//! ```
+
+mod manager;
+mod options;
+
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use secrecy::SecretString;
+use tokio::time::Instant;
+
+use crate::error::Error;
+
+pub(crate) use manager::{Stamped, TokenManager};
+pub use options::ManagedOptions;
+
+/// The longest lifetime a token is taken to have; larger `expires_in` values are
+/// clamped to it so that deadline arithmetic cannot overflow.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// An access token with what came with it.
+#[derive(Clone)]
+pub struct Token {
+    pub(crate) access_token: SecretString,
+    pub(crate) token_type: String,
+    pub(crate) expires_in: Option<Duration>,
+    pub(crate) received_at: Instant,
+    pub(crate) refresh_token: Option<SecretString>,
+    pub(crate) scope: Option<String>,
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Token {
+    /// A bearer token that lives `expires_in` from now (`None`: until a 401 says otherwise).
+    pub fn bearer(access_token: impl Into<SecretString>, expires_in: Option<Duration>) -> Token {
+        Token {
+            access_token: access_token.into(),
+            token_type: "Bearer".to_owned(),
+            expires_in: expires_in.map(|d| d.min(MAX_LIFETIME)),
+            received_at: Instant::now(),
+            refresh_token: None,
+            scope: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets the refresh token.
+    pub fn with_refresh_token(mut self, refresh_token: impl Into<SecretString>) -> Token {
+        self.refresh_token = Some(refresh_token.into());
+        self
+    }
+
+    /// The access token. Handle with care: this is the secret.
+    pub fn access_token(&self) -> &SecretString {
+        &self.access_token
+    }
+
+    /// The token type, normalised: `Bearer` for any casing of `bearer`.
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// The lifetime the server gave (clamped to [`MAX_LIFETIME`]), if any.
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in
+    }
+
+    /// When the token expires, if known.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.expires_in.map(|d| self.received_at + d)
+    }
+
+    /// When the token was received.
+    pub fn received_at(&self) -> Instant {
+        self.received_at
+    }
+
+    /// The refresh token, if the server sent one (or one was kept from before).
+    pub fn refresh_token(&self) -> Option<&SecretString> {
+        self.refresh_token.as_ref()
+    }
+
+    /// The granted scope, which may differ from the one requested (RFC 6749 §3.3).
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// Members of the token response this crate does not interpret (for example
+    /// `id_token`). They may be secret: `Debug` prints only their names.
+    pub fn extra(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.extra
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let extra: Vec<&String> = self.extra.keys().collect();
+        f.debug_struct("Token")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scope", &self.scope)
+            .field("extra", &extra)
+            .finish()
+    }
+}
+
+/// Something that yields access tokens: an OAuth2 grant
+/// ([`oauth2::OAuth2Source`](crate::oauth2::OAuth2Source)), or a source of your own.
+///
+/// The cache calls `fetch` once per refresh, never concurrently for one credential.
+/// `previous` is the token being replaced, if any, so that a source can use its
+/// refresh token. Return errors built by this crate (for OAuth2) or wrap your own
+/// with [`Error::from_source`]; [`Error::is_transient`] decides whether the cache
+/// retries with backoff or cools down.
+pub trait TokenSource: Send + Sync + 'static {
+    /// Fetches a new token.
+    fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>>;
+}
+
+/// A snapshot of a managed credential's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Token requests made to the source (each attempt counts).
+    pub token_requests: u64,
+    /// Token requests that failed.
+    pub token_failures: u64,
+    /// Requests that waited for a token request started by someone else.
+    pub coalesced_waiters: u64,
+    /// Requests re-sent after a 401.
+    pub retries_on_401: u64,
+    /// Refreshes started in the background before expiry.
+    pub refreshes_ahead: u64,
+    /// The generation of the current token (1 for the first, 0 for none yet).
+    pub generation: u64,
+    /// When the current token expires, if known.
+    pub expires_at: Option<Instant>,
+}

@@ -1,0 +1,120 @@
+use std::time::Duration;
+
+/// How a managed token is kept fresh, and how failures are handled.
+///
+/// The defaults suit tokens from a few seconds to many hours:
+///
+/// * a token is refreshed in the background when it enters the last tenth of its
+///   lifetime, but no earlier than [`max_refresh_ahead`](Self::max_refresh_ahead)
+///   (5 minutes) before expiry: an 8-hour token refreshes 5 minutes early, a 1-hour
+///   token 5 minutes early, a 2-second token 0.2 s early;
+/// * requests stop using a token a margin before its expiry (a twentieth of its
+///   lifetime, at most [`max_expiry_margin`](Self::max_expiry_margin), 10 s), so it
+///   does not expire in flight;
+/// * a transient failure (connection error, timeout, 5xx, 429) is retried within the
+///   same token request up to [`max_attempts`](Self::max_attempts) times with
+///   exponential backoff and jitter, honouring `Retry-After`;
+/// * a permanent failure (`invalid_client`, `invalid_grant`, a 401 from the token
+///   endpoint, ...) starts a cool-down of [`cooldown`](Self::cooldown), doubling on
+///   each repeat up to a cap (1 hour; both set by `cooldown`), during which no token
+///   request is made at all: wrong credentials never lock an account.
+#[derive(Debug, Clone)]
+pub struct ManagedOptions {
+    pub(crate) max_refresh_ahead: Duration,
+    pub(crate) max_expiry_margin: Duration,
+    pub(crate) default_lifetime: Option<Duration>,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) cooldown: Duration,
+    pub(crate) max_cooldown: Duration,
+}
+
+impl Default for ManagedOptions {
+    fn default() -> Self {
+        ManagedOptions {
+            max_refresh_ahead: Duration::from_secs(300),
+            max_expiry_margin: Duration::from_secs(10),
+            default_lifetime: None,
+            max_attempts: 3,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            cooldown: Duration::from_secs(60),
+            max_cooldown: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl ManagedOptions {
+    /// Defaults (see the type's docs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most a token is refreshed ahead of its expiry (default 5 minutes).
+    pub fn max_refresh_ahead(mut self, d: Duration) -> Self {
+        self.max_refresh_ahead = d;
+        self
+    }
+
+    /// The most a token is retired ahead of its expiry (default 10 s).
+    pub fn max_expiry_margin(mut self, d: Duration) -> Self {
+        self.max_expiry_margin = d;
+        self
+    }
+
+    /// The lifetime assumed when the server gives none (`expires_in` absent, null,
+    /// zero or negative). Default: none, the token is used until a 401.
+    pub fn default_lifetime(mut self, d: Option<Duration>) -> Self {
+        self.default_lifetime = d;
+        self
+    }
+
+    /// Attempts per token request for transient failures (default 3, at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// First backoff delay and the cap (defaults 200 ms and 30 s).
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max.max(base);
+        self
+    }
+
+    /// Cool-down after a permanent failure and its cap (defaults 60 s and 1 h).
+    pub fn cooldown(mut self, first: Duration, max: Duration) -> Self {
+        self.cooldown = first;
+        self.max_cooldown = max.max(first);
+        self
+    }
+
+    /// When to refresh ahead and when to stop using a token, as delays after it was
+    /// received, for a token that lives `lifetime`.
+    pub(crate) fn schedule(&self, lifetime: Duration) -> (Duration, Duration) {
+        let ahead = (lifetime / 10).min(self.max_refresh_ahead);
+        let margin = (lifetime / 20).min(self.max_expiry_margin);
+        (lifetime - ahead, lifetime - margin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_suits_short_and_long_tokens() {
+        let o = ManagedOptions::default();
+        let s = Duration::from_secs;
+        // 8-hour Altrata token: refresh 5 min early, retire 10 s early.
+        assert_eq!(o.schedule(s(28_800)), (s(28_500), s(28_790)));
+        // 1-hour Algoreg token.
+        assert_eq!(o.schedule(s(3_600)), (s(3_300), s(3_590)));
+        // 2-second token: refresh at 1.8 s, retire at 1.9 s, not on every request.
+        assert_eq!(
+            o.schedule(s(2)),
+            (Duration::from_millis(1_800), Duration::from_millis(1_900))
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! No secret in any public type's `Debug`, nor in errors.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::service_fn;
+use tower_client_auth::oauth2::{AuthorizationUrl, Grant, OAuth2Source, PkceVerifier, TokenClient};
+use tower_client_auth::token::{ManagedOptions, Token};
+use tower_client_auth::{AuthLayer, AuthService, Credential, ReplayBody};
+
+const SECRETS: &[&str] = &[
+    "PASSWORD-1",
+    "TOKEN-2",
+    "APIKEY-3",
+    "CLIENTSECRET-4",
+    "REFRESH-5",
+    "IDTOKEN-6",
+    "HEADER-7",
+    // base64 of "user:PASSWORD-1"
+    "dXNlcjpQQVNTV09SRC0x",
+];
+
+fn assert_clean(what: &str, text: String) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "{what} leaks {s}: {text}");
+    }
+}
+
+#[test]
+fn debug_of_every_public_type_is_redacted() {
+    let http = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let client = TokenClient::builder("https://auth.example.com/token")
+        .client_id("id")
+        .client_secret("CLIENTSECRET-4")
+        .header("x-api-key", "APIKEY-3")
+        .build(http)
+        .unwrap();
+    assert_clean("TokenClient", format!("{client:?}"));
+    let builder = TokenClient::builder("https://a.example/t").client_secret("CLIENTSECRET-4");
+    assert_clean("TokenClientBuilder", format!("{builder:?}"));
+
+    let grant = Grant::password("user", "PASSWORD-1");
+    assert_clean("Grant", format!("{grant:?}"));
+    let grant = Grant::RefreshToken {
+        refresh_token: "REFRESH-5".into(),
+    };
+    assert_clean("Grant", format!("{grant:?}"));
+
+    let source = OAuth2Source::password(client.clone(), "user", "PASSWORD-1");
+    assert_clean("OAuth2Source", format!("{source:?}"));
+
+    let cred_builder = Credential::builder()
+        .origin("https://api.example.com")
+        .basic("user", "PASSWORD-1")
+        .api_key("x-api-key", "APIKEY-3")
+        .header("x-other", "HEADER-7");
+    assert_clean("CredentialBuilder", format!("{cred_builder:?}"));
+    let cred = cred_builder.build().unwrap();
+    assert_clean("Credential", format!("{cred:?}"));
+    let layer = AuthLayer::new(cred.clone());
+    assert_clean("AuthLayer", format!("{layer:?}"));
+    let svc = AuthService::new((), cred);
+    assert_clean("AuthService", format!("{svc:?}"));
+
+    let managed = Credential::builder()
+        .origin("https://api.example.com")
+        .api_key("x-api-key", "APIKEY-3")
+        .token_source_with(source, ManagedOptions::default())
+        .build()
+        .unwrap();
+    assert_clean("managed Credential", format!("{managed:?}"));
+    assert_clean("Stats", format!("{:?}", managed.stats()));
+
+    let mut extra = serde_json::Map::new();
+    extra.insert("id_token".into(), "IDTOKEN-6".into());
+    let token =
+        Token::bearer("TOKEN-2", Some(Duration::from_secs(60))).with_refresh_token("REFRESH-5");
+    assert_clean("Token", format!("{token:?}"));
+
+    let verifier = PkceVerifier::generate().unwrap();
+    let v = secrecy::ExposeSecret::expose_secret(verifier.secret()).to_owned();
+    assert!(!format!("{verifier:?}").contains(&v));
+    let req = AuthorizationUrl::new("https://as.example/a", "cid", "https://app/cb")
+        .build()
+        .unwrap();
+    assert!(!format!("{req:?}").contains(req.state()));
+    let code = req
+        .verify_callback(&format!("code=TOKEN-2&state={}", req.state()))
+        .unwrap();
+    assert_clean("AuthorizationCode", format!("{code:?}"));
+
+    let body = ReplayBody::passthrough(Full::new(Bytes::from_static(b"TOKEN-2")));
+    assert_clean("ReplayBody", format!("{body:?}"));
+}
+
+#[test]
+fn errors_carry_no_secret() {
+    let errors = [
+        Credential::bearer("https://a.example", "TOKEN-2\n").unwrap_err(),
+        Credential::api_key("https://a.example", "x-api-key", "APIKEY-3\u{e9}").unwrap_err(),
+        Credential::basic("https://a.example", "us:er", "PASSWORD-1").unwrap_err(),
+        Credential::builder()
+            .origin("http://remote.example")
+            .bearer("TOKEN-2")
+            .build()
+            .unwrap_err(),
+    ];
+    for e in errors {
+        assert_clean("Error Display", e.to_string());
+        assert_clean("Error Debug", format!("{e:?}"));
+    }
+}
