@@ -60,6 +60,7 @@ use tower_service::Service;
 
 use crate::credential::Credential;
 use crate::future::{ResponseFuture, RetryCtx};
+use crate::oauth2::TokenRequestMarker;
 use crate::replay::{ReplayBody, DEFAULT_MAX_REPLAY_BODY};
 use crate::BoxError;
 
@@ -178,7 +179,11 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let credential = &self.config.credential;
-        if !credential.applies_to(req.uri()) {
+        // A token request (see `TokenRequestMarker`) is never stamped: it carries its
+        // own client authentication, and waiting on our own token would deadlock.
+        if !credential.applies_to(req.uri())
+            || req.extensions().get::<TokenRequestMarker>().is_some()
+        {
             return ResponseFuture::call(self.inner.call(req.map(ReplayBody::passthrough)));
         }
         let Some(manager) = &credential.inner.managed else {

@@ -84,3 +84,49 @@ pub fn text(status: u16, body: &str) -> Response<Full<Bytes>> {
 pub fn header<'a>(req: &'a Seen, name: &str) -> Option<&'a str> {
     req.headers().get(name).map(|v| v.to_str().unwrap())
 }
+
+/// Requests a test server received, in order.
+#[derive(Clone, Default)]
+pub struct Log(pub Arc<std::sync::Mutex<Vec<Seen>>>);
+
+impl Log {
+    pub fn push(&self, req: &Seen) {
+        let mut copy = Request::new(req.body().clone());
+        *copy.method_mut() = req.method().clone();
+        *copy.uri_mut() = req.uri().clone();
+        *copy.headers_mut() = req.headers().clone();
+        self.0.lock().unwrap().push(copy);
+    }
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    pub fn get(&self, i: usize) -> Seen {
+        let log = self.0.lock().unwrap();
+        let r = &log[i];
+        let mut copy = Request::new(r.body().clone());
+        *copy.method_mut() = r.method().clone();
+        *copy.uri_mut() = r.uri().clone();
+        *copy.headers_mut() = r.headers().clone();
+        copy
+    }
+    pub fn body(&self, i: usize) -> String {
+        String::from_utf8(self.get(i).body().to_vec()).unwrap()
+    }
+}
+
+/// A server that logs every request and answers with `respond`.
+pub async fn logging_server<F>(respond: F) -> (String, Log)
+where
+    F: Fn(&Seen, usize) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let log = Log::default();
+    let l = log.clone();
+    let addr = serve(move |req: Seen| {
+        l.push(&req);
+        let n = l.len();
+        let res = respond(&req, n);
+        async move { res }
+    })
+    .await;
+    (format!("http://{addr}"), log)
+}
