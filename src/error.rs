@@ -52,7 +52,7 @@ pub(crate) enum Kind {
     /// The callback's `state` did not match.
     StateMismatch,
     /// A token source of the user's own failed.
-    Source,
+    Source { permanent: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -93,9 +93,21 @@ impl Error {
     }
 
     /// Wraps an error from a token source of the user's own (see
-    /// [`TokenSource`](crate::token::TokenSource)). It counts as transient.
+    /// [`TokenSource`](crate::token::TokenSource)). It counts as transient: the
+    /// cache retries with backoff.
     pub fn from_source(source: impl Into<BoxError>) -> Self {
-        Error::with_source(Kind::Source, source)
+        Error::with_source(Kind::Source { permanent: false }, source)
+    }
+
+    /// Wraps an error from a token source of the user's own that will not go away
+    /// by retrying (wrong credentials, say): the cache cools down.
+    pub fn permanent(source: impl Into<BoxError>) -> Self {
+        Error::with_source(Kind::Source { permanent: true }, source)
+    }
+
+    /// The error came from a token source of the user's own.
+    pub fn is_source(&self) -> bool {
+        matches!(self.root().kind(), Kind::Source { .. })
     }
 
     /// A configuration error: an invalid header value, origin, URL or option.
@@ -186,7 +198,8 @@ impl Error {
     /// token endpoint is permanent and starts a cool-down.
     pub fn is_transient(&self) -> bool {
         match self.kind() {
-            Kind::Transport | Kind::Timeout | Kind::Source => true,
+            Kind::Transport | Kind::Timeout => true,
+            Kind::Source { permanent } => !permanent,
             Kind::Status(s, _) => {
                 s.is_server_error()
                     || *s == StatusCode::TOO_MANY_REQUESTS
@@ -279,7 +292,7 @@ impl fmt::Display for Error {
                 write!(f, "no token request made during cool-down after: {cause}")
             }
             Kind::StateMismatch => f.write_str("authorization callback `state` does not match"),
-            Kind::Source => f.write_str("token source failed"),
+            Kind::Source { .. } => f.write_str("token source failed"),
         }
     }
 }

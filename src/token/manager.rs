@@ -194,7 +194,14 @@ impl TokenManager {
                         drop(state);
                         m.changed.notify_waiters();
                     }
-                    Err(Error::with_source(Kind::Source, join.to_string()))
+                    Err(Error::with_source(
+                        Kind::Source { permanent: false },
+                        if join.is_panic() {
+                            "token source panicked"
+                        } else {
+                            "token request cancelled (runtime shutting down)"
+                        },
+                    ))
                 }
             }
         }

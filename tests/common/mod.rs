@@ -130,3 +130,64 @@ where
     .await;
     (format!("http://{addr}"), log)
 }
+
+pub mod source {
+    //! An in-process token source with a script, for paused-time tests.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures_util::future::BoxFuture;
+    use tower_client_auth::token::{Token, TokenSource};
+    use tower_client_auth::Error;
+
+    type Script = dyn Fn(usize) -> (Duration, Result<Token, Error>) + Send + Sync;
+
+    #[derive(Clone)]
+    pub struct Scripted {
+        pub calls: Arc<AtomicUsize>,
+        script: Arc<Script>,
+    }
+
+    impl Scripted {
+        /// `script(n)` for the n-th fetch (from 1): a delay, then the outcome.
+        pub fn new(
+            script: impl Fn(usize) -> (Duration, Result<Token, Error>) + Send + Sync + 'static,
+        ) -> Self {
+            Scripted {
+                calls: Arc::new(AtomicUsize::new(0)),
+                script: Arc::new(script),
+            }
+        }
+
+        /// Tokens `tok-1`, `tok-2`, ... living `lifetime`, after `delay`.
+        pub fn tokens(lifetime: Option<Duration>, delay: Duration) -> Self {
+            Scripted::new(move |n| (delay, Ok(Token::bearer(format!("tok-{n}"), lifetime))))
+        }
+
+        pub fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    impl TokenSource for Scripted {
+        fn fetch(&self, _previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let script = self.script.clone();
+            Box::pin(async move {
+                let (delay, outcome) = (script)(n);
+                tokio::time::sleep(delay).await;
+                // The token's lifetime starts when it arrives.
+                outcome.map(|t| {
+                    let lifetime = t.expires_in();
+                    let access = secrecy::ExposeSecret::expose_secret(t.access_token()).to_owned();
+                    let fresh = Token::bearer(access, lifetime);
+                    match t.refresh_token() {
+                        Some(rt) => fresh.with_refresh_token(rt.clone()),
+                        None => fresh,
+                    }
+                })
+            })
+        }
+    }
+}
