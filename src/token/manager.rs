@@ -378,7 +378,8 @@ async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>) {
                             tracing::debug!(generation = cur.generation, "token retired at expiry");
                             None
                         } else if now < refresh_at {
-                            Some(refresh_at)
+                            // With no refresh-ahead window, retirement comes first.
+                            Some(refresh_at.min(stale_at))
                         } else {
                             match m.refresh_ahead(cur.generation) {
                                 Ahead::Running => Some(stale_at),
