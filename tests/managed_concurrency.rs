@@ -70,7 +70,8 @@ fn request(i: usize) -> Request<Full<Bytes>> {
 async fn ten_thousand_requests_on_an_empty_cache_make_one_token_request() {
     let (url, count) = token_server(Duration::from_millis(50), 3600).await;
     let cred = credential(&url);
-    let api = service_fn(|req: ApiReq| async move { Ok::<_, Infallible>(Response::new(auth_of(&req))) });
+    let api =
+        service_fn(|req: ApiReq| async move { Ok::<_, Infallible>(Response::new(auth_of(&req))) });
     let svc = AuthLayer::new(cred.clone()).layer(api);
     let tasks: Vec<_> = (0..N)
         .map(|i| tokio::spawn(svc.clone().oneshot(request(i))))
@@ -94,14 +95,15 @@ async fn ten_thousand_requests_on_an_expired_cache_make_one_token_request() {
         .client_secret("cs")
         .build(client())
         .unwrap();
-    let options = tower_client_auth::token::ManagedOptions::default()
-        .max_refresh_ahead(Duration::ZERO);
+    let options =
+        tower_client_auth::token::ManagedOptions::default().max_refresh_ahead(Duration::ZERO);
     let cred = Credential::builder()
         .origin(API)
         .token_source_with(OAuth2Source::client_credentials(tc), options)
         .build()
         .unwrap();
-    let api = service_fn(|req: ApiReq| async move { Ok::<_, Infallible>(Response::new(auth_of(&req))) });
+    let api =
+        service_fn(|req: ApiReq| async move { Ok::<_, Infallible>(Response::new(auth_of(&req))) });
     let svc = AuthLayer::new(cred.clone()).layer(api);
     cred.token().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -112,7 +114,11 @@ async fn ten_thousand_requests_on_an_expired_cache_make_one_token_request() {
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap().into_body(), "Bearer at-2");
     }
-    assert_eq!(count.load(Ordering::SeqCst), 2, "one token request for the burst");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        2,
+        "one token request for the burst"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +169,8 @@ async fn ten_thousand_401s_make_one_refresh_and_one_retry_each() {
 async fn a_cancelled_initiator_does_not_wedge_the_rest() {
     let (url, count) = token_server(Duration::from_millis(300), 3600).await;
     let cred = credential(&url);
-    let api = service_fn(|req: ApiReq| async move { Ok::<_, Infallible>(Response::new(auth_of(&req))) });
+    let api =
+        service_fn(|req: ApiReq| async move { Ok::<_, Infallible>(Response::new(auth_of(&req))) });
     let svc = AuthLayer::new(cred.clone()).layer(api);
     let initiator = tokio::spawn(svc.clone().oneshot(request(0)));
     tokio::time::sleep(Duration::from_millis(50)).await;
