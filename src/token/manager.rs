@@ -16,7 +16,6 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
@@ -25,6 +24,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::core::{backoff, Ahead, Core, Current, Decision};
 use super::{ManagedOptions, Stats, Token, TokenSource};
 use crate::error::{Error, Kind};
 
@@ -71,21 +71,10 @@ struct Counters {
 
 #[derive(Default)]
 struct State {
-    flight: Option<(u64, Flight)>,
-    flights_started: u64,
-    generation: u64,
-    /// No new token request before this instant (backoff or cool-down).
-    not_before: Option<Instant>,
-    last_error: Option<Error>,
-    consecutive_failures: u32,
-    consecutive_permanent: u32,
+    core: Core,
+    /// The shared handle of the token request `core` says is in flight.
+    flight: Option<Flight>,
     driver_started: bool,
-}
-
-/// What the driver found when a refresh ahead was due.
-enum Ahead {
-    Running,
-    NotBefore(Instant),
 }
 
 impl TokenManager {
@@ -142,45 +131,45 @@ impl TokenManager {
     ) -> BoxFuture<'static, Result<Arc<Stamped>, Error>> {
         let mut state = self.lock();
         let current = self.current.load_full();
-        if let Some(cur) = &current {
-            if let Some(g) = failed {
-                if cur.generation <= g {
-                    cur.stale.store(true, Ordering::Release);
+        let view = current.as_ref().map(|c| Current {
+            generation: c.generation,
+            stale: c.is_stale(),
+        });
+        let (mark_stale, decision) = state.core.acquire(view, failed, Instant::now());
+        if mark_stale {
+            if let Some(cur) = &current {
+                cur.stale.store(true, Ordering::Release);
+            }
+        }
+        match decision {
+            Decision::UseCurrent => match current {
+                Some(cur) => Box::pin(async move { Ok(cur) }),
+                None => unreachable_token(),
+            },
+            Decision::Join(_) => {
+                self.counters
+                    .coalesced_waiters
+                    .fetch_add(1, Ordering::Relaxed);
+                match &state.flight {
+                    Some(flight) => Box::pin(flight.clone()),
+                    None => unreachable_token(),
                 }
             }
-            if !cur.is_stale() {
-                let cur = cur.clone();
-                return Box::pin(async move { Ok(cur) });
+            Decision::Fail(err) => Box::pin(async move { Err(err) }),
+            Decision::Start(id) => {
+                let flight = self.spawn_flight(id, current.map(|s| s.token.clone()));
+                state.flight = Some(flight.clone());
+                Box::pin(flight)
             }
         }
-        if let Some((_, flight)) = &state.flight {
-            self.counters
-                .coalesced_waiters
-                .fetch_add(1, Ordering::Relaxed);
-            return Box::pin(flight.clone());
-        }
-        if let (Some(nb), Some(err)) = (state.not_before, &state.last_error) {
-            if Instant::now() < nb {
-                let err = if err.is_transient() {
-                    err.clone()
-                } else {
-                    Error::new(Kind::CoolingDown {
-                        cause: Box::new(err.clone()),
-                    })
-                };
-                return Box::pin(async move { Err(err) });
-            }
-        }
-        let flight = self.start_flight(&mut state, current.map(|s| s.token.clone()));
-        Box::pin(flight)
     }
 
-    fn start_flight(self: &Arc<Self>, state: &mut State, previous: Option<Arc<Token>>) -> Flight {
-        state.flights_started += 1;
-        let id = state.flights_started;
-        let task = tokio::spawn(Arc::clone(self).run_flight(previous));
+    /// Runs token request `id` in its own task, so that no waiter's cancellation
+    /// can stop it, and returns the handle waiters share.
+    fn spawn_flight(self: &Arc<Self>, id: u64, previous: Option<Arc<Token>>) -> Flight {
+        let task = tokio::spawn(Arc::clone(self).run_flight(id, previous));
         let weak = Arc::downgrade(self);
-        let flight = async move {
+        async move {
             match task.await {
                 Ok(result) => result,
                 Err(join) => {
@@ -188,7 +177,8 @@ impl TokenManager {
                     // slot so later requests can try again.
                     if let Some(m) = weak.upgrade() {
                         let mut state = m.lock();
-                        if matches!(state.flight, Some((fid, _)) if fid == id) {
+                        state.core.abandoned(id);
+                        if state.core.flight().is_none() {
                             state.flight = None;
                         }
                         drop(state);
@@ -206,13 +196,12 @@ impl TokenManager {
             }
         }
         .boxed()
-        .shared();
-        state.flight = Some((id, flight.clone()));
-        flight
+        .shared()
     }
 
     async fn run_flight(
         self: Arc<Self>,
+        id: u64,
         previous: Option<Arc<Token>>,
     ) -> Result<Arc<Stamped>, Error> {
         let started = Instant::now();
@@ -224,7 +213,7 @@ impl TokenManager {
             let result = result.and_then(|token| self.stamp(token, previous.as_deref()));
             match result {
                 Ok(stamped) => {
-                    let stamped = self.install(stamped);
+                    let stamped = self.install(id, stamped);
                     tracing::debug!(
                         generation = stamped.generation,
                         attempts = attempt,
@@ -241,7 +230,7 @@ impl TokenManager {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
-                    self.record_failure(&e);
+                    self.record_failure(id, &e);
                     tracing::warn!(
                         attempts = attempt,
                         transient = e.is_transient(),
@@ -288,19 +277,14 @@ impl TokenManager {
         })
     }
 
-    fn install(self: &Arc<Self>, mut stamped: Stamped) -> Arc<Stamped> {
+    fn install(self: &Arc<Self>, id: u64, mut stamped: Stamped) -> Arc<Stamped> {
         let mut state = self.lock();
-        state.generation += 1;
-        stamped.generation = state.generation;
+        stamped.generation = state.core.succeeded(id);
         let stamped = Arc::new(stamped);
         // Store before clearing the flight, under the lock: a request that finds no
         // flight finds the new token.
         self.current.store(Some(stamped.clone()));
         state.flight = None;
-        state.not_before = None;
-        state.last_error = None;
-        state.consecutive_failures = 0;
-        state.consecutive_permanent = 0;
         let start_driver = !state.driver_started;
         state.driver_started = true;
         drop(state);
@@ -311,24 +295,10 @@ impl TokenManager {
         stamped
     }
 
-    fn record_failure(&self, e: &Error) {
+    fn record_failure(&self, id: u64, e: &Error) {
         let mut state = self.lock();
-        let now = Instant::now();
+        state.core.failed(id, e, Instant::now(), &self.options);
         state.flight = None;
-        state.consecutive_failures += 1;
-        let delay = if e.is_transient() {
-            state.consecutive_permanent = 0;
-            backoff(&self.options, state.consecutive_failures, e.retry_after())
-        } else {
-            state.consecutive_permanent += 1;
-            let doublings = state.consecutive_permanent.saturating_sub(1).min(20);
-            self.options
-                .cooldown
-                .saturating_mul(1 << doublings)
-                .min(self.options.max_cooldown)
-        };
-        state.not_before = Some(now + delay);
-        state.last_error = Some(e.clone());
         drop(state);
         self.changed.notify_waiters();
     }
@@ -336,27 +306,29 @@ impl TokenManager {
     /// Starts a background refresh unless one runs or the backoff forbids it.
     fn refresh_ahead(self: &Arc<Self>, generation: u64) -> Ahead {
         let mut state = self.lock();
-        if state.flight.is_some() {
-            return Ahead::Running;
-        }
-        if let Some(nb) = state.not_before {
-            if Instant::now() < nb {
-                return Ahead::NotBefore(nb);
-            }
-        }
         let current = self.current.load_full();
-        match current {
-            Some(cur) if cur.generation == generation => {
-                self.counters
-                    .refreshes_ahead
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(generation, "refreshing token ahead of expiry");
-                let _flight = self.start_flight(&mut state, Some(cur.token.clone()));
-            }
-            _ => {}
+        let view = current.as_ref().map(|c| Current {
+            generation: c.generation,
+            stale: c.is_stale(),
+        });
+        let ahead = state.core.refresh_due(view, generation, Instant::now());
+        if let Ahead::Running(Some(id)) = ahead {
+            self.counters
+                .refreshes_ahead
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(generation, "refreshing token ahead of expiry");
+            let flight = self.spawn_flight(id, current.map(|c| c.token.clone()));
+            state.flight = Some(flight);
         }
-        Ahead::Running
+        ahead
     }
+}
+
+fn unreachable_token() -> BoxFuture<'static, Result<Arc<Stamped>, Error>> {
+    // `Core` answers UseCurrent only with a current token and Join only with a
+    // flight; fail softly rather than panic if that ever breaks.
+    debug_assert!(false, "token core and manager disagree");
+    Box::pin(async { Err(Error::new(Kind::NoToken)) })
 }
 
 /// The background task of one credential: refreshes ahead and retires the token
@@ -382,7 +354,7 @@ async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>) {
                             Some(refresh_at.min(stale_at))
                         } else {
                             match m.refresh_ahead(cur.generation) {
-                                Ahead::Running => Some(stale_at),
+                                Ahead::Running(_) => Some(stale_at),
                                 Ahead::NotBefore(nb) => Some(nb.min(stale_at)),
                             }
                         }
@@ -404,60 +376,11 @@ async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>) {
     }
 }
 
-/// Exponential backoff with full jitter in its upper half, at least `retry_after`.
-fn backoff(options: &ManagedOptions, attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let exp = options
-        .backoff_base
-        .saturating_mul(1 << attempt.saturating_sub(1).min(20))
-        .min(options.backoff_max);
-    let jittered = exp / 2 + exp.mul_f64(jitter() / 2.0);
-    match retry_after {
-        Some(r) => jittered.max(r.min(options.max_cooldown)),
-        None => jittered,
-    }
-}
-
-/// A number in [0, 1) from a SplitMix64 sequence: good enough to spread retries,
-/// with no dependency on a random-number crate.
-fn jitter() -> f64 {
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let seed = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        ^ (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
-            .unwrap_or(0));
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
 impl fmt::Debug for TokenManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenManager")
             .field("stats", &self.stats())
             .field("options", &self.options)
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_caps_and_honours_retry_after() {
-        let o = ManagedOptions::default();
-        for attempt in 1..30 {
-            let d = backoff(&o, attempt, None);
-            let exp = o
-                .backoff_base
-                .saturating_mul(1 << (attempt - 1).min(20))
-                .min(o.backoff_max);
-            assert!(d >= exp / 2 && d <= exp, "{attempt}: {d:?}");
-        }
-        let d = backoff(&o, 1, Some(Duration::from_secs(7)));
-        assert_eq!(d, Duration::from_secs(7));
     }
 }

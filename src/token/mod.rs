@@ -34,6 +34,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+mod core;
 mod manager;
 mod options;
 
