@@ -3,10 +3,12 @@
 //!
 //! Run with `cargo run --example demo`.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -16,7 +18,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
-use tower_client_auth::{AuthLayer, Credential};
+use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+use tower_client_auth::{AuthLayer, Credential, ReplayBody};
 
 /// Shows a header value with the middle masked: enough to tell values apart.
 fn mask(value: &str) -> String {
@@ -136,5 +139,145 @@ async fn main() -> Result<(), BoxError> {
         println!("  -> {elsewhere}/collect  {status}  server saw: {seen}");
     }
     println!("\nAPI calls served: {}", calls.load(Ordering::Relaxed));
+
+    managed_tokens().await
+}
+
+/// A local OAuth2 server issuing 2-second tokens, and an API that checks them.
+struct Issuer {
+    issued: Mutex<HashMap<String, Instant>>,
+    token_requests: AtomicU64,
+}
+
+impl Issuer {
+    fn valid(&self, auth: Option<&str>) -> bool {
+        let Some(token) = auth.and_then(|a| a.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let issued = self.issued.lock().unwrap();
+        issued
+            .get(token)
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(2))
+    }
+}
+
+async fn managed_tokens() -> Result<(), BoxError> {
+    println!("\n== managed OAuth2 token (client_credentials, 2-second tokens) ==");
+    let issuer = Arc::new(Issuer {
+        issued: Mutex::new(HashMap::new()),
+        token_requests: AtomicU64::new(0),
+    });
+    let i = issuer.clone();
+    let auth_server = start(move |req| {
+        let n = i.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
+        let basic_ok = req
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("Basic "));
+        if !basic_ok {
+            return json(401, r#"{"error":"invalid_client"}"#);
+        }
+        let token = format!("demo-token-{n}-{:08x}", n.wrapping_mul(0x9E37_79B9));
+        i.issued
+            .lock()
+            .unwrap()
+            .insert(token.clone(), Instant::now());
+        json(
+            200,
+            &format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":2}}"#),
+        )
+    })
+    .await;
+    let i = issuer.clone();
+    let api = start(move |req| {
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if i.valid(auth) {
+            Response::new(Full::new(Bytes::from(show(req.headers()))))
+        } else {
+            let mut res = json(401, "");
+            res.headers_mut().insert(
+                "www-authenticate",
+                http::HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+            res
+        }
+    })
+    .await;
+    let api = format!("http://{api}");
+    println!("token endpoint http://{auth_server}/oauth/token, API {api}");
+
+    // One hyper-util client serves both the token endpoint and the API.
+    let http = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
+    let token_client = TokenClient::builder(format!("http://{auth_server}/oauth/token"))
+        .client_id("demo-client")
+        .client_secret("demo-secret")
+        .build(http.clone())?;
+    let credential = Credential::builder()
+        .origin(&api)
+        .token_source(OAuth2Source::client_credentials(token_client))
+        .build()?;
+    let client = ServiceBuilder::new()
+        .layer(AuthLayer::new(credential.clone()))
+        .service(http)
+        .map_err(BoxError::from);
+
+    // 1. A burst on an empty cache: one token request for all of them.
+    let burst = futures_util::future::join_all((0..200).map(|_| {
+        let mut c = client.clone();
+        let uri = format!("{api}/v1/items");
+        async move { send(&mut c, uri).await }
+    }))
+    .await;
+    let ok = burst
+        .iter()
+        .filter(|r| matches!(r, Ok((s, _)) if s.is_success()))
+        .count();
+    let stats = credential.stats().expect("managed");
+    println!(
+        "200 concurrent requests on an empty cache: {ok} OK, token requests {}, waiters coalesced {}",
+        stats.token_requests, stats.coalesced_waiters
+    );
+
+    // 2. Steady traffic across several token lifetimes: refreshed ahead, no 401.
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_millis(5_000) {
+        let (status, _) = send(&mut client.clone(), format!("{api}/v1/items")).await?;
+        assert!(status.is_success(), "{status}");
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = credential.stats().expect("managed");
+    println!(
+        "{sent} requests over 5 s of 2 s tokens: token requests {} (refreshed ahead {}), 401 retries {}",
+        stats.token_requests, stats.refreshes_ahead, stats.retries_on_401
+    );
+
+    // 3. The server revokes every token: the next request gets 401, the layer
+    //    refreshes once and retries once, and the caller sees 200.
+    issuer.issued.lock().unwrap().clear();
+    let before = credential.stats().expect("managed").token_requests;
+    let (status, seen) = send(&mut client.clone(), format!("{api}/v1/items")).await?;
+    let stats = credential.stats().expect("managed");
+    println!(
+        "after revocation: {status}, server saw {seen}; token requests +{}, 401 retries {}",
+        stats.token_requests - before,
+        stats.retries_on_401
+    );
+    println!(
+        "token endpoint served {} requests in all",
+        issuer.token_requests.load(Ordering::SeqCst)
+    );
     Ok(())
+}
+
+fn json(status: u16, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("valid response")
 }

@@ -32,6 +32,33 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub type HttpService =
     BoxCloneSyncService<Request<Full<Bytes>>, Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>;
 
+/// A request body type a token request can be sent with: `Full<Bytes>`, or
+/// [`ReplayBody<Full<Bytes>>`](crate::ReplayBody) so that one hyper-util client can
+/// serve both the token endpoint and, behind an [`AuthLayer`](crate::AuthLayer),
+/// the API.
+pub trait TokenRequestBody: sealed::Sealed + Send + 'static {
+    /// Wraps the token request's body.
+    fn from_full(body: Full<Bytes>) -> Self;
+}
+
+impl TokenRequestBody for Full<Bytes> {
+    fn from_full(body: Full<Bytes>) -> Self {
+        body
+    }
+}
+
+impl TokenRequestBody for crate::ReplayBody<Full<Bytes>> {
+    fn from_full(body: Full<Bytes>) -> Self {
+        crate::ReplayBody::passthrough(body)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for http_body_util::Full<bytes::Bytes> {}
+    impl Sealed for crate::ReplayBody<http_body_util::Full<bytes::Bytes>> {}
+}
+
 /// Marks a request as a token request. [`AuthService`](crate::AuthService) never
 /// stamps such a request, so a token client given an authenticated client by
 /// mistake cannot send credentials twice or wait on itself.
@@ -459,11 +486,14 @@ impl TokenClientBuilder {
     }
 
     /// Builds the client, sending through `http`: any service that takes
-    /// `Request<Full<Bytes>>`, such as a hyper-util client. Give it the bare client,
-    /// not one wrapped in an [`AuthLayer`](crate::AuthLayer).
-    pub fn build<S, B>(self, http: S) -> Result<TokenClient, Error>
+    /// `Request<Full<Bytes>>` or `Request<ReplayBody<Full<Bytes>>>`, such as a
+    /// hyper-util client. Give it the bare client, not one wrapped in an
+    /// [`AuthLayer`](crate::AuthLayer) (if you do, token requests pass through it
+    /// unstamped).
+    pub fn build<S, ReqBody, B>(self, http: S) -> Result<TokenClient, Error>
     where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S: Service<Request<ReqBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        ReqBody: TokenRequestBody,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
         B: Body + Send + 'static,
@@ -489,6 +519,7 @@ impl TokenClientBuilder {
             ));
         }
         let http = http
+            .map_request(|req: Request<Full<Bytes>>| req.map(ReqBody::from_full))
             .map_response(|res: Response<B>| {
                 res.map(|body| {
                     body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
