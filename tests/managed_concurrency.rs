@@ -44,7 +44,7 @@ fn credential(token_url: &str) -> Credential {
     let tc = TokenClient::builder(token_url)
         .client_id("cid")
         .client_secret("cs")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     Credential::builder()
         .origin(API)
@@ -93,7 +93,7 @@ async fn ten_thousand_requests_on_an_expired_cache_make_one_token_request() {
     let tc = TokenClient::builder(&url)
         .client_id("cid")
         .client_secret("cs")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let options =
         tower_client_auth::token::ManagedOptions::default().max_refresh_ahead(Duration::ZERO);

@@ -35,7 +35,7 @@ async fn checklist_7_basic_client_auth_is_form_urlencoded_first() {
     let tc = TokenClient::builder(format!("{base}/token"))
         .client_id("special client")
         .client_secret("p@ss:w/rd+%&=")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     tc.client_credentials(&[]).await.unwrap();
     let seen = log.get(0);
@@ -62,7 +62,7 @@ async fn checklist_7_raw_basic_and_body_auth_never_both() {
         .client_id("special client")
         .client_secret("p@ss:w/rd+%&=")
         .client_auth(ClientAuth::BasicRaw)
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     raw.client_credentials(&[]).await.unwrap();
     assert_eq!(
@@ -74,7 +74,7 @@ async fn checklist_7_raw_basic_and_body_auth_never_both() {
         .client_id("special client")
         .client_secret("p@ss:w/rd+%&=")
         .client_auth(ClientAuth::Body)
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     body.client_credentials(&[]).await.unwrap();
     assert!(header(&log.get(1), "authorization").is_none());
@@ -87,7 +87,7 @@ async fn checklist_7_raw_basic_and_body_auth_never_both() {
         .client_id("cid")
         .client_secret("")
         .client_auth(ClientAuth::Body)
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     empty_secret.client_credentials(&[]).await.unwrap();
     assert_eq!(log.body(2), "grant_type=client_credentials&client_id=cid");
@@ -95,7 +95,7 @@ async fn checklist_7_raw_basic_and_body_auth_never_both() {
     let public = TokenClient::builder(format!("{base}/token"))
         .client_id("cid")
         .client_auth(ClientAuth::None)
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     public.client_credentials(&[]).await.unwrap();
     assert!(header(&log.get(3), "authorization").is_none());
@@ -108,7 +108,7 @@ async fn checklist_8_password_grant_form_body_exact() {
     let tc = TokenClient::builder(format!("{base}/token"))
         .client_id("cid")
         .client_secret("cs")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let scopes = ["a".to_owned(), "b".to_owned()];
     tc.password("jane doe", "p&ss=wörd", &scopes).await.unwrap();
@@ -125,7 +125,7 @@ async fn algoreg_password_grant_json_body() {
     let tc = TokenClient::builder(format!("{base}/api/v1/token"))
         .client_auth(ClientAuth::None)
         .params_in(ParamStyle::Json)
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let token = tc.password("me@example.com", "pw\"1", &[]).await.unwrap();
     assert_eq!(token.expires_in(), None);
@@ -155,7 +155,7 @@ async fn altrata_query_string_grant_with_basic_and_api_key() {
         .client_auth(ClientAuth::BasicRaw)
         .params_in(ParamStyle::Query)
         .header("x-api-key", "KEY")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let token = tc.client_credentials(&[]).await.unwrap();
     assert_eq!(token.expires_in(), Some(Duration::from_secs(28800)));
@@ -184,7 +184,7 @@ async fn checklist_13_secrets_never_in_a_query_string() {
         .client_id("cid")
         .client_secret("cs")
         .params_in(ParamStyle::Query)
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let err = tc.password("u", "p", &[]).await.unwrap_err();
     assert!(err.is_config());
@@ -197,7 +197,7 @@ async fn checklist_13_secrets_never_in_a_query_string() {
     let tc = TokenClient::builder(format!("{base}/token"))
         .client_id("cid")
         .client_secret("cs")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let cred = Credential::builder()
         .origin(&api)
@@ -270,7 +270,7 @@ async fn agrello_code_exchange_then_refresh_rotation() {
         .client_id("agrello-client")
         .client_secret("agrello-secret")
         .client_auth(ClientAuth::BasicRaw)
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let verifier = tower_client_auth::oauth2::PkceVerifier::generate().unwrap();
     let t1 = tc
@@ -314,7 +314,7 @@ async fn checklist_10_expired_without_refresh_token_sends_nothing() {
     let (base, log) = ok_server().await;
     let tc = TokenClient::builder(format!("{base}/token"))
         .client_id("cid")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let expired = Token::bearer("old", Some(Duration::from_nanos(1)));
     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -341,7 +341,7 @@ async fn checklist_15_client_credentials_rerun_and_refresh_fallback() {
     let tc = TokenClient::builder(format!("{base}/token"))
         .client_id("cid")
         .client_secret("cs")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let source = OAuth2Source::client_credentials(tc.clone());
     let t1 = source.fetch(None).await.unwrap();
@@ -382,7 +382,7 @@ async fn checklist_6_errors_over_the_wire() {
         TokenClient::builder(format!("{base}{path}"))
             .client_id("cid")
             .client_secret("cs")
-            .build(client())
+            .build(client::<Full<Bytes>>())
             .unwrap()
     };
     let e = tc("/200-error").client_credentials(&[]).await.unwrap_err();
@@ -411,7 +411,7 @@ async fn checklist_11_response_body_capped() {
     let (base, _log) = logging_server(move |_, _| json(200, &big)).await;
     let tc = TokenClient::builder(format!("{base}/token"))
         .client_id("cid")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let e = tc.client_credentials(&[]).await.unwrap_err();
     assert!(e.is_response_too_large());
@@ -428,7 +428,7 @@ async fn timeout_and_connection_errors_are_transient() {
     let tc = TokenClient::builder(format!("http://{slow}/token"))
         .client_id("cid")
         .timeout(Duration::from_millis(200))
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let e = tc.client_credentials(&[]).await.unwrap_err();
     assert!(e.is_timeout() && e.is_transient());
@@ -439,7 +439,7 @@ async fn timeout_and_connection_errors_are_transient() {
     drop(listener);
     let tc = TokenClient::builder(format!("http://{dead}/token"))
         .client_id("cid")
-        .build(client())
+        .build(client::<Full<Bytes>>())
         .unwrap();
     let e = tc.client_credentials(&[]).await.unwrap_err();
     assert!(e.is_transport() && e.is_transient());
