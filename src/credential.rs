@@ -116,8 +116,9 @@ impl Credential {
     #[inline]
     pub(crate) fn stamp_static(&self, headers: &mut HeaderMap) {
         for (name, value) in self.inner.headers.iter() {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
+            // One hash per header: `entry`, not `contains_key` then `insert`.
+            if let http::header::Entry::Vacant(slot) = headers.entry(name) {
+                slot.insert(value.clone());
             }
         }
     }

@@ -17,6 +17,10 @@ pub struct Origin {
     https: bool,
     host: Box<str>,
     port: u16,
+    /// `host:port`, and `host` alone when the port is the scheme's default: the
+    /// authority strings a matching request can carry, compared without parsing.
+    authority: Box<str>,
+    default_port: bool,
 }
 
 impl Origin {
@@ -56,29 +60,39 @@ impl Origin {
             return None;
         }
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let host = host.to_ascii_lowercase();
         Some(Origin {
             https,
-            host: host.to_ascii_lowercase().into_boxed_str(),
+            authority: format!("{host}:{port}").into_boxed_str(),
+            default_port: port == if https { 443 } else { 80 },
+            host: host.into_boxed_str(),
             port,
         })
     }
 
-    /// Whether `uri` is at this origin. Called for every request: no allocation.
+    /// Whether `uri` is at this origin. Called for every request: no allocation,
+    /// and no parsing of the authority (an authority with user info never matches).
     #[inline]
     pub fn matches(&self, uri: &Uri) -> bool {
-        let https = match uri.scheme() {
-            Some(s) if *s == Scheme::HTTPS => true,
-            Some(s) if *s == Scheme::HTTP => false,
-            _ => return false,
+        let scheme_ok = match uri.scheme() {
+            Some(s) if self.https => *s == Scheme::HTTPS,
+            Some(s) => *s == Scheme::HTTP,
+            None => false,
         };
-        if https != self.https {
+        if !scheme_ok {
             return false;
         }
-        let Some(host) = uri.host() else {
+        let Some(authority) = uri.authority() else {
             return false;
         };
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        port == self.port && host.eq_ignore_ascii_case(&self.host)
+        let authority = authority.as_str();
+        // Exact bytes first (URIs are almost always lower-case): a memcmp, not a
+        // per-byte case fold.
+        if (self.default_port && authority == &*self.host) || authority == &*self.authority {
+            return true;
+        }
+        authority.eq_ignore_ascii_case(&self.authority)
+            || (self.default_port && authority.eq_ignore_ascii_case(&self.host))
     }
 
     /// Whether the scheme is `https`.
@@ -135,6 +149,15 @@ mod tests {
         assert!(!o.matches(&"https://evil.example.com/".parse().unwrap()));
         assert!(!o.matches(&"https://api.example.com.evil.net/".parse().unwrap()));
         assert!(!o.matches(&"/relative".parse().unwrap()));
+        assert!(!o.matches(&"https://user@api.example.com/".parse().unwrap()));
+        let p = Origin::parse("https://api.example.com:8443").unwrap();
+        assert!(p.matches(&"https://api.example.com:8443/x".parse().unwrap()));
+        assert!(!p.matches(&"https://api.example.com/x".parse().unwrap()));
+        let v6 = Origin::parse("http://[::1]:8080").unwrap();
+        assert!(v6.matches(&"http://[::1]:8080/x".parse().unwrap()));
+        let h = Origin::parse("http://127.0.0.1").unwrap();
+        assert!(h.matches(&"http://127.0.0.1:80/".parse().unwrap()));
+        assert!(h.matches(&"http://127.0.0.1/".parse().unwrap()));
     }
 
     #[test]

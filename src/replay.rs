@@ -63,7 +63,7 @@ pin_project! {
 
 pub(crate) struct Recording<B> {
     body: Option<Pin<Box<B>>>,
-    chunks: Vec<Bytes>,
+    chunks: Chunks,
     len: usize,
     cap: usize,
     overflowed: bool,
@@ -71,6 +71,51 @@ pub(crate) struct Recording<B> {
     trailers: Option<HeaderMap>,
     ended: bool,
     replay_started: bool,
+}
+
+/// The kept data frames. Most request bodies are one frame (`Full`), kept
+/// without a `Vec` allocation.
+#[derive(Default)]
+struct Chunks {
+    first: Option<Bytes>,
+    rest: Vec<Bytes>,
+}
+
+impl Chunks {
+    fn len(&self) -> usize {
+        self.first.is_some() as usize + self.rest.len()
+    }
+
+    /// The `i`-th chunk (a refcount bump). `i < len()`.
+    fn get(&self, i: usize) -> Bytes {
+        match (i, &self.first) {
+            (0, Some(first)) => first.clone(),
+            _ => self.rest[i - 1].clone(),
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.rest.push(chunk);
+        }
+    }
+
+    /// Bytes in chunks `i..`.
+    fn bytes_from(&self, i: usize) -> u64 {
+        let first = match (&self.first, i) {
+            (Some(f), 0) => f.len() as u64,
+            _ => 0,
+        };
+        first
+            + self
+                .rest
+                .iter()
+                .skip(i.saturating_sub(1))
+                .map(|c| c.len() as u64)
+                .sum::<u64>()
+    }
 }
 
 /// What the layer keeps to make the replay later.
@@ -102,7 +147,7 @@ impl<B: Body> ReplayBody<B> {
         }
         let shared = Arc::new(Mutex::new(Recording {
             body: Some(Box::pin(body)),
-            chunks: Vec::new(),
+            chunks: Chunks::default(),
             len: 0,
             cap,
             overflowed: false,
@@ -197,7 +242,7 @@ where
                 }
                 if *replay && *pos < rec.chunks.len() {
                     *pos += 1;
-                    return Poll::Ready(Some(Ok(Frame::data(rec.chunks[*pos - 1].clone()))));
+                    return Poll::Ready(Some(Ok(Frame::data(rec.chunks.get(*pos - 1)))));
                 }
                 if rec.ended {
                     // Only the replay re-sends kept trailers; the first body sent
@@ -231,7 +276,7 @@ where
                             if !rec.replay_started && !rec.overflowed {
                                 if rec.len + data.len() > rec.cap {
                                     rec.overflowed = true;
-                                    rec.chunks = Vec::new();
+                                    rec.chunks = Chunks::default();
                                 } else {
                                     rec.len += data.len();
                                     rec.chunks.push(data.clone());
@@ -285,10 +330,7 @@ where
             } => {
                 let rec = lock(shared);
                 let kept: u64 = if *replay {
-                    rec.chunks[(*pos).min(rec.chunks.len())..]
-                        .iter()
-                        .map(|c| c.len() as u64)
-                        .sum()
+                    rec.chunks.bytes_from(*pos)
                 } else {
                     0
                 };
