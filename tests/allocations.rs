@@ -112,7 +112,7 @@ fn ready_now<F: Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     match f
         .as_mut()
-        .poll(&mut Context::from_waker(std::task::Waker::noop()))
+        .poll(&mut Context::from_waker(futures_util::task::noop_waker_ref()))
     {
         Poll::Ready(v) => v,
         Poll::Pending => panic!("not ready"),

@@ -52,7 +52,7 @@ impl<B> Service<Request<B>> for Noop {
 /// Polls a future that is expected to be ready at once (all hot paths are).
 pub fn now<F: Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
     match f.as_mut().poll(&mut cx) {
         Poll::Ready(v) => v,
         Poll::Pending => panic!("hot path future was not ready"),
