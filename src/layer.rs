@@ -190,12 +190,12 @@ where
             credential.stamp_static(req.headers_mut());
             return ResponseFuture::call(self.inner.call(req.map(ReplayBody::passthrough)));
         };
-        if req.headers().contains_key(header::AUTHORIZATION) {
-            // The caller chose its own Authorization: theirs to handle.
-            credential.stamp_static(req.headers_mut());
-            return ResponseFuture::call(self.inner.call(req.map(ReplayBody::passthrough)));
-        }
         let Some(current) = manager.load_valid() else {
+            if req.headers().contains_key(header::AUTHORIZATION) {
+                // The caller chose its own Authorization: theirs to handle.
+                credential.stamp_static(req.headers_mut());
+                return ResponseFuture::call(self.inner.call(req.map(ReplayBody::passthrough)));
+            }
             // Slow path: no valid token yet. Take the ready service with us and
             // leave a clone in its place (see tower-service's docs on cloning).
             let clone = self.inner.clone();
@@ -209,19 +209,31 @@ where
                 self.config.max_replay_body,
             );
         };
-        let stamped = current.as_ref().expect("load_valid returns only Some");
-        if !self.config.retry_on_401 {
-            let headers = req.headers_mut();
-            headers.insert(header::AUTHORIZATION, stamped.authorization.clone());
-            credential.stamp_static(headers);
-            return ResponseFuture::call(self.inner.call(req.map(ReplayBody::passthrough)));
-        }
-        let generation = stamped.generation;
-        let head = crate::future::copy_head(&req);
+        let Some(stamped) = current.as_ref() else {
+            unreachable!("load_valid returns only a present token")
+        };
+        // The copy for a retry is taken before stamping, so a retry stamps afresh.
+        let head = self
+            .config
+            .retry_on_401
+            .then(|| crate::future::copy_head(&req));
         let headers = req.headers_mut();
-        headers.insert(header::AUTHORIZATION, stamped.authorization.clone());
+        // One hash: stamp only if the caller did not set its own Authorization.
+        let carried = match headers.entry(header::AUTHORIZATION) {
+            header::Entry::Vacant(slot) => {
+                slot.insert(stamped.authorization.clone());
+                true
+            }
+            header::Entry::Occupied(_) => false,
+        };
+        let generation = stamped.generation;
         drop(current);
         credential.stamp_static(headers);
+        let head = match head {
+            Some(head) if carried => head,
+            // Retry off, or the caller's own token: send as it is, never retried.
+            _ => return ResponseFuture::call(self.inner.call(req.map(ReplayBody::passthrough))),
+        };
         let (parts, body) = req.into_parts();
         let (body, handle) = ReplayBody::recorded(body, self.config.max_replay_body);
         let clone = self.inner.clone();

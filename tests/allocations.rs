@@ -110,10 +110,9 @@ fn post() -> Request<Full<Bytes>> {
 
 fn ready_now<F: Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
-    match f
-        .as_mut()
-        .poll(&mut Context::from_waker(futures_util::task::noop_waker_ref()))
-    {
+    match f.as_mut().poll(&mut Context::from_waker(
+        futures_util::task::noop_waker_ref(),
+    )) {
         Poll::Ready(v) => v,
         Poll::Pending => panic!("not ready"),
     }
