@@ -46,7 +46,11 @@ mod future;
 pub mod layer;
 pub mod oauth2;
 pub mod origin;
+pub mod providers;
 pub mod replay;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod token;
 
 pub use credential::{Credential, CredentialBuilder};

@@ -1,0 +1,128 @@
+//! Altrata: `POST https://api-auth.altrata.com/oauth2/token?grant_type=client_credentials`
+//! with `x-api-key`, Basic `username:password` and a form content type, answering
+//! 8-hour bearer tokens. API calls carry **both** `x-api-key` and the bearer token.
+//!
+//! **Requesting a new token terminates the previous one.** This preset therefore
+//! never refreshes ahead: a token is used to its end, a new one is requested only
+//! once it has expired or been rejected, and a burst of 401s on one token leads to
+//! exactly one token request. (Several processes sharing one Altrata account still
+//! log each other out: give each its own credentials.)
+//!
+//! ```
+//! # fn f<S>(http: S) -> Result<(), tower_client_auth::Error>
+//! # where S: tower::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Response = http::Response<http_body_util::Full<bytes::Bytes>>, Error = std::convert::Infallible> + Clone + Send + Sync + 'static, S::Future: Send {
+//! use tower_client_auth::providers::altrata;
+//!
+//! let credential = altrata::client_credentials("api-key", "username", "password")
+//!     .api_origin(altrata::PROFILE_API)
+//!     .build(http)?;
+//! # let _ = credential; Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tower_service::Service;
+
+use crate::oauth2::{ClientAuth, OAuth2Source, ParamStyle, TokenClient, TokenRequestBody};
+use crate::token::ManagedOptions;
+use crate::{BoxError, Credential, Error};
+
+/// The token endpoint.
+pub const TOKEN_URL: &str = "https://api-auth.altrata.com/oauth2/token";
+/// The Profile API (GraphQL at `/v1/graphql`).
+pub const PROFILE_API: &str = "https://profile.altrata.com";
+/// Token lifetime, as documented.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(28_800);
+
+/// Starts an Altrata credential.
+pub fn client_credentials(
+    api_key: impl Into<SecretString>,
+    username: impl Into<String>,
+    password: impl Into<SecretString>,
+) -> AltrataBuilder {
+    AltrataBuilder {
+        api_key: api_key.into(),
+        username: username.into(),
+        password: password.into(),
+        token_url: TOKEN_URL.to_owned(),
+        origins: Vec::new(),
+    }
+}
+
+/// Builds an Altrata credential.
+pub struct AltrataBuilder {
+    api_key: SecretString,
+    username: String,
+    password: SecretString,
+    token_url: String,
+    origins: Vec<String>,
+}
+
+impl AltrataBuilder {
+    /// An API origin the credential is sent to (default: [`PROFILE_API`]).
+    pub fn api_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origins.push(origin.into());
+        self
+    }
+
+    /// Another token URL (an emulator's, say).
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.token_url = url.into();
+        self
+    }
+
+    /// The options this preset uses: no refresh ahead and no early retirement
+    /// (a new token kills the old one), 8-hour default lifetime, long cool-down.
+    pub fn options() -> ManagedOptions {
+        super::lockout_safe()
+            .max_refresh_ahead(Duration::ZERO)
+            .max_expiry_margin(Duration::ZERO)
+            .default_lifetime(Some(TOKEN_LIFETIME))
+    }
+
+    /// Builds the credential; token requests go through `http`.
+    pub fn build<S, ReqBody, B>(self, http: S) -> Result<Credential, Error>
+    where
+        S: Service<http::Request<ReqBody>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        ReqBody: TokenRequestBody,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let client = TokenClient::builder(&self.token_url)
+            .client_id(self.username)
+            .client_secret(self.password)
+            // Altrata's examples send the credentials as they are.
+            .client_auth(ClientAuth::BasicRaw)
+            .params_in(ParamStyle::Query)
+            .header("x-api-key", self.api_key.expose_secret().to_owned())
+            .build(http)?;
+        let mut b = Credential::builder();
+        if self.origins.is_empty() {
+            b = b.origin(PROFILE_API);
+        }
+        for o in self.origins {
+            b = b.origin(o);
+        }
+        b.api_key("x-api-key", self.api_key)
+            .token_source_with(OAuth2Source::client_credentials(client), Self::options())
+            .build()
+    }
+}
+
+impl std::fmt::Debug for AltrataBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AltrataBuilder")
+            .field("username", &self.username)
+            .field("token_url", &self.token_url)
+            .field("origins", &self.origins)
+            .finish_non_exhaustive()
+    }
+}

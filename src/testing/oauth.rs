@@ -1,0 +1,231 @@
+//! An authorization-code server with refresh-token rotation, as Agrello's and
+//! the generic OAuth2 API's documentation describe: the authorize endpoint
+//! approves at once and redirects with a code; the token endpoint takes Basic
+//! `client_id:client_secret`, checks the code, redirect URI and PKCE verifier,
+//! and rotates refresh tokens (a used refresh token is dead). The API accepts
+//! valid bearer tokens and personal access tokens.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::FutureExt;
+use http::{Request, Response};
+use sha2::{Digest, Sha256};
+
+use super::{basic, header, json, lock, Common, Counts, Failure, Server};
+
+/// Paths of Agrello's OAuth endpoints.
+pub const AUTHORIZE_PATH: &str = "/identity/auth/oauth/authorize";
+/// The token path next to the authorize path.
+pub const TOKEN_PATH: &str = "/identity/auth/oauth/token";
+
+#[derive(Debug, Default)]
+struct Grants {
+    /// code -> (redirect_uri, challenge, scope)
+    codes: HashMap<String, (String, Option<String>, String)>,
+    /// live refresh tokens -> scope
+    refresh: HashMap<String, String>,
+    used_refresh: u64,
+}
+
+/// The authorization-code emulator. Stops when dropped.
+#[derive(Debug)]
+pub struct OAuthServer {
+    server: Server,
+    state: Arc<Common>,
+    grants: Arc<Mutex<Grants>>,
+}
+
+impl OAuthServer {
+    /// Starts a server for one client.
+    pub async fn start(client_id: &str, client_secret: &str) -> OAuthServer {
+        let state = Arc::new(Common::new(Duration::from_secs(3600)));
+        let grants = Arc::new(Mutex::new(Grants::default()));
+        let (id, secret) = (client_id.to_owned(), client_secret.to_owned());
+        let (s, g) = (state.clone(), grants.clone());
+        let handler: super::server::Handler = Arc::new(move |req: Request<bytes::Bytes>| {
+            let (s, g) = (s.clone(), g.clone());
+            let (id, secret) = (id.clone(), secret.clone());
+            async move {
+                let query: HashMap<String, String> = form(req.uri().query().unwrap_or(""));
+                match (req.method().as_str(), req.uri().path()) {
+                    ("GET", AUTHORIZE_PATH) => {
+                        if query.get("response_type").map(String::as_str) != Some("code")
+                            || query.get("client_id") != Some(&id)
+                        {
+                            return json(400, r#"{"error":"invalid_request"}"#);
+                        }
+                        let Some(redirect) = query.get("redirect_uri") else {
+                            return json(400, r#"{"error":"invalid_request"}"#);
+                        };
+                        let challenge = match query.get("code_challenge_method").map(String::as_str) {
+                            Some("S256") | None => query.get("code_challenge").cloned(),
+                            Some(_) => return json(400, r#"{"error":"invalid_request"}"#),
+                        };
+                        let code = s.issue("code", "code").0;
+                        let scope = query.get("scope").cloned().unwrap_or_default();
+                        lock(&g).codes.insert(code.clone(), (redirect.clone(), challenge, scope));
+                        let mut location = format!("{redirect}?code={code}");
+                        if let Some(st) = query.get("state") {
+                            location.push_str("&state=");
+                            location.push_str(&form_urlencoded::byte_serialize(st.as_bytes()).collect::<String>());
+                        }
+                        let mut r = Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+                        *r.status_mut() = http::StatusCode::FOUND;
+                        r.headers_mut().insert(http::header::LOCATION, location.parse().expect("valid location"));
+                        r
+                    }
+                    ("POST", TOKEN_PATH) => {
+                        if let Some(r) = s.token_request().await {
+                            return r;
+                        }
+                        match basic(header(&req, "authorization")) {
+                            Some((u, p)) if u == id && p == secret => {}
+                            _ => return json(401, r#"{"error":"invalid_client"}"#),
+                        }
+                        let params = form(std::str::from_utf8(req.body()).unwrap_or(""));
+                        let scope = match params.get("grant_type").map(String::as_str) {
+                            Some("authorization_code") => {
+                                let code = params.get("code").cloned().unwrap_or_default();
+                                let Some((redirect, challenge, scope)) = lock(&g).codes.remove(&code) else {
+                                    return json(400, r#"{"error":"invalid_grant","error_description":"unknown or used code"}"#);
+                                };
+                                if params.get("redirect_uri") != Some(&redirect) {
+                                    return json(400, r#"{"error":"invalid_grant","error_description":"redirect_uri mismatch"}"#);
+                                }
+                                if let Some(challenge) = challenge {
+                                    let verifier = params.get("code_verifier").cloned().unwrap_or_default();
+                                    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                                        .encode(Sha256::digest(verifier.as_bytes()));
+                                    if computed != challenge {
+                                        return json(400, r#"{"error":"invalid_grant","error_description":"PKCE verification failed"}"#);
+                                    }
+                                }
+                                scope
+                            }
+                            Some("refresh_token") => {
+                                let rt = params.get("refresh_token").cloned().unwrap_or_default();
+                                let mut grants = lock(&g);
+                                // Rotation: a refresh token works once.
+                                match grants.refresh.remove(&rt) {
+                                    Some(scope) => {
+                                        grants.used_refresh += 1;
+                                        scope
+                                    }
+                                    None => return json(400, r#"{"error":"invalid_grant","error_description":"refresh token invalid"}"#),
+                                }
+                            }
+                            _ => return json(400, r#"{"error":"unsupported_grant_type"}"#),
+                        };
+                        let (access, lifetime) = s.issue("access", "user");
+                        let refresh = s.issue("refresh", "refresh-tokens").0;
+                        lock(&g).refresh.insert(refresh.clone(), scope.clone());
+                        json(
+                            200,
+                            &format!(
+                                r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{},"refresh_token":"{refresh}","scope":"{scope}"}}"#,
+                                lifetime.as_secs()
+                            ),
+                        )
+                    }
+                    (_, path) if path.starts_with("/api/") => {
+                        match s.check_bearer(header(&req, "authorization")) {
+                            Ok(_) => json(200, r#"{"ok":true}"#),
+                            Err(r) => r,
+                        }
+                    }
+                    _ => json(404, r#"{"message":"Not Found"}"#),
+                }
+            }
+            .boxed()
+        });
+        OAuthServer {
+            server: Server::start(handler).await,
+            state,
+            grants,
+        }
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// The authorize endpoint.
+    pub fn authorize_url(&self) -> String {
+        format!("{}{AUTHORIZE_PATH}", self.server.base_url())
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.server.base_url())
+    }
+
+    /// Follows an authorization URL as a browser would when the user approves:
+    /// returns the query string the redirect URI receives (`code=...&state=...`).
+    pub async fn approve(&self, authorization_url: &str) -> Result<String, crate::BoxError> {
+        use http_body_util::BodyExt as _;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let res = client.get(authorization_url.parse()?).await?;
+        let status = res.status();
+        let location = res
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let _ = res.into_body().collect().await;
+        let location =
+            location.ok_or_else(|| format!("authorize answered {status} without a redirect"))?;
+        Ok(location
+            .split_once('?')
+            .map(|(_, q)| q.to_owned())
+            .unwrap_or_default())
+    }
+
+    /// A personal access token the API accepts, living `lifetime`.
+    pub fn issue_personal_access_token(&self, lifetime: Duration) -> String {
+        let before = self.state.lifetime();
+        self.state.set_lifetime(lifetime);
+        let token = self.state.issue("pat", "pat").0;
+        self.state.set_lifetime(before);
+        token
+    }
+
+    /// Counters.
+    pub fn counts(&self) -> Counts {
+        self.state.counts()
+    }
+
+    /// Token requests so far.
+    pub fn token_requests(&self) -> u64 {
+        self.counts().token_requests
+    }
+
+    /// Refresh tokens used (each one once: rotation).
+    pub fn refresh_tokens_used(&self) -> u64 {
+        lock(&self.grants).used_refresh
+    }
+
+    /// Makes the next token request fail.
+    pub fn fail_next(&self, failure: Failure) {
+        self.state.fail_next(failure);
+    }
+
+    /// Lifetime of access tokens issued from now on (default 1 hour).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state.set_lifetime(lifetime);
+    }
+
+    /// Revokes every access token issued so far.
+    pub fn revoke_all(&self) {
+        self.state.revoke_all();
+    }
+}
+
+fn form(s: &str) -> HashMap<String, String> {
+    form_urlencoded::parse(s.as_bytes()).into_owned().collect()
+}
