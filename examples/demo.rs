@@ -3,6 +3,9 @@
 //!
 //! Run with `cargo run --example demo`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use common::show;
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -20,32 +24,6 @@ use tokio::net::TcpListener;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
 use tower_client_auth::{AuthLayer, Credential, ReplayBody};
-
-/// Shows a header value with the middle masked: enough to tell values apart.
-fn mask(value: &str) -> String {
-    let (scheme, secret) = match value.split_once(' ') {
-        Some((s, rest)) => (format!("{s} "), rest),
-        None => (String::new(), value),
-    };
-    if secret.len() <= 6 {
-        return format!("{scheme}***");
-    }
-    format!("{scheme}{}***{}", &secret[..3], &secret[secret.len() - 2..])
-}
-
-fn show(headers: &HeaderMap) -> String {
-    let mut shown = Vec::new();
-    for name in ["authorization", "x-api-key"] {
-        if let Some(v) = headers.get(name) {
-            shown.push(format!("{name}: {}", mask(v.to_str().unwrap_or("?"))));
-        }
-    }
-    if shown.is_empty() {
-        "(no credentials)".to_owned()
-    } else {
-        shown.join(", ")
-    }
-}
 
 /// Starts an HTTP server on loopback; `handler` sees each request.
 async fn start<F>(handler: F) -> SocketAddr
@@ -140,7 +118,14 @@ async fn main() -> Result<(), BoxError> {
     }
     println!("\nAPI calls served: {}", calls.load(Ordering::Relaxed));
 
-    managed_tokens().await
+    managed_tokens().await?;
+
+    println!("\n== the four providers, on their local emulators ==");
+    common::tours::algoreg(false).await?;
+    common::tours::altrata(false).await?;
+    common::tours::agrello(false).await?;
+    common::tours::generic(false).await?;
+    Ok(())
 }
 
 /// A local OAuth2 server issuing 2-second tokens, and an API that checks them.
