@@ -23,28 +23,44 @@ type Acquire = BoxFuture<'static, Result<Arc<Stamped>, Error>>;
 pin_project! {
     /// Response future of [`AuthService`](crate::AuthService).
     ///
-    /// On the hot path (static credential, or a valid cached token) it only polls
-    /// the inner future; nothing is boxed.
+    /// On the hot path (static credential, or a valid cached token without 401
+    /// retry) it only polls the inner future; nothing is boxed.
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<ReplayBody<B>>>,
     {
         #[pin]
-        state: State<S::Future, B, S::Response>,
-        waiting: Option<Waiting<S, B>>,
-        retry: Option<RetryCtx<S, B>>,
+        kind: Kind<S::Future, S, B, S::Response>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, S, B, R> {
+        // Sent as it is: nothing to do but poll the inner future.
+        Direct { #[pin] fut: F },
+        // Waiting for a token, or able to retry after a 401.
+        Managed {
+            #[pin]
+            state: State<F, R>,
+            // Boxed: only the slow path (no token yet) uses it.
+            waiting: Option<Box<Waiting<S, B>>>,
+            retry: Option<RetryCtx<S, B>>,
+        },
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, B, R> {
+    enum State<F, R> {
         // No valid token when the request came: wait for one.
         Acquiring { fut: Acquire },
         Calling { #[pin] fut: F },
         // Got a 401: wait for a newer token, keeping the 401 to hand back on failure.
         Refreshing { fut: Acquire, response: Option<R> },
-        Readying { request: Option<Request<ReplayBody<B>>> },
+        // Stamped afresh; waiting for the service to be ready (the request is
+        // built from the retry context then, keeping this enum small).
+        Readying,
         Retried { #[pin] fut: F },
     }
 }
@@ -85,17 +101,17 @@ where
 {
     pub(crate) fn call(fut: S::Future) -> Self {
         ResponseFuture {
-            state: State::Calling { fut },
-            waiting: None,
-            retry: None,
+            kind: Kind::Direct { fut },
         }
     }
 
     pub(crate) fn call_with_retry(fut: S::Future, retry: RetryCtx<S, B>) -> Self {
         ResponseFuture {
-            state: State::Calling { fut },
-            waiting: None,
-            retry: Some(retry),
+            kind: Kind::Managed {
+                state: State::Calling { fut },
+                waiting: None,
+                retry: Some(retry),
+            },
         }
     }
 
@@ -108,15 +124,17 @@ where
         max_replay_body: usize,
     ) -> Self {
         ResponseFuture {
-            state: State::Acquiring { fut },
-            waiting: Some(Waiting {
-                request,
-                service,
-                credential,
-                retry_on_401,
-                max_replay_body,
-            }),
-            retry: None,
+            kind: Kind::Managed {
+                state: State::Acquiring { fut },
+                waiting: Some(Box::new(Waiting {
+                    request,
+                    service,
+                    credential,
+                    retry_on_401,
+                    max_replay_body,
+                })),
+                retry: None,
+            },
         }
     }
 }
@@ -131,9 +149,16 @@ where
     type Output = Result<Response<ResBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let (mut state, waiting, retry) = match self.project().kind.project() {
+            KindProj::Direct { fut } => return fut.poll(cx).map_err(Into::into),
+            KindProj::Managed {
+                state,
+                waiting,
+                retry,
+            } => (state, waiting, retry),
+        };
         loop {
-            match this.state.as_mut().project() {
+            match state.as_mut().project() {
                 StateProj::Acquiring { fut } => {
                     let stamped = match ready!(fut.as_mut().poll(cx)) {
                         Ok(s) => s,
@@ -145,8 +170,7 @@ where
                         credential,
                         retry_on_401,
                         max_replay_body,
-                    } = this
-                        .waiting
+                    } = *waiting
                         .take()
                         .expect("ResponseFuture polled after completion");
                     let head = retry_on_401.then(|| copy_head(&request));
@@ -158,7 +182,7 @@ where
                         Some(head) => {
                             let (body, handle) = ReplayBody::recorded(body, max_replay_body);
                             let fut = service.call(Request::from_parts(parts, body));
-                            *this.retry = Some(RetryCtx {
+                            *retry = Some(RetryCtx {
                                 head,
                                 handle,
                                 body: None,
@@ -172,14 +196,14 @@ where
                             service.call(Request::from_parts(parts, ReplayBody::passthrough(body)))
                         }
                     };
-                    this.state.set(State::Calling { fut });
+                    state.set(State::Calling { fut });
                 }
                 StateProj::Calling { fut } => {
                     let response = ready!(fut.poll(cx)).map_err(Into::into)?;
                     if response.status() != StatusCode::UNAUTHORIZED || !retryable_401(&response) {
                         return Poll::Ready(Ok(response));
                     }
-                    let Some(retry) = this.retry.as_mut() else {
+                    let Some(retry) = retry.as_mut() else {
                         return Poll::Ready(Ok(response));
                     };
                     let Some(manager) = retry.credential.inner.managed.clone() else {
@@ -194,14 +218,14 @@ where
                     };
                     retry.body = Some(body);
                     let fut = manager.acquire(Some(retry.generation));
-                    this.state.set(State::Refreshing {
+                    state.set(State::Refreshing {
                         fut,
                         response: Some(response),
                     });
                 }
                 StateProj::Refreshing { fut, response } => {
                     let result = ready!(fut.as_mut().poll(cx));
-                    let retry = this.retry.as_mut().expect("retry state present");
+                    let retry = retry.as_mut().expect("retry state present");
                     let stamped = match result {
                         Ok(s) => s,
                         Err(e) => {
@@ -210,16 +234,9 @@ where
                             return Poll::Ready(Ok(response));
                         }
                     };
-                    let body = retry
-                        .body
-                        .take()
-                        .expect("replay body stored before refreshing");
-                    let (mut parts, ()) =
-                        std::mem::replace(&mut retry.head, Request::new(())).into_parts();
-                    parts
-                        .headers
-                        .insert(header::AUTHORIZATION, stamped.authorization.clone());
-                    retry.credential.stamp_static(&mut parts.headers);
+                    let headers = retry.head.headers_mut();
+                    headers.insert(header::AUTHORIZATION, stamped.authorization.clone());
+                    retry.credential.stamp_static(headers);
                     if let Some(m) = &retry.credential.inner.managed {
                         m.count_retry();
                     }
@@ -228,16 +245,19 @@ where
                         generation = stamped.generation,
                         "retrying request after 401"
                     );
-                    this.state.set(State::Readying {
-                        request: Some(Request::from_parts(parts, body)),
-                    });
+                    state.set(State::Readying);
                 }
-                StateProj::Readying { request } => {
-                    let retry = this.retry.as_mut().expect("retry state present");
+                StateProj::Readying => {
+                    let retry = retry.as_mut().expect("retry state present");
                     ready!(retry.service.poll_ready(cx)).map_err(Into::into)?;
-                    let request = request.take().expect("request kept until ready");
-                    let fut = retry.service.call(request);
-                    this.state.set(State::Retried { fut });
+                    let body = retry
+                        .body
+                        .take()
+                        .expect("replay body stored before refreshing");
+                    let (parts, ()) =
+                        std::mem::replace(&mut retry.head, Request::new(())).into_parts();
+                    let fut = retry.service.call(Request::from_parts(parts, body));
+                    state.set(State::Retried { fut });
                 }
                 StateProj::Retried { fut } => return fut.poll(cx).map_err(Into::into),
             }
