@@ -5,6 +5,24 @@
 //! secret: messages are written by this crate from fixed text, and anything that
 //! came from a token endpoint is limited to the RFC 6749 §5.2 error fields and the
 //! HTTP status.
+//!
+//! Errors reach the caller boxed (tower's `BoxError`); downcast to read them:
+//!
+//! ```
+//! use tower_client_auth::{BoxError, Credential, Error};
+//!
+//! let err = Credential::bearer("https://api.example.com", "bad\ntoken").unwrap_err();
+//! assert!(err.is_config());
+//! assert!(!err.to_string().contains("bad"));
+//!
+//! let boxed: BoxError = err.into();
+//! match boxed.downcast::<Error>() {
+//!     Ok(e) if e.is_invalid_grant() => { /* wrong password: fix the credentials */ }
+//!     Ok(e) if e.is_cooling_down() => { /* no token request was made */ }
+//!     Ok(e) => assert!(e.is_config()),
+//!     Err(other) => panic!("from the inner service: {other}"),
+//! }
+//! ```
 
 use std::fmt;
 use std::sync::Arc;

@@ -62,6 +62,7 @@ use crate::credential::Credential;
 use crate::future::{ResponseFuture, RetryCtx};
 use crate::oauth2::TokenRequestMarker;
 use crate::replay::{ReplayBody, DEFAULT_MAX_REPLAY_BODY};
+use crate::token::TokenCache;
 use crate::BoxError;
 
 /// Layer that applies [`AuthService`].
@@ -116,6 +117,13 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> AuthService<S> {
         AuthService {
             inner,
+            cache: self
+                .config
+                .credential
+                .inner
+                .managed
+                .as_ref()
+                .map(|m| m.cache()),
             config: self.config.clone(),
         }
     }
@@ -126,6 +134,8 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
+    // This service's view of the managed token (see `TokenManager::cache`).
+    cache: Option<TokenCache>,
     config: Config,
 }
 
@@ -190,7 +200,12 @@ where
             credential.stamp_static(req.headers_mut());
             return ResponseFuture::call(self.inner.call(req.map(ReplayBody::passthrough)));
         };
-        let Some(current) = manager.load_valid() else {
+        let current = self
+            .cache
+            .as_mut()
+            .and_then(|c| c.load().as_ref())
+            .filter(|s| !s.is_stale());
+        let Some(stamped) = current else {
             if req.headers().contains_key(header::AUTHORIZATION) {
                 // The caller chose its own Authorization: theirs to handle.
                 credential.stamp_static(req.headers_mut());
@@ -209,9 +224,6 @@ where
                 self.config.max_replay_body,
             );
         };
-        let Some(stamped) = current.as_ref() else {
-            unreachable!("load_valid returns only a present token")
-        };
         // The copy for a retry is taken before stamping, so a retry stamps afresh.
         let head = self
             .config
@@ -227,7 +239,6 @@ where
             header::Entry::Occupied(_) => false,
         };
         let generation = stamped.generation;
-        drop(current);
         credential.stamp_static(headers);
         let head = match head {
             Some(head) if carried => head,

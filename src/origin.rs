@@ -1,4 +1,16 @@
 //! Origins (scheme, host, port): where a credential may be sent.
+//!
+//! ```
+//! use tower_client_auth::Origin;
+//!
+//! let api = Origin::parse("https://api.example.com")?;
+//! assert!(api.matches(&"https://api.example.com:443/v1?q=1".parse().unwrap()));
+//! assert!(!api.matches(&"https://api.example.com.evil.net/".parse().unwrap()));
+//! // Plain http only to loopback, unless allowed explicitly.
+//! assert!(Origin::parse("http://api.example.com").is_err());
+//! assert!(Origin::parse("http://127.0.0.1:8080").is_ok());
+//! # Ok::<(), tower_client_auth::Error>(())
+//! ```
 
 use std::fmt;
 

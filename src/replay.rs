@@ -21,7 +21,21 @@
 //!
 //! [`AuthService`](crate::AuthService) gives the inner service
 //! `Request<ReplayBody<B>>`; with retries off or for requests that carry no managed
-//! token, `ReplayBody` only forwards to `B`.
+//! token, `ReplayBody` only forwards to `B`:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body::Body;
+//! use http_body_util::{BodyExt, Full};
+//! use tower_client_auth::ReplayBody;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let body = ReplayBody::passthrough(Full::new(Bytes::from_static(b"hello")));
+//! assert_eq!(body.size_hint().exact(), Some(5));
+//! assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+//! # }
+//! ```
 
 use std::fmt;
 use std::pin::Pin;

@@ -38,10 +38,73 @@
 //! # }
 //! ```
 //!
-//! The password grant with a JSON body (Algoreg), the refresh grant and the code
-//! exchange work the same way: [`TokenClient::password`], [`TokenClient::refresh`],
-//! [`TokenClient::exchange_code`]; [`AuthorizationUrl`] makes the URL the browser
-//! goes to and checks `state` on the way back.
+//! The other grants, against a stand-in endpoint that echoes what it received:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use secrecy::ExposeSecret;
+//! use tower::service_fn;
+//! use tower_client_auth::oauth2::{AuthorizationUrl, ClientAuth, ParamStyle, TokenClient};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_client_auth::Error> {
+//! // Answers with the request body as the access token, and a refresh token.
+//! let echo = service_fn(|req: Request<Full<Bytes>>| async move {
+//!     let body = req.into_body().collect().await.unwrap().to_bytes();
+//!     let json = serde_json::json!({
+//!         "access_token": String::from_utf8_lossy(&body),
+//!         "refresh_token": "rt-2",
+//!         "expires_in": 3600,
+//!     });
+//!     Ok::<_, std::convert::Infallible>(
+//!         Response::builder()
+//!             .header("content-type", "application/json")
+//!             .body(Full::new(Bytes::from(json.to_string())))
+//!             .unwrap(),
+//!     )
+//! });
+//! let form = TokenClient::builder("https://auth.example.com/token")
+//!     .client_id("id")
+//!     .client_secret("secret")
+//!     .build(echo.clone())?;
+//!
+//! // Password grant, form-encoded.
+//! let t = form.password("jane", "pw", &["read".to_owned()]).await?;
+//! assert_eq!(
+//!     t.access_token().expose_secret(),
+//!     "grant_type=password&username=jane&password=pw&scope=read"
+//! );
+//!
+//! // Refresh grant: a new refresh token replaces the old one.
+//! let t = form.refresh(&"rt-1".into(), &[]).await?;
+//! assert_eq!(t.access_token().expose_secret(), "grant_type=refresh_token&refresh_token=rt-1");
+//! assert_eq!(t.refresh_token().unwrap().expose_secret(), "rt-2");
+//!
+//! // Authorization code with PKCE: the URL for the browser, the callback check,
+//! // then the exchange.
+//! let request = AuthorizationUrl::new("https://auth.example.com/authorize", "id", "https://app/cb")
+//!     .build()?;
+//! let code = request.verify_callback(&format!("code=abc&state={}", request.state()))?;
+//! let t = form
+//!     .exchange_code(code.code, Some(request.redirect_uri()), request.verifier())
+//!     .await?;
+//! assert!(t.access_token().expose_secret().contains("grant_type=authorization_code&code=abc"));
+//!
+//! // Password grant with a JSON body and no client authentication (Algoreg).
+//! let json = TokenClient::builder("https://api.algoreg.com/api/v1/token")
+//!     .client_auth(ClientAuth::None)
+//!     .params_in(ParamStyle::Json)
+//!     .build(echo)?;
+//! let t = json.password("api@acme.com", "pw", &[]).await?;
+//! assert_eq!(
+//!     t.access_token().expose_secret(),
+//!     r#"{"grant_type":"password","password":"pw","username":"api@acme.com"}"#
+//! );
+//! # Ok(())
+//! # }
+//! ```
 
 mod client;
 mod grant;

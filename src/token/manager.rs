@@ -3,8 +3,9 @@
 //!
 //! Design:
 //!
-//! * `current` is an `ArcSwapOption<Stamped>`: the hot path loads it without a lock
-//!   or allocation and checks one atomic flag (`stale`). No clock is read per
+//! * `current` is an `ArcSwapOption<Stamped>`: the hot path reads it through a
+//!   per-service `arc_swap::Cache` (a relaxed load and a pointer compare, no
+//!   lock, no allocation, no refcount) and checks one atomic flag (`stale`). No clock is read per
 //!   request: a background driver task marks the token stale at its retirement
 //!   time and starts the refresh-ahead, so expiry costs nothing on the hot path.
 //! * Everything else (starting or joining a token request, recording failures)
@@ -23,12 +24,16 @@ use http::HeaderValue;
 use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::core::{backoff, Ahead, Core, Current, Decision};
 use super::{ManagedOptions, Stats, Token, TokenSource};
 use crate::error::{Error, Kind};
 
 type Flight = Shared<BoxFuture<'static, Result<Arc<Stamped>, Error>>>;
+
+/// See [`TokenManager::cache`].
+pub(crate) type TokenCache = arc_swap::Cache<Arc<ArcSwapOption<Stamped>>, Option<Arc<Stamped>>>;
 
 /// A token with its header value computed, as the hot path reads it.
 pub(crate) struct Stamped {
@@ -52,7 +57,8 @@ impl Stamped {
 }
 
 pub(crate) struct TokenManager {
-    current: ArcSwapOption<Stamped>,
+    // In its own `Arc` so each `AuthService` can keep an `arc_swap::Cache` of it.
+    current: Arc<ArcSwapOption<Stamped>>,
     state: Mutex<State>,
     source: Arc<dyn TokenSource>,
     options: ManagedOptions,
@@ -80,7 +86,7 @@ struct State {
 impl TokenManager {
     pub(crate) fn new(source: Arc<dyn TokenSource>, options: ManagedOptions) -> Arc<Self> {
         Arc::new(TokenManager {
-            current: ArcSwapOption::empty(),
+            current: Arc::new(ArcSwapOption::empty()),
             state: Mutex::new(State::default()),
             source,
             options,
@@ -89,14 +95,11 @@ impl TokenManager {
         })
     }
 
-    /// The current token, if there is one and it is not stale. Lock-free.
-    #[inline]
-    pub(crate) fn load_valid(&self) -> Option<arc_swap::Guard<Option<Arc<Stamped>>>> {
-        let guard = self.current.load();
-        match &*guard {
-            Some(s) if !s.is_stale() => Some(guard),
-            _ => None,
-        }
+    /// A per-service view of the current token: its `load` is one relaxed atomic
+    /// load and a pointer compare while the token is unchanged (no refcount, no
+    /// fence), which keeps the hot path as cheap as a static header.
+    pub(crate) fn cache(&self) -> TokenCache {
+        arc_swap::Cache::new(Arc::clone(&self.current))
     }
 
     pub(crate) fn count_retry(&self) {
@@ -167,7 +170,8 @@ impl TokenManager {
     /// Runs token request `id` in its own task, so that no waiter's cancellation
     /// can stop it, and returns the handle waiters share.
     fn spawn_flight(self: &Arc<Self>, id: u64, previous: Option<Arc<Token>>) -> Flight {
-        let task = tokio::spawn(Arc::clone(self).run_flight(id, previous));
+        let span = tracing::debug_span!("token_request", flight = id);
+        let task = tokio::spawn(Arc::clone(self).run_flight(id, previous).instrument(span));
         let weak = Arc::downgrade(self);
         async move {
             match task.await {

@@ -47,7 +47,7 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 
-pub(crate) use manager::{Stamped, TokenManager};
+pub(crate) use manager::{Stamped, TokenCache, TokenManager};
 pub use options::ManagedOptions;
 
 /// The longest lifetime a token is taken to have; larger `expires_in` values are
