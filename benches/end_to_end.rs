@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -27,6 +28,30 @@ struct Fixed;
 impl TokenSource for Fixed {
     fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
         Box::pin(async { Ok(Token::bearer("e2e-token", Some(Duration::from_secs(3600)))) })
+    }
+}
+
+/// Retries one 401, cloning the request like any retry policy must.
+#[derive(Clone)]
+struct RetryOnce401(bool);
+
+impl<Res, E> tower::retry::Policy<Request<Full<Bytes>>, Response<Res>, E> for RetryOnce401 {
+    type Future = std::future::Ready<()>;
+    fn retry(
+        &mut self,
+        _: &mut Request<Full<Bytes>>,
+        result: &mut Result<Response<Res>, E>,
+    ) -> Option<Self::Future> {
+        match result {
+            Ok(res) if res.status() == 401 && !self.0 => {
+                self.0 = true;
+                Some(std::future::ready(()))
+            }
+            _ => None,
+        }
+    }
+    fn clone_request(&mut self, req: &Request<Full<Bytes>>) -> Option<Request<Full<Bytes>>> {
+        Some(req.clone())
     }
 }
 
@@ -64,7 +89,7 @@ where
     let per = BATCH / CONCURRENCY;
     let tasks: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
-            let svc = svc.clone();
+            let mut svc = svc.clone();
             let uri = format!("{base}/v1/items?limit=10");
             tokio::spawn(async move {
                 for _ in 0..per {
@@ -72,7 +97,7 @@ where
                         .header("accept", "application/json")
                         .body(Full::new(Bytes::new()))
                         .unwrap();
-                    let res = svc.clone().oneshot(req).await.unwrap();
+                    let res = svc.ready().await.unwrap().call(req).await.unwrap();
                     res.into_body().collect().await.unwrap();
                 }
             })
@@ -100,7 +125,54 @@ fn end_to_end(c: &mut Criterion) {
         .build()
         .unwrap();
     rt.block_on(cred.token()).unwrap();
-    let layered = AuthLayer::new(cred).layer(inner);
+    let layered = AuthLayer::new(cred.clone()).layer(inner.clone());
+    let layered_no_retry = AuthLayer::new(cred).retry_on_401(false).layer(inner);
+
+    // Paired measurement: batches with and without the layer alternate, so drift
+    // on a shared machine hits both alike; the median of per-pair ratios is printed.
+    fn paired<S, T>(
+        rt: &tokio::runtime::Runtime,
+        with: &S,
+        without: &T,
+        base: &str,
+    ) -> (f64, f64, f64)
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<Incoming>> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Error: std::fmt::Debug,
+        T: Service<Request<Full<Bytes>>, Response = Response<Incoming>> + Clone + Send + 'static,
+        T::Future: Send,
+        T::Error: std::fmt::Debug,
+    {
+        let mut ratios: Vec<f64> = (0..200)
+            .map(|i| {
+                let (w, wo) = if i % 2 == 0 {
+                    let w = rt.block_on(batch(with.clone(), base));
+                    (w, rt.block_on(batch(without.clone(), base)))
+                } else {
+                    let wo = rt.block_on(batch(without.clone(), base));
+                    (rt.block_on(batch(with.clone(), base)), wo)
+                };
+                wo.as_secs_f64() / w.as_secs_f64()
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        (ratios[50], ratios[100], ratios[150])
+    }
+    let (p25, p50, p75) = paired(&rt, &layered, &bare, &base);
+    println!("end_to_end/paired (retry on): throughput with layer / without, median of 200 alternating pairs = {p50:.3} (p25 {p25:.3}, p75 {p75:.3})");
+    let (p25, p50, p75) = paired(&rt, &layered_no_retry, &bare, &base);
+    println!("end_to_end/paired (retry off): throughput with layer / without, median of 200 alternating pairs = {p50:.3} (p25 {p25:.3}, p75 {p75:.3})");
+    // The cost of sending a header at all, for reference: tower-http's static one.
+    let add_auth = tower_http::auth::AddAuthorizationLayer::bearer("e2e-token").layer(bare.clone());
+    let (p25, p50, p75) = paired(&rt, &add_auth, &bare, &base);
+    println!("end_to_end/paired (tower-http AddAuthorization): throughput with / without, median of 200 alternating pairs = {p50:.3} (p25 {p25:.3}, p75 {p75:.3})");
+    // What a 401 retry costs with stock parts: tower's RetryLayer cloning each request.
+    let retry = tower::retry::RetryLayer::new(RetryOnce401(false)).layer(add_auth.clone());
+    let (p25, p50, p75) = paired(&rt, &retry, &bare, &base);
+    println!("end_to_end/paired (tower RetryLayer + AddAuthorization): throughput with / without, median of 200 alternating pairs = {p50:.3} (p25 {p25:.3}, p75 {p75:.3})");
+    let (p25, p50, p75) = paired(&rt, &layered, &add_auth, &base);
+    println!("end_to_end/paired (retry on vs AddAuthorization): throughput ours / tower-http, median of 200 alternating pairs = {p50:.3} (p25 {p25:.3}, p75 {p75:.3})");
 
     let mut g = c.benchmark_group("end_to_end");
     g.throughput(Throughput::Elements(BATCH));
