@@ -59,6 +59,40 @@ mod sealed {
     impl Sealed for crate::ReplayBody<http_body_util::Full<bytes::Bytes>> {}
 }
 
+/// An HTTP client a [`TokenClient`] can send through: any cloneable, thread-safe
+/// service taking `Request<Full<Bytes>>` or `Request<ReplayBody<Full<Bytes>>>` (see
+/// [`TokenRequestBody`]), such as a hyper-util client. `M` is inferred; it only
+/// lets one blanket implementation cover every body type.
+pub trait IntoHttpService<M> {
+    /// Boxes the client for the token endpoint.
+    fn into_http_service(self) -> HttpService;
+}
+
+impl<S, ReqBody, B> IntoHttpService<(ReqBody, B)> for S
+where
+    S: Service<Request<ReqBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    ReqBody: TokenRequestBody,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn into_http_service(self) -> HttpService {
+        let http = self
+            .map_request(|req: Request<Full<Bytes>>| req.map(ReqBody::from_full))
+            .map_response(|res: Response<B>| {
+                res.map(|body| {
+                    body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
+                        .map_err(Into::into)
+                        .boxed_unsync()
+                })
+            })
+            .map_err(Into::into);
+        BoxCloneSyncService::new(http)
+    }
+}
+
 /// Marks a request as a token request. [`AuthService`](crate::AuthService) never
 /// stamps such a request, so a token client given an authenticated client by
 /// mistake cannot send credentials twice or wait on itself.
@@ -490,15 +524,9 @@ impl TokenClientBuilder {
     /// hyper-util client. Give it the bare client, not one wrapped in an
     /// [`AuthLayer`](crate::AuthLayer) (if you do, token requests pass through it
     /// unstamped).
-    pub fn build<S, ReqBody, B>(self, http: S) -> Result<TokenClient, Error>
+    pub fn build<H, M>(self, http: H) -> Result<TokenClient, Error>
     where
-        S: Service<Request<ReqBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        ReqBody: TokenRequestBody,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        H: IntoHttpService<M>,
     {
         if let Some(e) = self.error {
             return Err(e);
@@ -518,18 +546,8 @@ impl TokenClientBuilder {
                 "Basic client authentication needs a client id",
             ));
         }
-        let http = http
-            .map_request(|req: Request<Full<Bytes>>| req.map(ReqBody::from_full))
-            .map_response(|res: Response<B>| {
-                res.map(|body| {
-                    body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
-                        .map_err(Into::into)
-                        .boxed_unsync()
-                })
-            })
-            .map_err(Into::into);
         Ok(TokenClient {
-            http: BoxCloneSyncService::new(http),
+            http: http.into_http_service(),
             endpoint: Arc::new(Endpoint {
                 url,
                 client_id: self.client_id,

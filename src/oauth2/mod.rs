@@ -112,8 +112,8 @@ mod pkce;
 mod response;
 
 pub use client::{
-    ClientAuth, HttpService, ParamStyle, TokenClient, TokenClientBuilder, TokenRequestBody,
-    TokenRequestMarker, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT,
+    ClientAuth, HttpService, IntoHttpService, ParamStyle, TokenClient, TokenClientBuilder,
+    TokenRequestBody, TokenRequestMarker, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT,
 };
 pub use grant::{Grant, OAuth2Source};
 pub use pkce::{

@@ -21,11 +21,10 @@
 //! ```
 
 use secrecy::SecretString;
-use tower_service::Service;
 
-use crate::oauth2::{AuthorizationUrl, ClientAuth, OAuth2Source, TokenClient, TokenRequestBody};
+use crate::oauth2::{AuthorizationUrl, ClientAuth, IntoHttpService, OAuth2Source, TokenClient};
 use crate::token::{ManagedOptions, Token};
-use crate::{BoxError, Credential, Error};
+use crate::{Credential, Error};
 
 /// The authorization endpoint, as documented.
 pub const AUTHORIZE_URL: &str = "https://service.agrello.org/identity/auth/oauth/authorize";
@@ -38,46 +37,26 @@ pub fn authorization_url(client_id: &str, redirect_uri: &str) -> AuthorizationUr
 }
 
 /// A token client for [`TOKEN_URL`] with Basic `client_id:client_secret`.
-pub fn token_client<S, ReqBody, B>(
+pub fn token_client<H, M>(
     client_id: impl Into<String>,
     client_secret: impl Into<SecretString>,
-    http: S,
+    http: H,
 ) -> Result<TokenClient, Error>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    ReqBody: TokenRequestBody,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    H: IntoHttpService<M>,
 {
     token_client_at(TOKEN_URL, client_id, client_secret, http)
 }
 
 /// Like [`token_client`], at another token URL.
-pub fn token_client_at<S, ReqBody, B>(
+pub fn token_client_at<H, M>(
     token_url: &str,
     client_id: impl Into<String>,
     client_secret: impl Into<SecretString>,
-    http: S,
+    http: H,
 ) -> Result<TokenClient, Error>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    ReqBody: TokenRequestBody,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    H: IntoHttpService<M>,
 {
     TokenClient::builder(token_url)
         .client_id(client_id)

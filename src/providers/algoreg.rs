@@ -25,10 +25,9 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tower_service::Service;
 
-use crate::oauth2::{ClientAuth, OAuth2Source, ParamStyle, TokenClient, TokenRequestBody};
-use crate::{BoxError, Credential, Error};
+use crate::oauth2::{ClientAuth, IntoHttpService, OAuth2Source, ParamStyle, TokenClient};
+use crate::{Credential, Error};
 
 /// The shared API base.
 pub const API_BASE: &str = "https://api.algoreg.com";
@@ -64,24 +63,14 @@ pub fn basic(
 
 /// Bearer tokens from the JSON password grant at `{api_base}/api/v1/token`, sent
 /// through `http` (a plain client, not one wrapped in the layer).
-pub fn oauth2<S, ReqBody, B>(
+pub fn oauth2<H, M>(
     api_base: &str,
     email: impl Into<String>,
     password: impl Into<SecretString>,
-    http: S,
+    http: H,
 ) -> Result<Credential, Error>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    ReqBody: TokenRequestBody,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    H: IntoHttpService<M>,
 {
     let base = api_base.trim_end_matches('/');
     let client = TokenClient::builder(format!("{base}/api/v1/token"))

@@ -9,7 +9,7 @@
 //! log each other out: give each its own credentials.)
 //!
 //! ```
-//! # fn f<S>(http: S) -> Result<(), tower_client_auth::Error>
+//! # fn f<S>(http: H) -> Result<(), tower_client_auth::Error>
 //! # where S: tower::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Response = http::Response<http_body_util::Full<bytes::Bytes>>, Error = std::convert::Infallible> + Clone + Send + Sync + 'static, S::Future: Send {
 //! use tower_client_auth::providers::altrata;
 //!
@@ -22,11 +22,10 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use tower_service::Service;
 
-use crate::oauth2::{ClientAuth, OAuth2Source, ParamStyle, TokenClient, TokenRequestBody};
+use crate::oauth2::{ClientAuth, IntoHttpService, OAuth2Source, ParamStyle, TokenClient};
 use crate::token::ManagedOptions;
-use crate::{BoxError, Credential, Error};
+use crate::{Credential, Error};
 
 /// The token endpoint.
 pub const TOKEN_URL: &str = "https://api-auth.altrata.com/oauth2/token";
@@ -82,19 +81,9 @@ impl AltrataBuilder {
     }
 
     /// Builds the credential; token requests go through `http`.
-    pub fn build<S, ReqBody, B>(self, http: S) -> Result<Credential, Error>
+    pub fn build<H, M>(self, http: H) -> Result<Credential, Error>
     where
-        S: Service<http::Request<ReqBody>, Response = http::Response<B>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        ReqBody: TokenRequestBody,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        H: IntoHttpService<M>,
     {
         let client = TokenClient::builder(&self.token_url)
             .client_id(self.username)
