@@ -54,6 +54,34 @@ pub fn show(headers: &HeaderMap) -> String {
     }
 }
 
+/// Sends one request through `svc`: the status and the start of the body.
+async fn exchange<S>(
+    svc: &S,
+    method: Method,
+    uri: &str,
+    body: &'static str,
+) -> Result<(u16, String), BoxError>
+where
+    S: Service<
+            Request<Full<Bytes>>,
+            Response = http::Response<hyper::body::Incoming>,
+            Error = BoxError,
+        > + Clone,
+{
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))?;
+    let res = svc.clone().oneshot(req).await?;
+    let status = res.status().as_u16();
+    let text = res.into_body().collect().await?.to_bytes();
+    Ok((
+        status,
+        String::from_utf8_lossy(&text).chars().take(80).collect(),
+    ))
+}
+
 /// Sends one request through `svc` and prints the outcome.
 pub async fn send<S>(
     svc: &S,
@@ -68,19 +96,10 @@ where
             Error = BoxError,
         > + Clone,
 {
-    let req = Request::builder()
-        .method(method.clone())
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))?;
-    match svc.clone().oneshot(req).await {
-        Ok(res) => {
-            let status = res.status();
-            let text = res.into_body().collect().await?.to_bytes();
-            let text = String::from_utf8_lossy(&text);
-            let short: String = text.chars().take(80).collect();
-            println!("  {method} {uri} -> {status} {short}");
-            Ok(status.as_u16())
+    match exchange(svc, method.clone(), uri, body).await {
+        Ok((status, text)) => {
+            println!("  {method} {uri} -> {status} {text}");
+            Ok(status)
         }
         Err(e) => {
             println!("  {method} {uri} -> error: {e}");
@@ -103,15 +122,9 @@ where
             Error = BoxError,
         > + Clone,
 {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))?;
-    let res = svc.clone().oneshot(req).await?;
-    let status = res.status().as_u16();
-    res.into_body().collect().await?;
-    Ok(status)
+    exchange(svc, method, uri, body)
+        .await
+        .map(|(status, _)| status)
 }
 
 pub fn env(name: &str) -> Option<String> {
