@@ -9,7 +9,7 @@
 //! log each other out: give each its own credentials.)
 //!
 //! ```
-//! # fn f<S>(http: H) -> Result<(), tower_client_auth::Error>
+//! # fn f<S>(http: S) -> Result<(), tower_client_auth::Error>
 //! # where S: tower::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Response = http::Response<http_body_util::Full<bytes::Bytes>>, Error = std::convert::Infallible> + Clone + Send + Sync + 'static, S::Future: Send {
 //! use tower_client_auth::providers::altrata;
 //!
