@@ -74,3 +74,51 @@ async fn headers_reach_the_server_and_only_the_right_origin() {
     // The other local origin (another port) received no credential at all.
     assert_eq!(*other_seen.lock().unwrap(), vec![(None, None); 3]);
 }
+
+/// tower-http's redirect filter strips `Authorization` but not `x-api-key`; with
+/// the auth layer inside `FollowRedirect`, every hop is checked against the
+/// credential's origins, so a redirect to another host carries neither.
+#[tokio::test]
+async fn redirects_to_another_origin_carry_no_credential() {
+    use tower_http::follow_redirect::FollowRedirectLayer;
+
+    let (elsewhere, elsewhere_seen) = recording_server().await;
+    let target = format!("{elsewhere}/landing");
+    let api_seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let log = api_seen.clone();
+    let api = serve(move |req: Seen| {
+        let log = log.clone();
+        let target = target.clone();
+        async move {
+            log.lock().unwrap().push((
+                header(&req, "authorization").map(str::to_owned),
+                header(&req, "x-api-key").map(str::to_owned),
+            ));
+            http::Response::builder()
+                .status(302)
+                .header("location", target)
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        }
+    })
+    .await;
+    let api = format!("http://{api}");
+    let cred = Credential::builder()
+        .origin(&api)
+        .api_key("x-api-key", "KEY-1")
+        .bearer("tok-1")
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(FollowRedirectLayer::new())
+        .layer(AuthLayer::new(cred))
+        .service(client());
+    let req = Request::get(format!("{api}/start")).body(Full::new(Bytes::new())).unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200, "followed to the other origin");
+    assert_eq!(
+        *api_seen.lock().unwrap(),
+        vec![(Some("Bearer tok-1".to_owned()), Some("KEY-1".to_owned()))]
+    );
+    assert_eq!(*elsewhere_seen.lock().unwrap(), vec![(None, None)], "no credential after the redirect");
+}
