@@ -116,12 +116,21 @@ impl Credential {
     #[inline]
     pub(crate) fn stamp_static(&self, headers: &mut HeaderMap) {
         for (name, value) in self.inner.headers.iter() {
-            // One hash per header: `entry`, not `contains_key` then `insert`.
-            if let http::header::Entry::Vacant(slot) = headers.entry(name) {
-                slot.insert(value.clone());
+            if !has_header(headers, name) {
+                headers.insert(name.clone(), value.clone());
             }
         }
     }
+}
+
+/// Whether `headers` has `name`. A request carries a handful of headers: comparing
+/// names in order is cheaper than hashing, and leaves the one hash to `insert`.
+#[inline]
+pub(crate) fn has_header(headers: &HeaderMap, name: &http::header::HeaderName) -> bool {
+    if headers.keys_len() > 8 {
+        return headers.contains_key(name);
+    }
+    headers.keys().any(|k| k == name)
 }
 
 impl fmt::Debug for Credential {

@@ -230,14 +230,11 @@ where
             .retry_on_401
             .then(|| crate::future::copy_head(&req));
         let headers = req.headers_mut();
-        // One hash: stamp only if the caller did not set its own Authorization.
-        let carried = match headers.entry(header::AUTHORIZATION) {
-            header::Entry::Vacant(slot) => {
-                slot.insert(stamped.authorization.clone());
-                true
-            }
-            header::Entry::Occupied(_) => false,
-        };
+        // Stamp only if the caller did not set its own Authorization.
+        let carried = !crate::credential::has_header(headers, &header::AUTHORIZATION);
+        if carried {
+            headers.insert(header::AUTHORIZATION, stamped.authorization.clone());
+        }
         let generation = stamped.generation;
         credential.stamp_static(headers);
         let head = match head {

@@ -113,12 +113,18 @@ async fn redirects_to_another_origin_carry_no_credential() {
         .layer(FollowRedirectLayer::new())
         .layer(AuthLayer::new(cred))
         .service(client());
-    let req = Request::get(format!("{api}/start")).body(Full::new(Bytes::new())).unwrap();
+    let req = Request::get(format!("{api}/start"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), 200, "followed to the other origin");
     assert_eq!(
         *api_seen.lock().unwrap(),
         vec![(Some("Bearer tok-1".to_owned()), Some("KEY-1".to_owned()))]
     );
-    assert_eq!(*elsewhere_seen.lock().unwrap(), vec![(None, None)], "no credential after the redirect");
+    assert_eq!(
+        *elsewhere_seen.lock().unwrap(),
+        vec![(None, None)],
+        "no credential after the redirect"
+    );
 }
