@@ -22,12 +22,14 @@ use common::{client, json, serve, Seen};
 const N: usize = 10_000;
 const API: &str = "https://api.example.com";
 
-/// A token server that counts requests and issues `at-1`, `at-2`, ...
+/// A token server that counts requests and issues `at-1`, `at-2`, ...; the first
+/// lives `lifetime_secs`, later ones an hour.
 async fn token_server(delay: Duration, lifetime_secs: u64) -> (String, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
     let addr = serve(move |_req: Seen| {
         let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+        let lifetime_secs = if n == 1 { lifetime_secs } else { 3600 };
         async move {
             tokio::time::sleep(delay).await;
             json(
@@ -87,8 +89,9 @@ async fn ten_thousand_requests_on_an_empty_cache_make_one_token_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_requests_on_an_expired_cache_make_one_token_request() {
-    // One-second tokens and no refresh ahead: the cache really expires (retired
-    // at 0.95 s).
+    // A one-second first token and no refresh ahead: the cache really expires
+    // (retired at 0.95 s). The next token lives an hour, so a slow burst still sees
+    // one token request.
     let (url, count) = token_server(Duration::from_millis(20), 1).await;
     let tc = TokenClient::builder(&url)
         .client_id("cid")
