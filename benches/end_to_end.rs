@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench end_to_end`
 
+mod support;
+
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -27,30 +29,6 @@ struct Fixed;
 impl TokenSource for Fixed {
     fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
         Box::pin(async { Ok(Token::bearer("e2e-token", Some(Duration::from_secs(3600)))) })
-    }
-}
-
-/// Retries one 401, cloning the request like any retry policy must.
-#[derive(Clone)]
-struct RetryOnce401(bool);
-
-impl<Res, E> tower::retry::Policy<Request<Full<Bytes>>, Response<Res>, E> for RetryOnce401 {
-    type Future = std::future::Ready<()>;
-    fn retry(
-        &mut self,
-        _: &mut Request<Full<Bytes>>,
-        result: &mut Result<Response<Res>, E>,
-    ) -> Option<Self::Future> {
-        match result {
-            Ok(res) if res.status() == 401 && !self.0 => {
-                self.0 = true;
-                Some(std::future::ready(()))
-            }
-            _ => None,
-        }
-    }
-    fn clone_request(&mut self, req: &Request<Full<Bytes>>) -> Option<Request<Full<Bytes>>> {
-        Some(req.clone())
     }
 }
 
@@ -167,7 +145,8 @@ fn end_to_end(c: &mut Criterion) {
     let (p25, p50, p75) = paired(&rt, &add_auth, &bare, &base);
     println!("end_to_end/paired (tower-http AddAuthorization): throughput with / without, median of 200 alternating pairs = {p50:.3} (p25 {p25:.3}, p75 {p75:.3})");
     // What a 401 retry costs with stock parts: tower's RetryLayer cloning each request.
-    let retry = tower::retry::RetryLayer::new(RetryOnce401(false)).layer(add_auth.clone());
+    let retry = tower::retry::RetryLayer::new(support::variants::RetryOnce401::default())
+        .layer(add_auth.clone());
     let (p25, p50, p75) = paired(&rt, &retry, &bare, &base);
     println!("end_to_end/paired (tower RetryLayer + AddAuthorization): throughput with / without, median of 200 alternating pairs = {p50:.3} (p25 {p25:.3}, p75 {p75:.3})");
     let (p25, p50, p75) = paired(&rt, &layered, &add_auth, &base);

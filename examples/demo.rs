@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,45 +18,20 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
 use tower_client_auth::{AuthLayer, Credential, ReplayBody};
 
-/// Starts an HTTP server on loopback; `handler` sees each request.
+/// Starts an HTTP server on loopback (the crate's `testing::serve`); `handler`
+/// sees each request.
 async fn start<F>(handler: F) -> SocketAddr
 where
     F: Fn(Request<Bytes>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    tower_client_auth::testing::serve(move |req| std::future::ready(handler(req)))
         .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    let handler = Arc::new(handler);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let handler = handler.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|c| c.to_bytes())
-                            .unwrap_or_default();
-                        Ok::<_, Infallible>(handler(Request::from_parts(parts, body)))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+        .detach()
 }
 
 async fn send<S>(client: &mut S, uri: String) -> Result<(StatusCode, String), BoxError>

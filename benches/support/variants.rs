@@ -31,7 +31,7 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// Retries one 401, cloning the request like any retry policy must.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct RetryOnce401(bool);
 
 impl<B: Clone, Res, E> Policy<Request<B>, Response<Res>, E> for RetryOnce401 {
@@ -96,7 +96,7 @@ pub fn variant(name: &str, rt: &tokio::runtime::Runtime) -> Box<dyn FnMut()> {
             })
         }
         "tower_retry_add_authorization" => {
-            let mut svc = RetryLayer::new(RetryOnce401(false)).layer(
+            let mut svc = RetryLayer::new(RetryOnce401::default()).layer(
                 AddAuthorizationLayer::bearer(TOKEN)
                     .as_sensitive(true)
                     .layer(Noop),

@@ -22,8 +22,8 @@
 
 use secrecy::SecretString;
 
-use crate::oauth2::{AuthorizationUrl, ClientAuth, IntoHttpService, OAuth2Source, TokenClient};
-use crate::token::{ManagedOptions, Token};
+use crate::oauth2::{AuthorizationUrl, ClientAuth, IntoHttpService, TokenClient};
+use crate::token::Token;
 use crate::{Credential, Error};
 
 /// The authorization endpoint, as documented.
@@ -73,11 +73,5 @@ pub fn credential(
     client: TokenClient,
     token: Token,
 ) -> Result<Credential, Error> {
-    Credential::builder()
-        .origin(api_origin)
-        .token_source_with(
-            OAuth2Source::from_token(client, token),
-            ManagedOptions::default(),
-        )
-        .build()
+    super::generic::authorization_code(api_origin, client, token)
 }

@@ -43,7 +43,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
 
-pub use server::Server;
+pub use server::{serve, Server};
 
 /// A failure an emulator's token endpoint produces on demand, once per call to
 /// `fail_next`.

@@ -1,4 +1,5 @@
-//! A small HTTP/1 server on loopback for the emulators.
+//! A small HTTP/1 server on loopback: the emulators' base, and [`serve`] for
+//! stand-in servers in your own tests.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,11 +17,38 @@ use tokio::task::JoinHandle;
 pub(crate) type Handler =
     Arc<dyn Fn(Request<Bytes>) -> BoxFuture<'static, Response<Full<Bytes>>> + Send + Sync>;
 
-/// A running emulator server; stops when dropped.
+/// A running loopback server; stops when dropped (or runs on, see [`Server::detach`]).
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Starts an HTTP/1 server on 127.0.0.1 with a free port. `handler` gets each
+/// request with its body read (up to 1 MiB) and returns the response.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::Response;
+/// use http_body_util::Full;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = tower_client_auth::testing::serve(|req| async move {
+///     let auth = req.headers().contains_key("authorization");
+///     Response::new(Full::new(Bytes::from(if auth { "hello" } else { "who?" })))
+/// })
+/// .await;
+/// assert!(server.base_url().starts_with("http://127.0.0.1:"));
+/// # }
+/// ```
+pub async fn serve<F, Fut>(handler: F) -> Server
+where
+    F: Fn(Request<Bytes>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+    Server::start(handler).await
 }
 
 impl Server {
@@ -54,7 +82,16 @@ impl Server {
                 });
             }
         });
-        Server { addr, task }
+        Server {
+            addr,
+            task: Some(task),
+        }
+    }
+
+    /// Lets the server run until the runtime shuts down, and returns its address.
+    pub fn detach(mut self) -> SocketAddr {
+        self.task.take();
+        self.addr
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -70,6 +107,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }

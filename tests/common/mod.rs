@@ -1,59 +1,28 @@
 //! Shared test helpers: a hyper server on loopback and a hyper-util client.
 #![allow(dead_code)]
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioExecutor;
 
 /// A request as the server saw it, body collected.
 pub type Seen = Request<Bytes>;
 
-/// Starts an HTTP/1 server on 127.0.0.1 with a free port; it runs until the runtime
-/// stops. The handler gets each request with its body read.
+/// Starts an HTTP/1 server on 127.0.0.1 with a free port (the crate's own
+/// `testing::serve`); it runs until the runtime stops.
 pub async fn serve<F, Fut>(handler: F) -> SocketAddr
 where
     F: Fn(Seen) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handler = Arc::new(handler);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let handler = handler.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|c| c.to_bytes())
-                            .unwrap_or_default();
-                        Ok::<_, Infallible>(handler(Request::from_parts(parts, body)).await)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+    tower_client_auth::testing::serve(handler).await.detach()
 }
 
 /// A plain hyper-util client for any body type.
