@@ -113,6 +113,27 @@ async fn introspect(token: &str) -> bool {
     v["active"] == true
 }
 
+/// A client-credentials credential of `cc-client` for the resource at `rs`, and
+/// the count of its token requests.
+fn cc_credential(
+    rs: &str,
+    secret: &str,
+    options: ManagedOptions,
+) -> (Credential, Arc<AtomicUsize>) {
+    let (http, count) = counting();
+    let tc = TokenClient::builder(token_url())
+        .client_id("cc-client")
+        .client_secret(secret.to_owned())
+        .build(http)
+        .unwrap();
+    let cred = Credential::builder()
+        .origin(rs)
+        .token_source_with(OAuth2Source::client_credentials(tc), options)
+        .build()
+        .unwrap();
+    (cred, count)
+}
+
 type Api = AuthService<Client<HttpConnector, ReplayBody<Full<Bytes>>>>;
 
 fn api(cred: Credential) -> Api {
@@ -273,17 +294,7 @@ async fn authorization_code_with_pkce_then_refresh_rotation() {
 #[tokio::test]
 async fn short_tokens_one_request_per_lifetime_under_concurrency() {
     let rs = resource().await;
-    let (http, count) = counting();
-    let tc = TokenClient::builder(token_url())
-        .client_id("cc-client")
-        .client_secret("cc-secret")
-        .build(http)
-        .unwrap();
-    let cred = Credential::builder()
-        .origin(&rs)
-        .token_source(OAuth2Source::client_credentials(tc))
-        .build()
-        .unwrap();
+    let (cred, count) = cc_credential(&rs, "cc-secret", ManagedOptions::default());
     let svc = api(cred.clone());
     let span = lifetime() * 3 + Duration::from_millis(500);
     let start = tokio::time::Instant::now();
@@ -313,19 +324,9 @@ async fn short_tokens_one_request_per_lifetime_under_concurrency() {
 async fn a_revoked_token_gets_401_then_one_refresh_and_success() {
     use base64::Engine as _;
     let rs = resource().await;
-    let (http, count) = counting();
-    let tc = TokenClient::builder(token_url())
-        .client_id("cc-client")
-        .client_secret("cc-secret")
-        .build(http)
-        .unwrap();
-    // Longer-lived tokens here, so only the revocation can end them.
+    // No refresh ahead: within a token's life only the revocation can replace it.
     let options = ManagedOptions::default().max_refresh_ahead(Duration::ZERO);
-    let cred = Credential::builder()
-        .origin(&rs)
-        .token_source_with(OAuth2Source::client_credentials(tc), options)
-        .build()
-        .unwrap();
+    let (cred, count) = cc_credential(&rs, "cc-secret", options);
     let svc = api(cred.clone());
     // Revoke the token in use, well within its lifetime (a 2 s token must not
     // simply expire meanwhile: a slow round is tried again, at most three times).
@@ -364,17 +365,7 @@ async fn a_revoked_token_gets_401_then_one_refresh_and_success() {
 #[tokio::test]
 async fn wrong_client_secret_is_invalid_client_without_a_retry_loop() {
     let rs = resource().await;
-    let (http, count) = counting();
-    let tc = TokenClient::builder(token_url())
-        .client_id("cc-client")
-        .client_secret("wrong-secret")
-        .build(http)
-        .unwrap();
-    let cred = Credential::builder()
-        .origin(&rs)
-        .token_source(OAuth2Source::client_credentials(tc))
-        .build()
-        .unwrap();
+    let (cred, count) = cc_credential(&rs, "wrong-secret", ManagedOptions::default());
     let svc = api(cred);
     let e = error(get(&svc, &format!("{rs}/data")).await.unwrap_err());
     assert!(e.is_invalid_client() && !e.is_transient(), "{e:?}");
