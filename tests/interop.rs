@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -22,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use secrecy::ExposeSecret;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_client_auth::oauth2::{AuthorizationUrl, ClientAuth, OAuth2Source, TokenClient};
-use tower_client_auth::token::ManagedOptions;
+use tower_client_auth::token::{ManagedOptions, Token, TokenSource};
 use tower_client_auth::{AuthLayer, AuthService, BoxError, Credential, Error, ReplayBody};
 
 fn dot() -> String {
@@ -105,7 +106,10 @@ async fn introspect(token: &str) -> bool {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from(body)))
         .unwrap();
-    let Ok(res) = plain().request(req).await else {
+    // One client for all introspections: reused connections keep the load on the
+    // authorization server low.
+    static CLIENT: std::sync::OnceLock<Plain> = std::sync::OnceLock::new();
+    let Ok(res) = CLIENT.get_or_init(plain).request(req).await else {
         return false;
     };
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
@@ -294,72 +298,110 @@ async fn authorization_code_with_pkce_then_refresh_rotation() {
 #[tokio::test]
 async fn short_tokens_one_request_per_lifetime_under_concurrency() {
     let rs = resource().await;
-    let (cred, count) = cc_credential(&rs, "cc-secret", ManagedOptions::default());
-    let svc = api(cred.clone());
-    let span = lifetime() * 3 + Duration::from_millis(500);
-    let start = tokio::time::Instant::now();
-    let mut sent = 0;
-    while start.elapsed() < span {
-        let burst: Vec<_> = (0..10)
-            .map(|_| {
-                let svc = svc.clone();
-                let uri = format!("{rs}/data");
-                tokio::spawn(async move { get(&svc, &uri).await })
-            })
-            .collect();
-        for b in burst {
-            assert_eq!(b.await.unwrap().unwrap(), 200);
-            sent += 1;
+    // A request that takes longer than half a token's life (a starved machine:
+    // the server itself is on these two cores) can legitimately see its token
+    // expire twice; such a run proves nothing either way and is run again, at
+    // most three times. In a run without such delays every request must succeed
+    // and there is one token request per lifetime.
+    for attempt in 1..=3 {
+        let (cred, count) = cc_credential(&rs, "cc-secret", ManagedOptions::default());
+        let svc = api(cred.clone());
+        let span = lifetime() * 3 + Duration::from_millis(500);
+        let start = tokio::time::Instant::now();
+        let mut results = Vec::new();
+        while start.elapsed() < span {
+            let burst: Vec<_> = (0..10)
+                .map(|_| {
+                    let svc = svc.clone();
+                    let uri = format!("{rs}/data");
+                    tokio::spawn(async move {
+                        let sent = tokio::time::Instant::now();
+                        let status = get(&svc, &uri).await.unwrap();
+                        (status, sent.elapsed())
+                    })
+                })
+                .collect();
+            for b in burst {
+                results.push(b.await.unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        let slowest = results.iter().map(|r| r.1).max().unwrap_or_default();
+        if slowest > lifetime() / 2 && attempt < 3 {
+            println!(
+                "attempt {attempt}: a request took {slowest:?}; machine starved, running again"
+            );
+            continue;
+        }
+        let failed: Vec<_> = results.iter().filter(|r| r.0 != 200).collect();
+        assert!(
+            failed.is_empty(),
+            "{failed:?}; slowest {slowest:?}; {:?}",
+            cred.stats()
+        );
+        let n = count.load(Ordering::SeqCst);
+        let lifetimes = (span.as_secs_f64() / (lifetime().as_secs_f64() * 0.9)).ceil() as usize;
+        println!(
+            "{} requests over {span:?}: {n} token requests (at most {lifetimes} lifetimes)",
+            results.len()
+        );
+        assert!(n >= 3 && n <= lifetimes + 1, "{n} token requests");
+        assert_eq!(cred.stats().unwrap().token_requests as usize, n);
+        return;
     }
-    let n = count.load(Ordering::SeqCst);
-    let lifetimes = (span.as_secs_f64() / (lifetime().as_secs_f64() * 0.9)).ceil() as usize;
-    println!("{sent} requests over {span:?}: {n} token requests (at most {lifetimes} lifetimes)");
-    assert!(n >= 3 && n <= lifetimes + 1, "{n} token requests");
-    assert_eq!(cred.stats().unwrap().token_requests as usize, n);
+}
+
+/// The server's tokens as if they had no `expires_in`: they live until a 401, so
+/// only the revocation (or the server's own expiry) can end them, however slow
+/// the machine is.
+struct UntilRejected(OAuth2Source);
+
+impl TokenSource for UntilRejected {
+    fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+        let fetch = self.0.fetch(previous);
+        Box::pin(async move {
+            fetch
+                .await
+                .map(|t| Token::bearer(t.access_token().clone(), None))
+        })
+    }
 }
 
 #[tokio::test]
 async fn a_revoked_token_gets_401_then_one_refresh_and_success() {
     use base64::Engine as _;
     let rs = resource().await;
-    // No refresh ahead: within a token's life only the revocation can replace it.
-    let options = ManagedOptions::default().max_refresh_ahead(Duration::ZERO);
-    let (cred, count) = cc_credential(&rs, "cc-secret", options);
+    let (http, count) = counting();
+    let tc = TokenClient::builder(token_url())
+        .client_id("cc-client")
+        .client_secret("cc-secret")
+        .build(http)
+        .unwrap();
+    let cred = Credential::builder()
+        .origin(&rs)
+        .token_source(UntilRejected(OAuth2Source::client_credentials(tc)))
+        .build()
+        .unwrap();
     let svc = api(cred.clone());
-    // Revoke the token in use, well within its lifetime (a 2 s token must not
-    // simply expire meanwhile: a slow round is tried again, at most three times).
-    for round in 1..=3 {
-        assert_eq!(get(&svc, &format!("{rs}/data")).await.unwrap(), 200);
-        let token = cred.token().await.unwrap();
-        let retries = cred.stats().unwrap().retries_on_401;
-        let basic = base64::engine::general_purpose::STANDARD.encode("cc-client:cc-secret");
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("token", token.access_token().expose_secret())
-            .finish();
-        let revoke = Request::post(format!("{}/o/revoke_token/", dot()))
-            .header("authorization", format!("Basic {basic}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        assert_eq!(plain().request(revoke).await.unwrap().status(), 200);
-        assert!(!introspect(token.access_token().expose_secret()).await);
+    assert_eq!(get(&svc, &format!("{rs}/data")).await.unwrap(), 200);
+    let token = cred.token().await.unwrap();
 
-        let before = count.load(Ordering::SeqCst);
-        assert_eq!(get(&svc, &format!("{rs}/data")).await.unwrap(), 200);
-        let fresh = token.received_at().elapsed() < lifetime() * 7 / 10;
-        if !fresh && round < 3 {
-            continue;
-        }
-        assert_eq!(count.load(Ordering::SeqCst) - before, 1, "one refresh");
-        assert_eq!(
-            cred.stats().unwrap().retries_on_401 - retries,
-            1,
-            "one retry"
-        );
-        return;
-    }
+    let basic = base64::engine::general_purpose::STANDARD.encode("cc-client:cc-secret");
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", token.access_token().expose_secret())
+        .finish();
+    let revoke = Request::post(format!("{}/o/revoke_token/", dot()))
+        .header("authorization", format!("Basic {basic}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    assert_eq!(plain().request(revoke).await.unwrap().status(), 200);
+    assert!(!introspect(token.access_token().expose_secret()).await);
+
+    let before = count.load(Ordering::SeqCst);
+    assert_eq!(get(&svc, &format!("{rs}/data")).await.unwrap(), 200);
+    assert_eq!(count.load(Ordering::SeqCst) - before, 1, "one refresh");
+    assert_eq!(cred.stats().unwrap().retries_on_401, 1, "one retry");
 }
 
 #[tokio::test]

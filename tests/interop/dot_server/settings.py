@@ -26,6 +26,9 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ["DOT_DB"],
+        # Concurrent token requests write from several threads: take the write
+        # lock up front and wait for it, rather than fail with "database is locked".
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
     }
 }
 USE_TZ = True
@@ -44,5 +47,14 @@ OAUTH2_PROVIDER = {
 LOGGING = {
     "version": 1,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django.server": {"handlers": ["console"], "level": "WARNING"}},
+    "loggers": {
+        "django.server": {"handlers": ["console"], "level": "WARNING"},
+        # Tracebacks of 500s land in the server log run.sh prints on failure.
+        "django.request": {"handlers": ["console"], "level": "ERROR"},
+    },
 }
+# django-oauth-toolkit hashes client secrets with the password hasher; Django's
+# default (PBKDF2, a million rounds) costs about a second of CPU per client
+# authentication, which on two cores turns every introspection into a queue.
+# A test server needs no slow hash.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
