@@ -21,7 +21,7 @@ pub(crate) struct Current {
     pub(crate) stale: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Core {
     /// The id of the token request in flight, if any.
     flight: Option<u64>,
@@ -260,7 +260,7 @@ mod model {
 
     #[derive(Clone)]
     struct World {
-        core: CoreSnapshot,
+        core: Core,
         /// The token request really running (the model's truth, not `Core`'s).
         running: Option<u64>,
         current: Option<Current>,
@@ -274,43 +274,6 @@ mod model {
         /// Refreshes started because of a 401 on each generation (index).
         refreshes_for_401: Vec<u32>,
         any_failure: bool,
-    }
-
-    /// `Core` is not `Clone` (it holds an `Error`): rebuild it per branch.
-    #[derive(Clone, Debug)]
-    struct CoreSnapshot {
-        flight: Option<u64>,
-        flights_started: u64,
-        generation: u64,
-        not_before: Option<Instant>,
-        last_error: Option<Error>,
-        consecutive_failures: u32,
-        consecutive_permanent: u32,
-    }
-
-    impl CoreSnapshot {
-        fn take(core: &Core) -> Self {
-            CoreSnapshot {
-                flight: core.flight,
-                flights_started: core.flights_started,
-                generation: core.generation,
-                not_before: core.not_before,
-                last_error: core.last_error.clone(),
-                consecutive_failures: core.consecutive_failures,
-                consecutive_permanent: core.consecutive_permanent,
-            }
-        }
-        fn core(&self) -> Core {
-            Core {
-                flight: self.flight,
-                flights_started: self.flights_started,
-                generation: self.generation,
-                not_before: self.not_before,
-                last_error: self.last_error.clone(),
-                consecutive_failures: self.consecutive_failures,
-                consecutive_permanent: self.consecutive_permanent,
-            }
-        }
     }
 
     impl World {
@@ -370,8 +333,7 @@ mod model {
 
         /// A request decides with the real `Core`; returns the new request state.
         fn acquire(&mut self, failed: Option<u64>, retried: bool) -> Req {
-            let mut core = self.core.core();
-            let (mark, decision) = core.acquire(self.current, failed, self.now);
+            let (mark, decision) = self.core.acquire(self.current, failed, self.now);
             if mark {
                 let cur = self
                     .current
@@ -417,7 +379,6 @@ mod model {
                 }
                 Decision::Fail(_) => Req::Done,
             };
-            self.core = CoreSnapshot::take(&core);
             next
         }
 
@@ -460,10 +421,9 @@ mod model {
                 for outcome in outcomes {
                     let mut w = self.clone();
                     w.running = None;
-                    let mut core = w.core.core();
                     match outcome {
                         Outcome::Ok => {
-                            let generation = core.succeeded(id);
+                            let generation = w.core.succeeded(id);
                             w.current = Some(Current {
                                 generation,
                                 stale: false,
@@ -486,7 +446,7 @@ mod model {
                             } else {
                                 Error::permanent("wrong password")
                             };
-                            core.failed(id, &err, w.now, &ManagedOptions::default());
+                            w.core.failed(id, &err, w.now, &ManagedOptions::default());
                             for r in &mut w.reqs {
                                 if matches!(r, Req::Waiting { .. }) {
                                     *r = Req::Done;
@@ -494,7 +454,6 @@ mod model {
                             }
                         }
                     }
-                    w.core = CoreSnapshot::take(&core);
                     out.push(w);
                 }
             }
@@ -508,14 +467,13 @@ mod model {
                 if !cur.stale && self.ahead_left > 0 {
                     let mut w = self.clone();
                     w.ahead_left -= 1;
-                    let mut core = w.core.core();
+                    let current = w.current;
                     if let Ahead::Running(Some(id)) =
-                        core.refresh_due(w.current, cur.generation, w.now)
+                        w.core.refresh_due(current, cur.generation, w.now)
                     {
                         assert!(w.running.is_none(), "second token request in flight");
                         w.running = Some(id);
                     }
-                    w.core = CoreSnapshot::take(&core);
                     out.push(w);
                 }
             }
@@ -567,7 +525,7 @@ mod model {
 
     fn world(requests: usize, failures: u32) -> World {
         World {
-            core: CoreSnapshot::take(&Core::default()),
+            core: Core::default(),
             running: None,
             current: None,
             reqs: vec![Req::Idle; requests],
