@@ -25,6 +25,16 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
+/// A client for `{base}/token` with these client credentials.
+fn token_client(base: &str, id: &str, secret: &str, auth: ClientAuth) -> TokenClient {
+    TokenClient::builder(format!("{base}/token"))
+        .client_id(id)
+        .client_secret(secret.to_owned())
+        .client_auth(auth)
+        .build(client::<Full<Bytes>>())
+        .unwrap()
+}
+
 async fn ok_server() -> (String, common::Log) {
     logging_server(|_, _| json(200, TOKEN_OK)).await
 }
@@ -32,11 +42,7 @@ async fn ok_server() -> (String, common::Log) {
 #[tokio::test]
 async fn checklist_7_basic_client_auth_is_form_urlencoded_first() {
     let (base, log) = ok_server().await;
-    let tc = TokenClient::builder(format!("{base}/token"))
-        .client_id("special client")
-        .client_secret("p@ss:w/rd+%&=")
-        .build(client::<Full<Bytes>>())
-        .unwrap();
+    let tc = token_client(&base, "special client", "p@ss:w/rd+%&=", ClientAuth::Basic);
     tc.client_credentials(&[]).await.unwrap();
     let seen = log.get(0);
     assert_eq!(
@@ -58,24 +64,19 @@ async fn checklist_7_basic_client_auth_is_form_urlencoded_first() {
 #[tokio::test]
 async fn checklist_7_raw_basic_and_body_auth_never_both() {
     let (base, log) = ok_server().await;
-    let raw = TokenClient::builder(format!("{base}/token"))
-        .client_id("special client")
-        .client_secret("p@ss:w/rd+%&=")
-        .client_auth(ClientAuth::BasicRaw)
-        .build(client::<Full<Bytes>>())
-        .unwrap();
+    let raw = token_client(
+        &base,
+        "special client",
+        "p@ss:w/rd+%&=",
+        ClientAuth::BasicRaw,
+    );
     raw.client_credentials(&[]).await.unwrap();
     assert_eq!(
         header(&log.get(0), "authorization").unwrap(),
         format!("Basic {}", b64("special client:p@ss:w/rd+%&="))
     );
 
-    let body = TokenClient::builder(format!("{base}/token"))
-        .client_id("special client")
-        .client_secret("p@ss:w/rd+%&=")
-        .client_auth(ClientAuth::Body)
-        .build(client::<Full<Bytes>>())
-        .unwrap();
+    let body = token_client(&base, "special client", "p@ss:w/rd+%&=", ClientAuth::Body);
     body.client_credentials(&[]).await.unwrap();
     assert!(header(&log.get(1), "authorization").is_none());
     assert_eq!(
@@ -83,12 +84,7 @@ async fn checklist_7_raw_basic_and_body_auth_never_both() {
         "grant_type=client_credentials&client_id=special+client&client_secret=p%40ss%3Aw%2Frd%2B%25%26%3D"
     );
 
-    let empty_secret = TokenClient::builder(format!("{base}/token"))
-        .client_id("cid")
-        .client_secret("")
-        .client_auth(ClientAuth::Body)
-        .build(client::<Full<Bytes>>())
-        .unwrap();
+    let empty_secret = token_client(&base, "cid", "", ClientAuth::Body);
     empty_secret.client_credentials(&[]).await.unwrap();
     assert_eq!(log.body(2), "grant_type=client_credentials&client_id=cid");
 
@@ -105,11 +101,7 @@ async fn checklist_7_raw_basic_and_body_auth_never_both() {
 #[tokio::test]
 async fn checklist_8_password_grant_form_body_exact() {
     let (base, log) = ok_server().await;
-    let tc = TokenClient::builder(format!("{base}/token"))
-        .client_id("cid")
-        .client_secret("cs")
-        .build(client::<Full<Bytes>>())
-        .unwrap();
+    let tc = token_client(&base, "cid", "cs", ClientAuth::Basic);
     let scopes = ["a".to_owned(), "b".to_owned()];
     tc.password("jane doe", "p&ss=wörd", &scopes).await.unwrap();
     assert_eq!(
@@ -194,11 +186,7 @@ async fn checklist_13_secrets_never_in_a_query_string() {
 
     // The layer puts access tokens in a header, never in the URI.
     let (api, api_log) = logging_server(|_, _| text(200, "ok")).await;
-    let tc = TokenClient::builder(format!("{base}/token"))
-        .client_id("cid")
-        .client_secret("cs")
-        .build(client::<Full<Bytes>>())
-        .unwrap();
+    let tc = token_client(&base, "cid", "cs", ClientAuth::Basic);
     let cred = Credential::builder()
         .origin(&api)
         .token_source(OAuth2Source::client_credentials(tc))
@@ -338,11 +326,7 @@ async fn checklist_15_client_credentials_rerun_and_refresh_fallback() {
         }
     })
     .await;
-    let tc = TokenClient::builder(format!("{base}/token"))
-        .client_id("cid")
-        .client_secret("cs")
-        .build(client::<Full<Bytes>>())
-        .unwrap();
+    let tc = token_client(&base, "cid", "cs", ClientAuth::Basic);
     let source = OAuth2Source::client_credentials(tc.clone());
     let t1 = source.fetch(None).await.unwrap();
     let _t2 = source.fetch(Some(&t1)).await.unwrap();
