@@ -224,23 +224,20 @@ where
                 self.config.max_replay_body,
             );
         };
-        // The copy for a retry is taken before stamping, so a retry stamps afresh.
-        let head = self
-            .config
-            .retry_on_401
-            .then(|| crate::future::copy_head(&req));
+        // Stamp only if the caller did not set its own Authorization; only then
+        // can the request be retried. The copy for a retry is taken before
+        // stamping, so a retry stamps afresh.
+        let carried = !crate::credential::has_header(req.headers(), &header::AUTHORIZATION);
+        let head = (carried && self.config.retry_on_401).then(|| crate::future::copy_head(&req));
         let headers = req.headers_mut();
-        // Stamp only if the caller did not set its own Authorization.
-        let carried = !crate::credential::has_header(headers, &header::AUTHORIZATION);
         if carried {
             headers.insert(header::AUTHORIZATION, stamped.authorization.clone());
         }
         let generation = stamped.generation;
         credential.stamp_static(headers);
-        let head = match head {
-            Some(head) if carried => head,
+        let Some(head) = head else {
             // Retry off, or the caller's own token: send as it is, never retried.
-            _ => return ResponseFuture::call(self.inner.call(req.map(ReplayBody::passthrough))),
+            return ResponseFuture::call(self.inner.call(req.map(ReplayBody::passthrough)));
         };
         let (parts, body) = req.into_parts();
         let (body, handle) = ReplayBody::recorded(body, self.config.max_replay_body);
