@@ -60,7 +60,7 @@ fn contention(c: &mut Criterion) {
             .layer(Noop);
         let cached = AuthLayer::new(warm_credential(&rt, false)).layer(Noop);
         let cached_no_retry = AuthLayer::new(warm_credential(&rt, false))
-            .retry_on_401(false)
+            .without_retry()
             .layer(Noop);
         let naive = NaiveAuth::new(Noop);
 

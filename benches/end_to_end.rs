@@ -103,7 +103,7 @@ fn end_to_end(c: &mut Criterion) {
         .unwrap();
     rt.block_on(cred.token()).unwrap();
     let layered = AuthLayer::new(cred.clone()).layer(inner.clone());
-    let layered_no_retry = AuthLayer::new(cred).retry_on_401(false).layer(inner);
+    let layered_no_retry = AuthLayer::new(cred).without_retry().layer(bare.clone());
 
     // Paired measurement: batches with and without the layer alternate, so drift
     // on a shared machine hits both alike; the median of per-pair ratios is printed.

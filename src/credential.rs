@@ -37,13 +37,13 @@ use crate::token::{ManagedOptions, TokenManager, TokenSource};
 /// a value.
 #[derive(Clone)]
 pub struct Credential {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) origins: Box<[Origin]>,
-    pub(crate) headers: Box<[(HeaderName, HeaderValue)]>,
-    pub(crate) managed: Option<Arc<TokenManager>>,
+struct Inner {
+    origins: Box<[Origin]>,
+    headers: Box<[(HeaderName, HeaderValue)]>,
+    managed: Option<Arc<TokenManager>>,
 }
 
 impl Credential {
@@ -106,6 +106,50 @@ impl Credential {
         }
     }
 
+    /// Drops the current managed token: the next request fetches a new one (joining
+    /// any token request in flight). For a token you know was revoked. Does nothing
+    /// for a static credential.
+    ///
+    /// ```
+    /// # use tower_client_auth::Credential;
+    /// let pat = Credential::bearer("https://api.example.com", "t")?;
+    /// pat.invalidate(); // static: nothing to drop
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
+    pub fn invalidate(&self) {
+        if let Some(m) = &self.inner.managed {
+            m.invalidate();
+        }
+    }
+
+    /// Ends a cool-down (or backoff) now, so that the next request may make a token
+    /// request: for an operator who has just fixed a wrong password. Does nothing
+    /// for a static credential.
+    pub fn end_cooldown(&self) {
+        if let Some(m) = &self.inner.managed {
+            m.end_cooldown();
+        }
+    }
+
+    /// The managed token's cache, if any.
+    #[inline]
+    pub(crate) fn manager(&self) -> Option<&Arc<TokenManager>> {
+        self.inner.managed.as_ref()
+    }
+
+    /// Removes from `headers` every value this credential stamps (its static
+    /// values, and its managed token's latest `Authorization` values), leaving
+    /// other values of the same names alone. Returns how many were removed.
+    pub(crate) fn remove_stamped(&self, headers: &mut HeaderMap) -> usize {
+        let mut removed = remove_values(headers, &header::AUTHORIZATION, |v| {
+            self.inner.managed.as_ref().is_some_and(|m| m.issued(v))
+        });
+        for (name, value) in self.inner.headers.iter() {
+            removed += remove_values(headers, name, |v| v == value);
+        }
+        removed
+    }
+
     /// Whether a request to `uri` should get this credential.
     #[inline]
     pub(crate) fn applies_to(&self, uri: &Uri) -> bool {
@@ -121,6 +165,28 @@ impl Credential {
             }
         }
     }
+}
+
+/// Removes the values of `name` that `ours` recognises; keeps the others in order.
+fn remove_values(
+    headers: &mut HeaderMap,
+    name: &HeaderName,
+    ours: impl Fn(&HeaderValue) -> bool,
+) -> usize {
+    if !headers.get_all(name).iter().any(&ours) {
+        return 0;
+    }
+    let all: Vec<HeaderValue> = headers.get_all(name).iter().cloned().collect();
+    headers.remove(name);
+    let mut removed = 0;
+    for value in all {
+        if ours(&value) {
+            removed += 1;
+        } else {
+            headers.append(name.clone(), value);
+        }
+    }
+    removed
 }
 
 /// Whether `headers` has `name`. A request carries a handful of headers: comparing

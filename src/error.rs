@@ -71,6 +71,11 @@ pub(crate) enum Kind {
     StateMismatch,
     /// A token source of the user's own failed.
     Source { permanent: bool },
+    /// A token request had to be started and no Tokio runtime was running.
+    NoRuntime,
+    /// The token endpoint issued a token type this crate does not send (`DPoP`,
+    /// `mac`, ...). The name is kept escaped and cut short.
+    UnsupportedTokenType(String),
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +111,14 @@ impl Error {
         Error::new(Kind::InvalidResponse(msg.into()))
     }
 
+    pub(crate) fn no_runtime() -> Self {
+        Error::new(Kind::NoRuntime)
+    }
+
+    pub(crate) fn unsupported_token_type(token_type: &str) -> Self {
+        Error::new(Kind::UnsupportedTokenType(escape(token_type, 32)))
+    }
+
     pub(crate) fn kind(&self) -> &Kind {
         &self.inner.kind
     }
@@ -130,17 +143,31 @@ impl Error {
 
     /// A configuration error: an invalid header value, origin, URL or option.
     pub fn is_config(&self) -> bool {
-        matches!(self.kind(), Kind::Config(_))
+        matches!(self.root().kind(), Kind::Config(_))
     }
 
     /// The token endpoint could not be reached or the connection failed.
     pub fn is_transport(&self) -> bool {
-        matches!(self.kind(), Kind::Transport)
+        matches!(self.root().kind(), Kind::Transport)
     }
 
     /// The token endpoint did not answer within the timeout.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.kind(), Kind::Timeout)
+        matches!(self.root().kind(), Kind::Timeout)
+    }
+
+    /// A token was needed and no Tokio runtime was running to fetch it on. The
+    /// layer needs a Tokio runtime (any flavour) for managed tokens; static
+    /// credentials and a cached token that is still valid work without one.
+    pub fn is_no_runtime(&self) -> bool {
+        matches!(self.root().kind(), Kind::NoRuntime)
+    }
+
+    /// The token endpoint issued a token of a type this crate does not send
+    /// (only `Bearer` is sent; a `DPoP` or `mac` token is never stamped as if it
+    /// were one). Permanent: the credential cools down.
+    pub fn is_unsupported_token_type(&self) -> bool {
+        matches!(self.root().kind(), Kind::UnsupportedTokenType(_))
     }
 
     /// The token endpoint answered with an OAuth2 error body (`{"error": ...}`).
@@ -177,19 +204,19 @@ impl Error {
     /// The token response could not be parsed or lacked a usable access token.
     pub fn is_invalid_response(&self) -> bool {
         matches!(
-            self.kind(),
-            Kind::InvalidResponse(_) | Kind::ResponseTooLarge(_)
+            self.root().kind(),
+            Kind::InvalidResponse(_) | Kind::ResponseTooLarge(_) | Kind::UnsupportedTokenType(_)
         )
     }
 
     /// The token response body was larger than the cap.
     pub fn is_response_too_large(&self) -> bool {
-        matches!(self.kind(), Kind::ResponseTooLarge(_))
+        matches!(self.root().kind(), Kind::ResponseTooLarge(_))
     }
 
     /// The token expired and there was no refresh token nor grant to get a new one.
     pub fn is_no_token(&self) -> bool {
-        matches!(self.kind(), Kind::NoToken)
+        matches!(self.root().kind(), Kind::NoToken)
     }
 
     /// A recent permanent failure put the credential in cool-down: no token request
@@ -208,12 +235,14 @@ impl Error {
 
     /// The `state` returned to the redirect URI did not match the one sent.
     pub fn is_state_mismatch(&self) -> bool {
-        matches!(self.kind(), Kind::StateMismatch)
+        matches!(self.root().kind(), Kind::StateMismatch)
     }
 
     /// Worth trying again later: connection failures, timeouts, 5xx, 429, and the
     /// `temporarily_unavailable`/`server_error` OAuth2 codes. Everything else from a
-    /// token endpoint is permanent and starts a cool-down.
+    /// token endpoint is permanent and starts a cool-down. A cool-down error is
+    /// not transient (no request was made); every other predicate looks through it
+    /// to the failure that started it.
     pub fn is_transient(&self) -> bool {
         match self.kind() {
             Kind::Transport | Kind::Timeout => true,
@@ -234,6 +263,9 @@ impl Error {
             Kind::InvalidResponse(_) | Kind::ResponseTooLarge(_) => false,
             Kind::CoolingDown { .. } => false,
             Kind::Config(_) | Kind::NoToken | Kind::StateMismatch => false,
+            // Nothing will start a runtime for us; a token type we cannot send
+            // will not change by asking again soon.
+            Kind::NoRuntime | Kind::UnsupportedTokenType(_) => false,
         }
     }
 
@@ -287,6 +319,28 @@ impl Error {
     }
 }
 
+/// Server-supplied text as it may be shown: printable ASCII only (anything else
+/// escaped), at most `max` characters, so that a token endpoint cannot inject
+/// lines or control characters into logs.
+pub(crate) fn escape(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c == ' ' || c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
+
+/// `Display` tells this error's own level only; what caused it is reached through
+/// [`std::error::Error::source`], so a reporter that walks the chain prints each
+/// cause once.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind() {
@@ -294,9 +348,10 @@ impl fmt::Display for Error {
             Kind::Transport => f.write_str("token endpoint request failed"),
             Kind::Timeout => f.write_str("token endpoint request timed out"),
             Kind::OAuth2(e) => {
-                write!(f, "token endpoint error `{}` (HTTP {})", e.code, e.status)?;
+                let code = escape(&e.code, 64);
+                write!(f, "token endpoint error `{code}` (HTTP {})", e.status)?;
                 if let Some(d) = &e.description {
-                    write!(f, ": {d}")?;
+                    write!(f, ": {}", escape(d, 256))?;
                 }
                 Ok(())
             }
@@ -306,11 +361,17 @@ impl fmt::Display for Error {
                 write!(f, "token response larger than {cap} bytes")
             }
             Kind::NoToken => f.write_str("access token expired and cannot be refreshed"),
-            Kind::CoolingDown { cause } => {
-                write!(f, "no token request made during cool-down after: {cause}")
+            Kind::CoolingDown { .. } => {
+                f.write_str("no token request made during cool-down after a permanent failure")
             }
             Kind::StateMismatch => f.write_str("authorization callback `state` does not match"),
             Kind::Source { .. } => f.write_str("token source failed"),
+            Kind::NoRuntime => {
+                f.write_str("a token request needs a Tokio runtime and none is running")
+            }
+            Kind::UnsupportedTokenType(t) => {
+                write!(f, "token type `{t}` is not supported (only Bearer is sent)")
+            }
         }
     }
 }

@@ -36,13 +36,12 @@
 //! header values are marked sensitive, errors carry no credential, and tracing
 //! events name generations and outcomes, never tokens.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod credential;
 pub mod error;
-mod future;
 pub mod layer;
 pub mod oauth2;
 pub mod origin;
@@ -55,7 +54,6 @@ pub mod token;
 
 pub use credential::{Credential, CredentialBuilder};
 pub use error::{BoxError, Error};
-pub use future::ResponseFuture;
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{AuthLayer, AuthService, GuardLayer, ResponseFuture};
 pub use origin::Origin;
 pub use replay::ReplayBody;

@@ -177,13 +177,13 @@ fn cached_path_allocation_targets() {
     let static_bearer = per_call(&mut AuthLayer::new(pat).layer(Noop), get);
     let no_retry = per_call(
         &mut AuthLayer::new(managed(&rt, false))
-            .retry_on_401(false)
+            .without_retry()
             .layer(Noop),
         get,
     );
     let two_no_retry = per_call(
         &mut AuthLayer::new(managed(&rt, true))
-            .retry_on_401(false)
+            .without_retry()
             .layer(Noop),
         get,
     );

@@ -114,13 +114,13 @@ pub fn variant(name: &str, rt: &tokio::runtime::Runtime) -> Box<dyn FnMut()> {
         }
         "oauth2_cached_no_retry" => {
             let mut svc = AuthLayer::new(warm_credential(rt, false))
-                .retry_on_401(false)
+                .without_retry()
                 .layer(Noop);
             Box::new(move || call(&mut svc, request()))
         }
         "two_headers_cached" => {
             let mut svc = AuthLayer::new(warm_credential(rt, true))
-                .retry_on_401(false)
+                .without_retry()
                 .layer(Noop);
             Box::new(move || call(&mut svc, request()))
         }

@@ -94,10 +94,13 @@ pub struct OAuth2Source {
     client: TokenClient,
     grant: Option<Grant>,
     scopes: Vec<String>,
-    seed: Mutex<Seed>,
+    // Shared with the fetch in flight, which clears it only once a fetch has
+    // succeeded: a seed survives any number of failed attempts.
+    seed: Arc<Mutex<Seed>>,
 }
 
-/// What a source starts from before its first fetch.
+/// What a source starts from before its first successful fetch.
+#[derive(Clone)]
 enum Seed {
     Nothing,
     Token(Token),
@@ -141,7 +144,7 @@ impl OAuth2Source {
             client,
             grant,
             scopes: Vec::new(),
-            seed: Mutex::new(Seed::Nothing),
+            seed: Arc::new(Mutex::new(Seed::Nothing)),
         }
     }
 
@@ -165,15 +168,14 @@ impl OAuth2Source {
 
 impl TokenSource for OAuth2Source {
     fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
-        let seed = std::mem::replace(
-            &mut *self.seed.lock().unwrap_or_else(|e| e.into_inner()),
-            Seed::Nothing,
-        );
+        // Read, not taken: a fetch that fails must find the seed again.
+        let seed = self.seed.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut refresh_token = previous.and_then(|p| p.refresh_token.clone());
         match seed {
             Seed::Nothing => {}
             Seed::Token(token) => {
                 if token.expires_at().is_none_or(|at| at > Instant::now()) {
+                    *self.seed.lock().unwrap_or_else(|e| e.into_inner()) = Seed::Nothing;
                     return Box::pin(async move { Ok(token) });
                 }
                 refresh_token = refresh_token.or(token.refresh_token);
@@ -183,18 +185,36 @@ impl TokenSource for OAuth2Source {
         let client = self.client.clone();
         let grant = self.grant.clone();
         let scopes = Arc::new(self.scopes.clone());
+        let seed = Arc::clone(&self.seed);
+        // Once a token is in hand, the cache passes it as `previous` (with its
+        // refresh token): the seed has served its purpose.
+        let used = move || *seed.lock().unwrap_or_else(|e| e.into_inner()) = Seed::Nothing;
         Box::pin(async move {
             if let Some(rt) = refresh_token {
                 match client.refresh(&rt, &scopes).await {
-                    Ok(token) => return Ok(token),
+                    Ok(token) => {
+                        used();
+                        return Ok(token);
+                    }
+                    // A rejected refresh token is dead: never send it again.
                     Err(e) if e.is_invalid_grant() && grant.is_some() => {
+                        used();
                         tracing::debug!("refresh token rejected, running the grant again");
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        if e.is_invalid_grant() {
+                            used();
+                        }
+                        return Err(e);
+                    }
                 }
             }
             match grant {
-                Some(grant) => client.request_token(&grant, &scopes).await,
+                Some(grant) => {
+                    let token = client.request_token(&grant, &scopes).await?;
+                    used();
+                    Ok(token)
+                }
                 None => Err(Error::new(Kind::NoToken)),
             }
         })

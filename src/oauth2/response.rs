@@ -143,7 +143,9 @@ fn parse_expires_in(value: Option<Value>) -> Result<Option<Duration>, Error> {
         return Ok(None);
     }
     let max = MAX_LIFETIME.as_secs_f64();
-    Ok(Some(Duration::from_secs_f64(seconds.min(max))))
+    let lifetime = Duration::from_secs_f64(seconds.min(max));
+    // `1e-10` is positive but rounds to nothing: as unknown as zero.
+    Ok(Some(lifetime).filter(|d| !d.is_zero()))
 }
 
 /// `Retry-After` in seconds (an HTTP date is ignored: our backoff applies).
@@ -214,6 +216,7 @@ mod tests {
         );
         assert_eq!(e("0").unwrap().expires_in(), None);
         assert_eq!(e("-5").unwrap().expires_in(), None);
+        assert_eq!(e("1e-10").unwrap().expires_in(), None);
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //!
 //! Every change to which token request is in flight, to the generation counter
 //! and to the backoff/cool-down gate goes through [`Core`], under the manager's
-//! one lock. Keeping it free of I/O, tasks and clocks lets the test at the bottom
-//! of this file explore every interleaving of requests, 401s, token request
-//! outcomes, refresh-ahead and retirement, and check that nothing wedges and that
-//! at most one token request is ever in flight.
+//! one lock. `Core` alone owns the in-flight handle (generic, so the model check
+//! below can use a plain id) and the jitter source (injected, like tower's
+//! `retry::backoff`), and it reads no clock: the caller passes `now`. Keeping it
+//! free of I/O, tasks and clocks lets the test at the bottom of this file explore
+//! every interleaving of requests, 401s, token request outcomes, refresh-ahead,
+//! retirement, cool-down resets and cancellation, deterministically.
 
 use std::time::Duration;
 
@@ -21,10 +23,48 @@ pub(crate) struct Current {
     pub(crate) stale: bool,
 }
 
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Core {
-    /// The id of the token request in flight, if any.
-    flight: Option<u64>,
+/// A source of numbers in `[0, 1)` for backoff jitter.
+pub(crate) trait Jitter: Send {
+    fn next_unit(&mut self) -> f64;
+}
+
+/// SplitMix64 seeded from the standard library's per-process random hasher keys:
+/// enough to spread retries across replicas, no dependency on a random crate.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix(u64);
+
+impl Default for SplitMix {
+    fn default() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x5EED);
+        SplitMix(h.finish())
+    }
+}
+
+impl Jitter for SplitMix {
+    fn next_unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// `at + d`, saturating instead of panicking: far enough in the future is the same
+/// as never for a token cache.
+pub(crate) fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(super::MAX_LIFETIME))
+        .unwrap_or(at)
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Core<F, J = SplitMix> {
+    /// The token request in flight, if any: its id and the handle waiters share.
+    flight: Option<(u64, F)>,
     flights_started: u64,
     generation: u64,
     /// No new token request before this instant (backoff or cool-down).
@@ -32,53 +72,89 @@ pub(crate) struct Core {
     last_error: Option<Error>,
     consecutive_failures: u32,
     consecutive_permanent: u32,
+    jitter: J,
 }
 
-/// What a request that needs a token does.
+impl<F, J: Default> Default for Core<F, J> {
+    fn default() -> Self {
+        Core {
+            flight: None,
+            flights_started: 0,
+            generation: 0,
+            not_before: None,
+            last_error: None,
+            consecutive_failures: 0,
+            consecutive_permanent: 0,
+            jitter: J::default(),
+        }
+    }
+}
+
+/// What a request that needs a token does. `C` is the caller's current token,
+/// `F` the shared handle of a token request.
 #[derive(Debug)]
-pub(crate) enum Decision {
+pub(crate) enum Decision<C, F> {
     /// The current token is good: use it.
-    UseCurrent,
-    /// Wait for the token request in flight (its id).
-    Join(#[allow(dead_code)] u64),
-    /// Start token request `id` and wait for it.
-    Start(u64),
-    /// Fail now: within backoff or cool-down after this error.
+    UseCurrent(C),
+    /// Wait for the token request in flight.
+    Join(F),
+    /// A token request was just started: wait for it.
+    Start(F),
+    /// Fail now: within backoff or cool-down after this error, or the request
+    /// could not be started.
     Fail(Error),
 }
 
 /// What the background driver does when a refresh ahead is due.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Ahead {
-    /// A token request is in flight (maybe just started: `Some(id)`).
-    Running(Option<u64>),
+    /// A token request is in flight (`true`: just started by this call).
+    Running(bool),
     /// Backing off until then.
     NotBefore(Instant),
 }
 
-impl Core {
-    pub(crate) fn flight(&self) -> Option<u64> {
-        self.flight
+impl<F: Clone, J: Jitter> Core<F, J> {
+    #[cfg(test)]
+    pub(crate) fn with_jitter(jitter: J) -> Self {
+        Core {
+            flight: None,
+            flights_started: 0,
+            generation: 0,
+            not_before: None,
+            last_error: None,
+            consecutive_failures: 0,
+            consecutive_permanent: 0,
+            jitter,
+        }
+    }
+
+    /// The id of the token request in flight.
+    pub(crate) fn flight_id(&self) -> Option<u64> {
+        self.flight.as_ref().map(|(id, _)| *id)
     }
 
     /// A request needs a token. `failed` is the generation that just got a 401.
-    /// Returns whether the current token must now be marked stale, and what to do.
-    pub(crate) fn acquire(
+    /// `start` makes the handle of a new token request from its id (it may fail,
+    /// for example without a runtime to run it on). Returns whether the current
+    /// token must now be marked stale, and what to do.
+    pub(crate) fn acquire<C>(
         &mut self,
-        current: Option<Current>,
+        current: Option<(Current, C)>,
         failed: Option<u64>,
         now: Instant,
-    ) -> (bool, Decision) {
+        start: impl FnOnce(u64) -> Result<F, Error>,
+    ) -> (bool, Decision<C, F>) {
         let mut mark_stale = false;
-        if let Some(cur) = current {
+        if let Some((cur, c)) = current {
             let rejected = failed.is_some_and(|g| cur.generation <= g);
             mark_stale = rejected && !cur.stale;
             if !cur.stale && !rejected {
-                return (false, Decision::UseCurrent);
+                return (false, Decision::UseCurrent(c));
             }
         }
-        if let Some(id) = self.flight {
-            return (mark_stale, Decision::Join(id));
+        if let Some((_, handle)) = &self.flight {
+            return (mark_stale, Decision::Join(handle.clone()));
         }
         if let (Some(nb), Some(err)) = (self.not_before, &self.last_error) {
             if now < nb {
@@ -92,7 +168,10 @@ impl Core {
                 return (mark_stale, Decision::Fail(err));
             }
         }
-        (mark_stale, Decision::Start(self.start()))
+        match self.start(start) {
+            Ok(handle) => (mark_stale, Decision::Start(handle)),
+            Err(e) => (mark_stale, Decision::Fail(e)),
+        }
     }
 
     /// A refresh ahead of expiry is due for the token of generation `generation`.
@@ -101,9 +180,10 @@ impl Core {
         current: Option<Current>,
         generation: u64,
         now: Instant,
+        start: impl FnOnce(u64) -> Result<F, Error>,
     ) -> Ahead {
         if self.flight.is_some() {
-            return Ahead::Running(None);
+            return Ahead::Running(false);
         }
         if let Some(nb) = self.not_before {
             if now < nb {
@@ -112,93 +192,87 @@ impl Core {
         }
         match current {
             Some(cur) if cur.generation == generation && !cur.stale => {
-                Ahead::Running(Some(self.start()))
+                Ahead::Running(self.start(start).is_ok())
             }
-            _ => Ahead::Running(None),
+            _ => Ahead::Running(false),
         }
     }
 
-    fn start(&mut self) -> u64 {
+    fn start(&mut self, start: impl FnOnce(u64) -> Result<F, Error>) -> Result<F, Error> {
         debug_assert!(self.flight.is_none(), "one token request at a time");
-        self.flights_started += 1;
-        self.flight = Some(self.flights_started);
-        self.flights_started
+        let id = self.flights_started + 1;
+        let handle = start(id)?;
+        self.flights_started = id;
+        self.flight = Some((id, handle.clone()));
+        Ok(handle)
     }
 
     /// Token request `id` succeeded: returns the new token's generation.
     pub(crate) fn succeeded(&mut self, id: u64) -> u64 {
-        debug_assert_eq!(self.flight, Some(id));
+        debug_assert_eq!(self.flight_id(), Some(id));
         self.flight = None;
         self.generation += 1;
-        self.not_before = None;
-        self.last_error = None;
-        self.consecutive_failures = 0;
-        self.consecutive_permanent = 0;
+        self.reset_gate();
         self.generation
     }
 
     /// Token request `id` failed for good (after its own retries): sets the
     /// backoff (transient) or cool-down (permanent) gate.
     pub(crate) fn failed(&mut self, id: u64, err: &Error, now: Instant, options: &ManagedOptions) {
-        debug_assert_eq!(self.flight, Some(id));
+        debug_assert_eq!(self.flight_id(), Some(id));
         self.flight = None;
-        self.consecutive_failures += 1;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let delay = if err.is_transient() {
             self.consecutive_permanent = 0;
-            backoff(options, self.consecutive_failures, err.retry_after())
+            let attempt = self.consecutive_failures;
+            self.backoff(options, attempt, err.retry_after())
         } else {
-            self.consecutive_permanent += 1;
+            self.consecutive_permanent = self.consecutive_permanent.saturating_add(1);
             let doublings = self.consecutive_permanent.saturating_sub(1).min(20);
             options
                 .cooldown
                 .saturating_mul(1 << doublings)
                 .min(options.max_cooldown)
         };
-        self.not_before = Some(now + delay);
+        self.not_before = Some(later(now, delay));
         self.last_error = Some(err.clone());
     }
 
     /// Token request `id` ended without an outcome (its task panicked or was
     /// cancelled by runtime shutdown): free the slot.
     pub(crate) fn abandoned(&mut self, id: u64) {
-        if self.flight == Some(id) {
+        if self.flight_id() == Some(id) {
             self.flight = None;
         }
     }
-}
 
-/// Exponential backoff with jitter in its upper half, at least `retry_after`.
-pub(crate) fn backoff(
-    options: &ManagedOptions,
-    attempt: u32,
-    retry_after: Option<Duration>,
-) -> Duration {
-    let exp = options
-        .backoff_base
-        .saturating_mul(1 << attempt.saturating_sub(1).min(20))
-        .min(options.backoff_max);
-    let jittered = exp / 2 + exp.mul_f64(jitter() / 2.0);
-    match retry_after {
-        Some(r) => jittered.max(r.min(options.max_cooldown)),
-        None => jittered,
+    /// Ends any backoff or cool-down now (an operator fixed the credentials).
+    pub(crate) fn reset_gate(&mut self) {
+        self.not_before = None;
+        self.last_error = None;
+        self.consecutive_failures = 0;
+        self.consecutive_permanent = 0;
     }
-}
 
-/// A number in [0, 1) from a SplitMix64 sequence: good enough to spread retries,
-/// with no dependency on a random-number crate.
-fn jitter() -> f64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let seed = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        ^ (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
-            .unwrap_or(0));
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    /// Exponential backoff with jitter in its upper half, at least `retry_after`
+    /// (itself at most the longest cool-down).
+    pub(crate) fn backoff(
+        &mut self,
+        options: &ManagedOptions,
+        attempt: u32,
+        retry_after: Option<Duration>,
+    ) -> Duration {
+        let exp = options
+            .backoff_base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(20))
+            .min(options.backoff_max);
+        let unit = self.jitter.next_unit().clamp(0.0, 1.0);
+        let jittered = exp / 2 + exp.mul_f64(unit / 2.0);
+        match retry_after {
+            Some(r) => jittered.max(r.min(options.max_cooldown)),
+            None => jittered,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -208,34 +282,59 @@ mod tests {
     #[test]
     fn backoff_grows_caps_and_honours_retry_after() {
         let o = ManagedOptions::default();
+        let mut core: Core<()> = Core::default();
         for attempt in 1..30 {
-            let d = backoff(&o, attempt, None);
+            let d = core.backoff(&o, attempt, None);
             let exp = o
                 .backoff_base
                 .saturating_mul(1 << (attempt - 1).min(20))
                 .min(o.backoff_max);
             assert!(d >= exp / 2 && d <= exp, "{attempt}: {d:?}");
         }
-        let d = backoff(&o, 1, Some(Duration::from_secs(7)));
+        let d = core.backoff(&o, 1, Some(Duration::from_secs(7)));
         assert_eq!(d, Duration::from_secs(7));
+    }
+
+    /// A fixed jitter makes the backoff exact: the shape tower's own tests use.
+    #[test]
+    fn injected_jitter_is_deterministic() {
+        struct Half;
+        impl Jitter for Half {
+            fn next_unit(&mut self) -> f64 {
+                0.5
+            }
+        }
+        let o = ManagedOptions::default();
+        let mut core: Core<(), Half> = Core::with_jitter(Half);
+        // 200 ms base: 100 ms + 200 ms * 0.25 = 150 ms.
+        assert_eq!(core.backoff(&o, 1, None), Duration::from_millis(150));
+        assert_eq!(core.backoff(&o, 2, None), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn extreme_delays_saturate() {
+        let o = ManagedOptions::default().cooldown(Duration::MAX, Duration::MAX);
+        let mut core: Core<()> = Core::default();
+        let now = Instant::now();
+        let (_, d) = core.acquire::<()>(None, None, now, |_| Ok(()));
+        assert!(matches!(d, Decision::Start(())));
+        core.failed(1, &Error::permanent("wrong password"), now, &o);
+        let (_, d) =
+            core.acquire::<()>(None, None, later(now, Duration::from_secs(86_400)), |_| {
+                Ok(())
+            });
+        assert!(matches!(d, Decision::Fail(e) if e.is_cooling_down()));
+        let huge = Error::new(Kind::Status(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            Some(Duration::from_secs(u64::MAX)),
+        ));
+        core.reset_gate();
+        let _ = core.acquire::<()>(None, None, now, |_| Ok(()));
+        core.failed(2, &huge, now, &o);
+        assert!(core.not_before.is_some());
     }
 }
 
-/// Exhaustive interleaving check of the single-flight protocol.
-///
-/// A small world: three requests, an API that rejects generation 1 with 401,
-/// a token endpoint whose each request may succeed, fail transiently or fail
-/// permanently, the driver's refresh-ahead and retirement, a clock that can jump
-/// past the backoff gate, and requests that may be cancelled while waiting. A
-/// depth-first search runs every order of these events (memoised on the world
-/// state) through the real `Core`, and checks in every reachable state:
-///
-/// * at most one token request is in flight, and `Core` agrees on which;
-/// * no request waits on a token request that is not in flight (no wedge);
-/// * no request is sent with a retired token or a generation it saw rejected;
-/// * each request is re-sent at most once after a 401;
-/// * without failures, all 401s on one generation cause at most one refresh;
-/// * in every final state, every request has finished.
 #[cfg(test)]
 mod model {
     use std::collections::HashSet;
@@ -258,9 +357,19 @@ mod model {
         Permanent,
     }
 
+    /// The model's jitter: fixed, so that every run explores the same states.
+    #[derive(Debug, Clone, Default)]
+    struct Fixed;
+
+    impl Jitter for Fixed {
+        fn next_unit(&mut self) -> f64 {
+            0.5
+        }
+    }
+
     #[derive(Clone)]
     struct World {
-        core: Core,
+        core: Core<u64, Fixed>,
         /// The token request really running (the model's truth, not `Core`'s).
         running: Option<u64>,
         current: Option<Current>,
@@ -270,6 +379,7 @@ mod model {
         ahead_left: u32,
         ticks_left: u32,
         cancels_left: u32,
+        resets_left: u32,
         now: Instant,
         /// Refreshes started because of a 401 on each generation (index).
         refreshes_for_401: Vec<u32>,
@@ -279,9 +389,9 @@ mod model {
     impl World {
         fn key(&self, base: Instant) -> String {
             format!(
-                "{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}{}{}{}{}|{:?}",
+                "{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}{}{}{}{}{}|{:?}",
                 self.running,
-                self.core.flight,
+                self.core.flight_id(),
                 self.core.generation,
                 self.core.not_before.map(|t| t - base),
                 self.core
@@ -295,6 +405,7 @@ mod model {
                 self.ahead_left,
                 self.ticks_left,
                 self.cancels_left,
+                self.resets_left,
                 self.now - base,
             )
         }
@@ -309,7 +420,8 @@ mod model {
                 })
                 .collect();
             assert_eq!(
-                self.core.flight, self.running,
+                self.core.flight_id(),
+                self.running,
                 "Core's flight is not the running one"
             );
             for f in &waiting {
@@ -333,7 +445,8 @@ mod model {
 
         /// A request decides with the real `Core`; returns the new request state.
         fn acquire(&mut self, failed: Option<u64>, retried: bool) -> Req {
-            let (mark, decision) = self.core.acquire(self.current, failed, self.now);
+            let current = self.current.map(|c| (c, c));
+            let (mark, decision) = self.core.acquire(current, failed, self.now, Ok);
             if mark {
                 let cur = self
                     .current
@@ -342,8 +455,8 @@ mod model {
                 cur.stale = true;
             }
             let next = match decision {
-                Decision::UseCurrent => {
-                    let cur = self.current.expect("use current only if there is one");
+                Decision::UseCurrent(cur) => {
+                    assert_eq!(Some(cur), self.current, "used a token that is not current");
                     assert!(!cur.stale, "sent with a retired token");
                     if let Some(g) = failed {
                         assert!(cur.generation > g, "re-sent with the rejected generation");
@@ -358,6 +471,7 @@ mod model {
                     retried,
                 },
                 Decision::Start(id) => {
+                    assert_eq!(self.core.flight_id(), Some(id));
                     assert!(self.running.is_none(), "second token request in flight");
                     self.running = Some(id);
                     // A refresh counts against the 401 only if the rejected token
@@ -468,14 +582,21 @@ mod model {
                     let mut w = self.clone();
                     w.ahead_left -= 1;
                     let current = w.current;
-                    if let Ahead::Running(Some(id)) =
-                        w.core.refresh_due(current, cur.generation, w.now)
+                    if let Ahead::Running(true) =
+                        w.core.refresh_due(current, cur.generation, w.now, Ok)
                     {
                         assert!(w.running.is_none(), "second token request in flight");
-                        w.running = Some(id);
+                        w.running = w.core.flight_id();
                     }
                     out.push(w);
                 }
+            }
+            // An operator ends a cool-down early (`Credential::end_cooldown`).
+            if self.resets_left > 0 && self.core.not_before.is_some() {
+                let mut w = self.clone();
+                w.resets_left -= 1;
+                w.core.reset_gate();
+                out.push(w);
             }
             if self.ticks_left > 0 && self.core.not_before.is_some_and(|nb| nb > self.now) {
                 let mut w = self.clone();
@@ -492,7 +613,9 @@ mod model {
             write!(
                 f,
                 "flight={:?} current={:?} reqs={:?}",
-                self.core.flight, self.current, self.reqs
+                self.core.flight_id(),
+                self.current,
+                self.reqs
             )
         }
     }
@@ -516,7 +639,7 @@ mod model {
                         .all(|r| matches!(r, Req::Done | Req::Cancelled)),
                     "stuck: {w:?}"
                 );
-                assert!(w.core.flight.is_none() && w.running.is_none());
+                assert!(w.core.flight_id().is_none() && w.running.is_none());
             }
             stack.extend(next);
         }
@@ -525,7 +648,7 @@ mod model {
 
     fn world(requests: usize, failures: u32) -> World {
         World {
-            core: Core::default(),
+            core: Core::with_jitter(Fixed),
             running: None,
             current: None,
             reqs: vec![Req::Idle; requests],
@@ -534,6 +657,7 @@ mod model {
             ahead_left: 1,
             ticks_left: 1,
             cancels_left: 1,
+            resets_left: 1,
             now: Instant::now(),
             refreshes_for_401: Vec::new(),
             any_failure: false,

@@ -5,17 +5,26 @@
 //!
 //! * `current` is an `ArcSwapOption<Stamped>`: the hot path reads it through a
 //!   per-service `arc_swap::Cache` (a relaxed load and a pointer compare, no
-//!   lock, no allocation, no refcount) and checks one atomic flag (`stale`). No clock is read per
-//!   request: a background driver task marks the token stale at its retirement
-//!   time and starts the refresh-ahead, so expiry costs nothing on the hot path.
+//!   lock, no allocation, no refcount) and checks one atomic byte (`state`). No
+//!   clock is read per request: a background driver task retires the token at its
+//!   time and starts the refresh-ahead.
+//! * Expiry never depends on that task being alive. The task carries a guard
+//!   whose `Drop` (the runtime shut down, or the task was cancelled) marks the
+//!   current token *unwatched*; an unwatched token is not "fresh", so requests
+//!   take the slow path, which checks the deadline against the clock itself and
+//!   restarts the driver on the caller's runtime if there is one. The driver
+//!   holds only a weak reference and is woken when the manager drops, so it ends
+//!   with the credential.
 //! * Everything else (starting or joining a token request, recording failures)
 //!   happens under one `std::sync::Mutex`, held only for a few field updates and
-//!   never across an `.await`.
+//!   never across an `.await`; [`Core`] owns the decisions and the in-flight
+//!   handle.
 //! * A token request runs in its own spawned task; requests wait on a `Shared`
 //!   handle to it. Dropping the request that started it drops only that waiter.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arc_swap::ArcSwapOption;
@@ -26,7 +35,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::core::{backoff, Ahead, Core, Current, Decision};
+use super::core::{later, Ahead, Core, Current, Decision};
 use super::{ManagedOptions, Stats, Token, TokenSource};
 use crate::error::{Error, Kind};
 
@@ -35,20 +44,39 @@ type Flight = Shared<BoxFuture<'static, Result<Arc<Stamped>, Error>>>;
 /// See [`TokenManager::cache`].
 pub(crate) type TokenCache = arc_swap::Cache<Arc<ArcSwapOption<Stamped>>, Option<Arc<Stamped>>>;
 
+/// How many of the latest `Authorization` values the guard recognises: a
+/// redirect hop may carry a value stamped just before a refresh.
+const RECENT_VALUES: usize = 4;
+
+// `Stamped::state` values.
+const FRESH: u8 = 0;
+/// The driver that would retire this token is gone: check the clock.
+const UNWATCHED: u8 = 1;
+const RETIRED: u8 = 2;
+
 /// A token with its header value computed, as the hot path reads it.
 pub(crate) struct Stamped {
     pub(crate) authorization: HeaderValue,
     pub(crate) generation: u64,
-    stale: AtomicBool,
+    state: AtomicU8,
     token: Arc<Token>,
     refresh_at: Option<Instant>,
     stale_at: Option<Instant>,
 }
 
 impl Stamped {
+    /// Usable without any further check: not retired, and watched by a driver.
     #[inline]
-    pub(crate) fn is_stale(&self) -> bool {
-        self.stale.load(Ordering::Acquire)
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.state.load(Ordering::Acquire) == FRESH
+    }
+
+    fn is_retired(&self) -> bool {
+        self.state.load(Ordering::Acquire) == RETIRED
+    }
+
+    fn retire(&self) {
+        self.state.store(RETIRED, Ordering::Release);
     }
 
     pub(crate) fn token(&self) -> &Arc<Token> {
@@ -77,10 +105,10 @@ struct Counters {
 
 #[derive(Default)]
 struct State {
-    core: Core,
-    /// The shared handle of the token request `core` says is in flight.
-    flight: Option<Flight>,
-    driver_started: bool,
+    core: Core<Flight>,
+    driver_alive: bool,
+    /// The latest `Authorization` values, newest last (see [`RECENT_VALUES`]).
+    recent: VecDeque<HeaderValue>,
 }
 
 impl TokenManager {
@@ -125,6 +153,86 @@ impl TokenManager {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether `value` is an `Authorization` value this manager stamped lately.
+    pub(crate) fn issued(&self, value: &HeaderValue) -> bool {
+        self.lock().recent.iter().any(|v| v == value)
+    }
+
+    /// Retires the current token: the next request fetches a new one.
+    pub(crate) fn invalidate(&self) {
+        let state = self.lock();
+        if let Some(cur) = self.current.load_full() {
+            cur.retire();
+            tracing::debug!(generation = cur.generation, "token invalidated");
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    /// Ends a backoff or cool-down now.
+    pub(crate) fn end_cooldown(&self) {
+        self.lock().core.reset_gate();
+        tracing::debug!("cool-down ended early");
+    }
+
+    /// A token that is usable right now, without waiting: the fresh current one,
+    /// or an unwatched one that the clock says is still valid (its driver is
+    /// restarted on the caller's runtime if there is one).
+    pub(crate) fn usable_now(self: &Arc<Self>) -> Option<Arc<Stamped>> {
+        let current = self.current.load_full()?;
+        if current.is_fresh() {
+            return Some(current);
+        }
+        let mut state = self.lock();
+        let spawn = self.check_unwatched(&mut state, &current, Instant::now());
+        drop(state);
+        self.spawn_driver(spawn);
+        (!current.is_retired()).then_some(current)
+    }
+
+    /// An unwatched token: retire it if the clock says so, else hand it back to a
+    /// new driver when one can be started. Returns the runtime to start it on.
+    fn check_unwatched(
+        self: &Arc<Self>,
+        state: &mut State,
+        cur: &Stamped,
+        now: Instant,
+    ) -> Option<tokio::runtime::Handle> {
+        if cur.state.load(Ordering::Acquire) != UNWATCHED {
+            return None;
+        }
+        if cur.stale_at.is_some_and(|at| now >= at) {
+            cur.retire();
+            tracing::debug!(generation = cur.generation, "token retired at expiry");
+            return None;
+        }
+        let handle = self.claim_driver(state)?;
+        let _ = cur
+            .state
+            .compare_exchange(UNWATCHED, FRESH, Ordering::AcqRel, Ordering::Acquire);
+        Some(handle)
+    }
+
+    /// Marks the driver as alive if it is not and a runtime is at hand: the caller
+    /// spawns it with [`spawn_driver`](Self::spawn_driver) after unlocking.
+    fn claim_driver(&self, state: &mut State) -> Option<tokio::runtime::Handle> {
+        if state.driver_alive {
+            return None;
+        }
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        state.driver_alive = true;
+        Some(handle)
+    }
+
+    /// Spawns the driver; never under the lock (a runtime that is shutting down
+    /// drops the task at once, and its guard takes the lock).
+    fn spawn_driver(self: &Arc<Self>, on: Option<tokio::runtime::Handle>) {
+        if let Some(handle) = on {
+            let alive = DriverAlive(Arc::downgrade(self));
+            handle.spawn(drive(Arc::downgrade(self), self.changed.clone(), alive));
+        }
+    }
+
     /// A valid token, fetching one if needed. With `failed = Some(g)`, the caller got
     /// a 401 with generation `g`: a token newer than `g` is returned if there is one,
     /// otherwise `g` is marked stale and a refresh is started or joined.
@@ -134,58 +242,62 @@ impl TokenManager {
     ) -> BoxFuture<'static, Result<Arc<Stamped>, Error>> {
         let mut state = self.lock();
         let current = self.current.load_full();
-        let view = current.as_ref().map(|c| Current {
-            generation: c.generation,
-            stale: c.is_stale(),
+        let now = Instant::now();
+        let driver = match &current {
+            Some(cur) => self.check_unwatched(&mut state, cur, now),
+            None => None,
+        };
+        let previous = current.as_ref().map(|c| c.token.clone());
+        let view = current.as_ref().map(|c| {
+            let view = Current {
+                generation: c.generation,
+                stale: c.is_retired(),
+            };
+            (view, c.clone())
         });
-        let (mark_stale, decision) = state.core.acquire(view, failed, Instant::now());
+        let (mark_stale, decision) = state
+            .core
+            .acquire(view, failed, now, |id| self.spawn_flight(id, previous));
         if mark_stale {
             if let Some(cur) = &current {
-                cur.stale.store(true, Ordering::Release);
+                cur.retire();
             }
         }
+        drop(state);
+        self.spawn_driver(driver);
         match decision {
-            Decision::UseCurrent => match current {
-                Some(cur) => Box::pin(async move { Ok(cur) }),
-                None => unreachable_token(),
-            },
-            Decision::Join(_) => {
+            Decision::UseCurrent(cur) => Box::pin(async move { Ok(cur) }),
+            Decision::Join(flight) => {
                 self.counters
                     .coalesced_waiters
                     .fetch_add(1, Ordering::Relaxed);
-                match &state.flight {
-                    Some(flight) => Box::pin(flight.clone()),
-                    None => unreachable_token(),
-                }
-            }
-            Decision::Fail(err) => Box::pin(async move { Err(err) }),
-            Decision::Start(id) => {
-                let flight = self.spawn_flight(id, current.map(|s| s.token.clone()));
-                state.flight = Some(flight.clone());
                 Box::pin(flight)
             }
+            Decision::Start(flight) => Box::pin(flight),
+            Decision::Fail(err) => Box::pin(async move { Err(err) }),
         }
     }
 
     /// Runs token request `id` in its own task, so that no waiter's cancellation
-    /// can stop it, and returns the handle waiters share.
-    fn spawn_flight(self: &Arc<Self>, id: u64, previous: Option<Arc<Token>>) -> Flight {
+    /// can stop it, and returns the handle waiters share. Fails without a Tokio
+    /// runtime to run it on.
+    fn spawn_flight(
+        self: &Arc<Self>,
+        id: u64,
+        previous: Option<Arc<Token>>,
+    ) -> Result<Flight, Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::no_runtime())?;
         let span = tracing::debug_span!("token_request", flight = id);
-        let task = tokio::spawn(Arc::clone(self).run_flight(id, previous).instrument(span));
+        let task = runtime.spawn(Arc::clone(self).run_flight(id, previous).instrument(span));
         let weak = Arc::downgrade(self);
-        async move {
+        let flight = async move {
             match task.await {
                 Ok(result) => result,
                 Err(join) => {
                     // The source panicked or the runtime is shutting down: free the
                     // slot so later requests can try again.
                     if let Some(m) = weak.upgrade() {
-                        let mut state = m.lock();
-                        state.core.abandoned(id);
-                        if state.core.flight().is_none() {
-                            state.flight = None;
-                        }
-                        drop(state);
+                        m.lock().core.abandoned(id);
                         m.changed.notify_waiters();
                     }
                     Err(Error::with_source(
@@ -198,9 +310,8 @@ impl TokenManager {
                     ))
                 }
             }
-        }
-        .boxed()
-        .shared()
+        };
+        Ok(flight.boxed().shared())
     }
 
     async fn run_flight(
@@ -228,8 +339,16 @@ impl TokenManager {
                 }
                 Err(e) => {
                     self.counters.token_failures.fetch_add(1, Ordering::Relaxed);
-                    if e.is_transient() && attempt < self.options.max_attempts {
-                        let delay = backoff(&self.options, attempt, e.retry_after());
+                    // A server that asks for more than our longest backoff would park
+                    // every waiter that long: fail them now and hold the gate instead.
+                    let wait_too_long = e
+                        .retry_after()
+                        .is_some_and(|r| r > self.options.backoff_max);
+                    if e.is_transient() && attempt < self.options.max_attempts && !wait_too_long {
+                        let delay =
+                            self.lock()
+                                .core
+                                .backoff(&self.options, attempt, e.retry_after());
                         tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, error = %e, "token request failed, retrying");
                         tokio::time::sleep(delay).await;
                         continue;
@@ -253,28 +372,39 @@ impl TokenManager {
         if token.refresh_token.is_none() {
             token.refresh_token = previous.and_then(|p| p.refresh_token.clone());
         }
+        // A lifetime that rounds to zero says as little as none: a server's `0`
+        // must not make every request refresh.
+        if token.expires_in.is_some_and(|d| d.is_zero()) {
+            token.expires_in = None;
+        }
         if token.expires_in.is_none() {
             token.expires_in = self.options.default_lifetime;
+        }
+        token.expires_in = token.expires_in.map(|d| d.min(super::MAX_LIFETIME));
+        if !token.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(Error::unsupported_token_type(&token.token_type));
         }
         let secret = token.access_token.expose_secret();
         if secret.is_empty() {
             return Err(Error::invalid_response("empty access_token"));
         }
-        let mut authorization =
-            HeaderValue::try_from(format!("{} {}", token.token_type, secret))
-                .map_err(|_| Error::invalid_response("access token is not a valid header value"))?;
+        let mut authorization = HeaderValue::try_from(format!("Bearer {secret}"))
+            .map_err(|_| Error::invalid_response("access token is not a valid header value"))?;
         authorization.set_sensitive(true);
         let (refresh_at, stale_at) = match token.expires_in {
             Some(lifetime) => {
                 let (r, s) = self.options.schedule(lifetime);
-                (Some(token.received_at + r), Some(token.received_at + s))
+                (
+                    Some(later(token.received_at, r)),
+                    Some(later(token.received_at, s)),
+                )
             }
             None => (None, None),
         };
         Ok(Stamped {
             authorization,
             generation: 0,
-            stale: AtomicBool::new(false),
+            state: AtomicU8::new(FRESH),
             token: Arc::new(token),
             refresh_at,
             stale_at,
@@ -285,16 +415,26 @@ impl TokenManager {
         let mut state = self.lock();
         stamped.generation = state.core.succeeded(id);
         let stamped = Arc::new(stamped);
-        // Store before clearing the flight, under the lock: a request that finds no
-        // flight finds the new token.
-        self.current.store(Some(stamped.clone()));
-        state.flight = None;
-        let start_driver = !state.driver_started;
-        state.driver_started = true;
-        drop(state);
-        if start_driver {
-            tokio::spawn(drive(Arc::downgrade(self), self.changed.clone()));
+        if state.recent.len() == RECENT_VALUES {
+            state.recent.pop_front();
         }
+        state.recent.push_back(stamped.authorization.clone());
+        // A token that expires needs a driver; one is started on this runtime if
+        // none is alive. A token without expiry needs none.
+        let driver = if stamped.stale_at.is_some() {
+            self.claim_driver(&mut state)
+        } else {
+            None
+        };
+        if stamped.stale_at.is_some() && !state.driver_alive {
+            // No runtime to watch it (cannot happen inside a flight task, which runs
+            // on one): requests check the clock themselves.
+            stamped.state.store(UNWATCHED, Ordering::Release);
+        }
+        // Store under the lock: a request that finds no flight finds the new token.
+        self.current.store(Some(stamped.clone()));
+        drop(state);
+        self.spawn_driver(driver);
         self.changed.notify_waiters();
         stamped
     }
@@ -302,7 +442,6 @@ impl TokenManager {
     fn record_failure(&self, id: u64, e: &Error) {
         let mut state = self.lock();
         state.core.failed(id, e, Instant::now(), &self.options);
-        state.flight = None;
         drop(state);
         self.changed.notify_waiters();
     }
@@ -313,31 +452,58 @@ impl TokenManager {
         let current = self.current.load_full();
         let view = current.as_ref().map(|c| Current {
             generation: c.generation,
-            stale: c.is_stale(),
+            stale: c.is_retired(),
         });
-        let ahead = state.core.refresh_due(view, generation, Instant::now());
-        if let Ahead::Running(Some(id)) = ahead {
+        let previous = current.map(|c| c.token.clone());
+        let ahead = state
+            .core
+            .refresh_due(view, generation, Instant::now(), |id| {
+                self.spawn_flight(id, previous)
+            });
+        if ahead == Ahead::Running(true) {
             self.counters
                 .refreshes_ahead
                 .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(generation, "refreshing token ahead of expiry");
-            let flight = self.spawn_flight(id, current.map(|c| c.token.clone()));
-            state.flight = Some(flight);
         }
         ahead
     }
 }
 
-fn unreachable_token() -> BoxFuture<'static, Result<Arc<Stamped>, Error>> {
-    // `Core` answers UseCurrent only with a current token and Join only with a
-    // flight; fail softly rather than panic if that ever breaks.
-    debug_assert!(false, "token core and manager disagree");
-    Box::pin(async { Err(Error::new(Kind::NoToken)) })
+impl Drop for TokenManager {
+    fn drop(&mut self) {
+        // Wake the driver so that it sees the manager gone and ends now, not at
+        // its next deadline (never, for a token without expiry).
+        self.changed.notify_waiters();
+    }
+}
+
+/// Owned by the driver task. Dropped when the task ends for any reason,
+/// including its runtime shutting down: then the current token is marked
+/// unwatched, so that requests check its deadline themselves.
+struct DriverAlive(Weak<TokenManager>);
+
+impl Drop for DriverAlive {
+    fn drop(&mut self) {
+        let Some(m) = self.0.upgrade() else { return };
+        let mut state = m.lock();
+        state.driver_alive = false;
+        if let Some(cur) = m.current.load_full() {
+            if cur.stale_at.is_some() {
+                let _ = cur.state.compare_exchange(
+                    FRESH,
+                    UNWATCHED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+        }
+    }
 }
 
 /// The background task of one credential: refreshes ahead and retires the token
 /// at its time. Holds only a weak reference, so it ends with the credential.
-async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>) {
+async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>, _alive: DriverAlive) {
     loop {
         let notified = changed.notified();
         tokio::pin!(notified);
@@ -347,10 +513,10 @@ async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>) {
             let current = m.current.load_full();
             let now = Instant::now();
             match current {
-                Some(cur) if !cur.is_stale() => match (cur.refresh_at, cur.stale_at) {
+                Some(cur) if !cur.is_retired() => match (cur.refresh_at, cur.stale_at) {
                     (Some(refresh_at), Some(stale_at)) => {
                         if now >= stale_at {
-                            cur.stale.store(true, Ordering::Release);
+                            cur.retire();
                             tracing::debug!(generation = cur.generation, "token retired at expiry");
                             None
                         } else if now < refresh_at {

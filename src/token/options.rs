@@ -1,5 +1,13 @@
 use std::time::Duration;
 
+use super::MAX_LIFETIME;
+
+/// Every duration option is clamped to this (a year), so that no deadline
+/// arithmetic can overflow whatever a user passes.
+fn clamp(d: Duration) -> Duration {
+    d.min(MAX_LIFETIME)
+}
+
 /// How a managed token is kept fresh, and how failures are handled.
 ///
 /// The defaults suit tokens from a few seconds to many hours:
@@ -53,20 +61,21 @@ impl ManagedOptions {
 
     /// The most a token is refreshed ahead of its expiry (default 5 minutes).
     pub fn max_refresh_ahead(mut self, d: Duration) -> Self {
-        self.max_refresh_ahead = d;
+        self.max_refresh_ahead = clamp(d);
         self
     }
 
     /// The most a token is retired ahead of its expiry (default 10 s).
     pub fn max_expiry_margin(mut self, d: Duration) -> Self {
-        self.max_expiry_margin = d;
+        self.max_expiry_margin = clamp(d);
         self
     }
 
     /// The lifetime assumed when the server gives none (`expires_in` absent, null,
-    /// zero or negative). Default: none, the token is used until a 401.
+    /// zero or negative). Default: none, the token is used until a 401. Clamped
+    /// to [`MAX_LIFETIME`]; `Some(Duration::ZERO)` counts as none.
     pub fn default_lifetime(mut self, d: Option<Duration>) -> Self {
-        self.default_lifetime = d;
+        self.default_lifetime = d.filter(|d| !d.is_zero()).map(clamp);
         self
     }
 
@@ -76,17 +85,21 @@ impl ManagedOptions {
         self
     }
 
-    /// First backoff delay and the cap (defaults 200 ms and 30 s).
+    /// First backoff delay and the cap (defaults 200 ms and 30 s). A token
+    /// endpoint whose `Retry-After` asks for longer than the cap fails the waiting
+    /// requests at once (the error carries [`retry_after`](crate::Error::retry_after))
+    /// and no new token request is made before that time.
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.backoff_base = base;
-        self.backoff_max = max.max(base);
+        self.backoff_base = clamp(base);
+        self.backoff_max = clamp(max.max(base));
         self
     }
 
     /// Cool-down after a permanent failure and its cap (defaults 60 s and 1 h).
+    /// [`Credential::end_cooldown`](crate::Credential::end_cooldown) ends one early.
     pub fn cooldown(mut self, first: Duration, max: Duration) -> Self {
-        self.cooldown = first;
-        self.max_cooldown = max.max(first);
+        self.cooldown = clamp(first);
+        self.max_cooldown = clamp(max.max(first));
         self
     }
 

@@ -1,0 +1,266 @@
+//! [`ResponseFuture`]: waits for a token when there is none, drives the inner
+//! service to readiness only then, sends the request, and re-sends it once
+//! after a 401.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use futures_util::future::BoxFuture;
+use http::{Request, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::mode::{Mode, Recording, Retry};
+use super::{policy, prepare, stamp, Config};
+use crate::credential::Credential;
+use crate::error::Error;
+use crate::token::Stamped;
+use crate::BoxError;
+
+type Acquire = BoxFuture<'static, Result<Arc<Stamped>, Error>>;
+
+pin_project! {
+    /// Response future of [`AuthService`](crate::AuthService).
+    ///
+    /// On the hot path (static credential, or a valid cached token without 401
+    /// retry) it only polls the inner future; nothing is boxed.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, B, M = Retry>
+    where
+        M: Mode,
+        S: Service<Request<M::Body<B>>>,
+    {
+        #[pin]
+        kind: Kind<S::Future, S, B, S::Response, M::Body<B>>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, S, B, R, Sent> {
+        // Sent as it is: nothing to do but poll the inner future.
+        Direct { #[pin] fut: F },
+        // Waiting for a token, or able to retry after a 401.
+        Managed {
+            #[pin]
+            state: State<F, R>,
+            // Boxed: only the slow path (no token yet) uses it.
+            waiting: Option<Box<Waiting<S, B>>>,
+            retry: Option<RetryCtx<S, B, Sent>>,
+        },
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, R> {
+        // No valid token when the request came: wait for one.
+        Acquiring { fut: Acquire },
+        // Got it: wait for the inner service to be ready, then stamp and send.
+        Readying { token: Arc<Stamped> },
+        Calling { #[pin] fut: F },
+        // Got a 401: wait for a newer token, keeping the 401 to hand back on failure.
+        Refreshing { fut: Acquire, response: Option<R> },
+        // Stamped afresh; waiting for the service to be ready (the request is
+        // built from the retry context then, keeping this enum small).
+        RetryReadying,
+        Retried { #[pin] fut: F },
+    }
+}
+
+/// The request and an (unready) service held while waiting for a first token.
+struct Waiting<S, B> {
+    request: Option<Request<B>>,
+    service: S,
+    config: Config,
+}
+
+/// What a request that carried a managed token keeps to be re-sent.
+pub(crate) struct Replay<B> {
+    /// The request without its body, as it was before stamping.
+    pub(crate) head: Request<()>,
+    /// `None`: the body cannot be replayed (larger than the cap).
+    pub(crate) recording: Option<Recording<B>>,
+    /// The generation of the token the request carried.
+    pub(crate) generation: u64,
+}
+
+pub(crate) struct RetryCtx<S, B, Sent> {
+    pub(crate) replay: Replay<B>,
+    /// The replay body, taken from the recording when the 401 came.
+    pub(crate) body: Option<Sent>,
+    pub(crate) service: S,
+    pub(crate) credential: Credential,
+}
+
+/// A copy of the request without its body: what a retry needs besides the body.
+pub(crate) fn copy_head<B>(req: &Request<B>) -> Request<()> {
+    let mut head = Request::new(());
+    *head.method_mut() = req.method().clone();
+    *head.uri_mut() = req.uri().clone();
+    *head.version_mut() = req.version();
+    *head.headers_mut() = req.headers().clone();
+    *head.extensions_mut() = req.extensions().clone();
+    head
+}
+
+impl<S, B, M> ResponseFuture<S, B, M>
+where
+    M: Mode,
+    S: Service<Request<M::Body<B>>>,
+{
+    pub(crate) fn direct(fut: S::Future) -> Self {
+        ResponseFuture {
+            kind: Kind::Direct { fut },
+        }
+    }
+
+    pub(crate) fn sent(fut: S::Future, retry: RetryCtx<S, B, M::Body<B>>) -> Self {
+        ResponseFuture {
+            kind: Kind::Managed {
+                state: State::Calling { fut },
+                waiting: None,
+                retry: Some(retry),
+            },
+        }
+    }
+
+    pub(crate) fn acquire(fut: Acquire, request: Request<B>, service: S, config: Config) -> Self {
+        ResponseFuture {
+            kind: Kind::Managed {
+                state: State::Acquiring { fut },
+                waiting: Some(Box::new(Waiting {
+                    request: Some(request),
+                    service,
+                    config,
+                })),
+                retry: None,
+            },
+        }
+    }
+}
+
+impl<S, B, M, ResBody> Future for ResponseFuture<S, B, M>
+where
+    M: Mode,
+    S: Service<Request<M::Body<B>>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body,
+{
+    type Output = Result<Response<ResBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (mut state, waiting, retry) = match self.project().kind.project() {
+            KindProj::Direct { fut } => return fut.poll(cx).map_err(Into::into),
+            KindProj::Managed {
+                state,
+                waiting,
+                retry,
+            } => (state, waiting, retry),
+        };
+        loop {
+            match state.as_mut().project() {
+                StateProj::Acquiring { fut } => {
+                    let token = ready!(fut.as_mut().poll(cx))?;
+                    state.set(State::Readying { token });
+                }
+                StateProj::Readying { token } => {
+                    let Some(w) = waiting.as_deref_mut() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    ready!(w.service.poll_ready(cx)).map_err(Into::into)?;
+                    let Some(request) = w.request.take() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let (request, replay) = prepare::<B, M>(request, Some(token), &w.config);
+                    let fut = match replay {
+                        None => w.service.call(request),
+                        Some(replay) => {
+                            let mut service = w.service.clone();
+                            std::mem::swap(&mut service, &mut w.service);
+                            let fut = service.call(request);
+                            *retry = Some(RetryCtx {
+                                replay,
+                                body: None,
+                                service,
+                                credential: w.config.credential.clone(),
+                            });
+                            fut
+                        }
+                    };
+                    *waiting = None;
+                    state.set(State::Calling { fut });
+                }
+                StateProj::Calling { fut } => {
+                    let response = ready!(fut.poll(cx)).map_err(Into::into)?;
+                    let Some(ctx) = retry.as_mut() else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    if !policy::retryable_401(&response) {
+                        return Poll::Ready(Ok(response));
+                    }
+                    let Some(manager) = ctx.credential.manager().cloned() else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    let generation = ctx.replay.generation;
+                    let body = ctx.replay.recording.take().and_then(M::replay);
+                    let Some(body) = body else {
+                        // Cannot re-send, but later requests must not reuse the token.
+                        drop(manager.acquire(Some(generation)));
+                        tracing::debug!("401 not retried: request body cannot be replayed");
+                        return Poll::Ready(Ok(response));
+                    };
+                    ctx.body = Some(body);
+                    state.set(State::Refreshing {
+                        fut: manager.acquire(Some(generation)),
+                        response: Some(response),
+                    });
+                }
+                StateProj::Refreshing { fut, response } => {
+                    let result = ready!(fut.as_mut().poll(cx));
+                    let (Some(ctx), Some(response)) = (retry.as_mut(), response.take()) else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let token = match result {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "401 not retried: no newer token");
+                            return Poll::Ready(Ok(response));
+                        }
+                    };
+                    stamp(ctx.replay.head.headers_mut(), Some(&token), &ctx.credential);
+                    if let Some(m) = ctx.credential.manager() {
+                        m.count_retry();
+                    }
+                    tracing::debug!(
+                        failed_generation = ctx.replay.generation,
+                        generation = token.generation,
+                        "retrying request after 401"
+                    );
+                    state.set(State::RetryReadying);
+                }
+                StateProj::RetryReadying => {
+                    let Some(ctx) = retry.as_mut() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    ready!(ctx.service.poll_ready(cx)).map_err(Into::into)?;
+                    let Some(body) = ctx.body.take() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let head = std::mem::replace(&mut ctx.replay.head, Request::new(()));
+                    let (parts, ()) = head.into_parts();
+                    let fut = ctx.service.call(Request::from_parts(parts, body));
+                    state.set(State::Retried { fut });
+                }
+                StateProj::Retried { fut } => return fut.poll(cx).map_err(Into::into),
+            }
+        }
+    }
+}
+
+fn polled_after_completion() -> BoxError {
+    "tower-client-auth ResponseFuture polled after completion".into()
+}

@@ -1,0 +1,391 @@
+//! [`AuthLayer`] and [`AuthService`]: stamp a credential on every request to its
+//! origins, and re-send once on a 401 with a refreshed managed token;
+//! [`GuardLayer`]: keep stamped headers from reaching other origins below it.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_client_auth::{AuthLayer, Credential};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_client_auth::BoxError> {
+//! let credential = Credential::bearer("https://api.example.com", "my-personal-access-token")?;
+//! let client = ServiceBuilder::new()
+//!     // A static credential never retries: keep the client's own body type.
+//!     .layer(AuthLayer::new(credential).without_retry())
+//!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
+//!         // Stands in for a hyper-util client.
+//!         let auth = req.headers()["authorization"].clone();
+//!         assert!(auth.is_sensitive());
+//!         Ok::<_, std::convert::Infallible>(Response::new(auth.to_str().unwrap().to_owned()))
+//!     }));
+//!
+//! let req = Request::get("https://api.example.com/v1/me").body(Full::new(Bytes::new()))?;
+//! let res = client.oneshot(req).await?;
+//! assert_eq!(res.body(), "Bearer my-personal-access-token");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What gets stamped
+//!
+//! * Only requests whose URI is absolute and at one of the credential's origins
+//!   (scheme, host, port) get the credential. Any other request passes through
+//!   untouched. Hops made *below* the layer (a redirect follower under it) are
+//!   out of its sight: put a [`GuardLayer`] directly above the HTTP client (see
+//!   [composing](crate#composing-with-other-middleware)).
+//! * A header the caller already set on the request is left alone. A request that
+//!   already has an `Authorization` header is sent as it is and never retried.
+//!
+//! # Retry on 401, and the body type
+//!
+//! In the default mode ([`Retry`]), a request that carried the managed token and
+//! got `401 Unauthorized` is sent once more with a newer token: the current one if
+//! it is already newer than the rejected one, otherwise one from a refresh
+//! (joined with any refresh in flight). Not retried: any other status (403,
+//! 400, ...), a 401 whose `WWW-Authenticate` names an error other than
+//! `invalid_token` (such as `insufficient_scope`), a body larger than the replay
+//! cap. In those cases the 401 comes back unchanged. Sending a body twice needs a
+//! copy of it, so in this mode the inner service receives
+//! `Request<ReplayBody<B>>` for the caller's `Request<B>`: build your client for
+//! that body type (`Client::builder(..).build::<_, ReplayBody<Full<Bytes>>>(..)`).
+//!
+//! [`AuthLayer::without_retry`] ([`NoRetry`]) never re-sends, and passes the
+//! caller's `Request<B>` to the inner service unchanged, like tower-http's
+//! `AddAuthorization`: use it for static credentials, or when you prefer the bare
+//! minimum.
+//!
+//! Retrying costs one copy of the request head and, per request, one clone of the
+//! inner service (like `tower::retry`).
+//!
+//! # Readiness
+//!
+//! `poll_ready` forwards to the inner service. A request that must wait for a
+//! token gives that readiness back at once (a `ConcurrencyLimit` permit, a
+//! `Buffer` slot) and drives a clone of the inner service to readiness only once
+//! the token is there, so token requests through the same limited client always
+//! make progress.
+
+mod future;
+mod guard;
+mod mode;
+pub(crate) mod policy;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::task::{Context, Poll};
+
+use http::{header, HeaderMap, Request, Response};
+use http_body::Body;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::credential::{has_header, Credential};
+use crate::oauth2::TokenRequestMarker;
+use crate::replay::DEFAULT_MAX_REPLAY_BODY;
+use crate::token::{Stamped, TokenCache};
+use crate::BoxError;
+
+pub use future::ResponseFuture;
+pub use guard::{Guard, GuardLayer};
+pub use mode::{Mode, NoRetry, Retry};
+
+use future::{Replay, RetryCtx};
+
+/// Layer that applies [`AuthService`]. `M` is [`Retry`] (the default) or
+/// [`NoRetry`]; see the [module docs](self).
+///
+/// ```
+/// use tower_client_auth::{AuthLayer, Credential};
+///
+/// let credential = Credential::bearer("https://api.example.com", "pat")?;
+/// let retrying = AuthLayer::new(credential.clone()).max_replay_body(16 * 1024);
+/// let plain = AuthLayer::new(credential).without_retry();
+/// let guard = plain.guard(); // goes directly above the HTTP client
+/// # let _ = (retrying, guard);
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
+#[must_use]
+pub struct AuthLayer<M = Retry> {
+    config: Config,
+    _mode: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for AuthLayer<M> {
+    fn clone(&self) -> Self {
+        AuthLayer {
+            config: self.config.clone(),
+            _mode: PhantomData,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) credential: Credential,
+    pub(crate) max_replay_body: usize,
+}
+
+impl AuthLayer<Retry> {
+    /// A layer that stamps `credential` on requests to its origins, with 401 retry
+    /// on and a replay cap of 64 KiB.
+    pub fn new(credential: Credential) -> Self {
+        AuthLayer {
+            config: Config {
+                credential,
+                max_replay_body: DEFAULT_MAX_REPLAY_BODY,
+            },
+            _mode: PhantomData,
+        }
+    }
+
+    /// Never re-sends after a 401, and passes the caller's request body type
+    /// through unchanged (no [`ReplayBody`](crate::ReplayBody)).
+    pub fn without_retry(self) -> AuthLayer<NoRetry> {
+        AuthLayer {
+            config: self.config,
+            _mode: PhantomData,
+        }
+    }
+
+    /// The most request-body bytes kept to re-send after a 401 (default 64 KiB).
+    /// A larger body is sent normally and its 401 is handed back unchanged.
+    pub fn max_replay_body(mut self, bytes: usize) -> Self {
+        self.config.max_replay_body = bytes;
+        self
+    }
+}
+
+impl<M> AuthLayer<M> {
+    /// The credential this layer stamps.
+    pub fn credential(&self) -> &Credential {
+        &self.config.credential
+    }
+
+    /// The [`GuardLayer`] for this layer's credential, to put directly above the
+    /// HTTP client.
+    pub fn guard(&self) -> GuardLayer {
+        GuardLayer::new(self.config.credential.clone())
+    }
+}
+
+impl<S, M> Layer<S> for AuthLayer<M> {
+    type Service = AuthService<S, M>;
+
+    fn layer(&self, inner: S) -> AuthService<S, M> {
+        AuthService {
+            inner,
+            cache: self.config.credential.manager().map(|m| m.cache()),
+            config: self.config.clone(),
+            _mode: PhantomData,
+        }
+    }
+}
+
+/// Middleware that authenticates requests with a [`Credential`]. See the
+/// [module docs](self).
+pub struct AuthService<S, M = Retry> {
+    inner: S,
+    // This service's view of the managed token (see `TokenManager::cache`).
+    cache: Option<TokenCache>,
+    config: Config,
+    _mode: PhantomData<fn() -> M>,
+}
+
+impl<S: Clone, M> Clone for AuthService<S, M> {
+    fn clone(&self) -> Self {
+        AuthService {
+            inner: self.inner.clone(),
+            cache: self.cache.clone(),
+            config: self.config.clone(),
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl<S> AuthService<S, Retry> {
+    /// Wraps `inner` with the defaults of [`AuthLayer::new`].
+    pub fn new(inner: S, credential: Credential) -> Self {
+        AuthLayer::new(credential).layer(inner)
+    }
+
+    /// Returns a [`Layer`] that wraps services with this middleware.
+    pub fn layer(credential: Credential) -> AuthLayer {
+        AuthLayer::new(credential)
+    }
+}
+
+impl<S, M> AuthService<S, M> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The credential this service stamps.
+    pub fn credential(&self) -> &Credential {
+        &self.config.credential
+    }
+}
+
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, M>
+where
+    M: Mode,
+    S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqBody: Body,
+{
+    type Response = Response<ResBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, ReqBody, M>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let credential = &self.config.credential;
+        // A token request (see `TokenRequestMarker`) is never stamped: it carries its
+        // own client authentication, and waiting on our own token would deadlock.
+        if !credential.applies_to(req.uri())
+            || req.extensions().get::<TokenRequestMarker>().is_some()
+        {
+            return ResponseFuture::direct(self.inner.call(req.map(M::wrap)));
+        }
+        let Some(manager) = credential.manager() else {
+            credential.stamp_static(req.headers_mut());
+            return ResponseFuture::direct(self.inner.call(req.map(M::wrap)));
+        };
+        let fresh = self
+            .cache
+            .as_mut()
+            .and_then(|c| c.load().as_ref())
+            .filter(|s| s.is_fresh());
+        if let Some(stamped) = fresh {
+            let (req, replay) = prepare::<ReqBody, M>(req, Some(stamped), &self.config);
+            return send(&mut self.inner, req, replay, &self.config);
+        }
+        if has_header(req.headers(), &header::AUTHORIZATION) {
+            // The caller chose its own Authorization: theirs to handle.
+            let (req, _) = prepare::<ReqBody, M>(req, None, &self.config);
+            return ResponseFuture::direct(self.inner.call(req));
+        }
+        // Not fresh: a token whose driver task is gone, still valid by the clock.
+        if let Some(stamped) = manager.usable_now() {
+            let (req, replay) = prepare::<ReqBody, M>(req, Some(&stamped), &self.config);
+            return send(&mut self.inner, req, replay, &self.config);
+        }
+        // Slow path: no valid token. Give back the readiness this call was granted
+        // (a concurrency permit, a buffer slot) and wait with an unready clone,
+        // driven to readiness only once the token is here.
+        let waiting = self.inner.clone();
+        drop(std::mem::replace(&mut self.inner, waiting.clone()));
+        ResponseFuture::acquire(manager.acquire(None), req, waiting, self.config.clone())
+    }
+}
+
+/// Sends a prepared request through the ready `service`. A request that may be
+/// retried takes the ready service along and leaves a clone in its place (see
+/// tower-service's docs on cloning), to re-send through it later.
+#[inline]
+fn send<S, B, M>(
+    service: &mut S,
+    req: Request<M::Body<B>>,
+    replay: Option<Replay<B>>,
+    config: &Config,
+) -> ResponseFuture<S, B, M>
+where
+    M: Mode,
+    S: Service<Request<M::Body<B>>> + Clone,
+{
+    let Some(replay) = replay else {
+        return ResponseFuture::direct(service.call(req));
+    };
+    let clone = service.clone();
+    let mut service = std::mem::replace(service, clone);
+    let fut = service.call(req);
+    ResponseFuture::sent(
+        fut,
+        RetryCtx {
+            replay,
+            body: None,
+            service,
+            credential: config.credential.clone(),
+        },
+    )
+}
+
+/// Stamps `req` and wraps its body for the inner service. When the request
+/// carries the managed `token` and the mode retries, also returns what a retry
+/// needs: a copy of the head taken *before* stamping (a retry stamps afresh) and
+/// the recording of the body.
+#[inline]
+pub(crate) fn prepare<B: Body, M: Mode>(
+    mut req: Request<B>,
+    token: Option<&Stamped>,
+    config: &Config,
+) -> (Request<M::Body<B>>, Option<Replay<B>>) {
+    // Stamp only if the caller did not set its own Authorization; only then can
+    // the request be retried.
+    let token = token.filter(|_| !has_header(req.headers(), &header::AUTHORIZATION));
+    let head = match token {
+        Some(t) if M::RETRY => Some((future::copy_head(&req), t.generation)),
+        _ => None,
+    };
+    stamp(req.headers_mut(), token, &config.credential);
+    match head {
+        None => (req.map(M::wrap), None),
+        Some((head, generation)) => {
+            let (parts, body) = req.into_parts();
+            let (body, recording) = M::record(body, config.max_replay_body);
+            let replay = Replay {
+                head,
+                recording,
+                generation,
+            };
+            (Request::from_parts(parts, body), Some(replay))
+        }
+    }
+}
+
+/// The one place headers are stamped: the managed token's `Authorization` (when
+/// given), then each static header the caller has not set.
+#[inline]
+pub(crate) fn stamp(headers: &mut HeaderMap, token: Option<&Stamped>, credential: &Credential) {
+    if let Some(token) = token {
+        headers.insert(header::AUTHORIZATION, token.authorization.clone());
+    }
+    credential.stamp_static(headers);
+}
+
+impl<M> fmt::Debug for AuthLayer<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("credential", &self.config.credential)
+            .field("mode", &std::any::type_name::<M>().rsplit("::").next())
+            .field("max_replay_body", &self.config.max_replay_body)
+            .finish()
+    }
+}
+
+impl<S: fmt::Debug, M> fmt::Debug for AuthService<S, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthService")
+            .field("inner", &self.inner)
+            .field("credential", &self.config.credential)
+            .field("mode", &std::any::type_name::<M>().rsplit("::").next())
+            .finish()
+    }
+}
