@@ -142,6 +142,16 @@ fn lock<B>(m: &Mutex<Recording<B>>) -> MutexGuard<'_, Recording<B>> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// An empty body: what tower-http's `FollowRedirect` and other middleware that
+/// re-send a request without its body (a redirect turned into a `GET`) need.
+impl<B> Default for ReplayBody<B> {
+    fn default() -> Self {
+        ReplayBody {
+            inner: Inner::Empty,
+        }
+    }
+}
+
 impl<B: Body> ReplayBody<B> {
     /// A body that only forwards to `body`.
     pub fn passthrough(body: B) -> Self {

@@ -59,8 +59,9 @@ mod sealed {
     impl Sealed for crate::ReplayBody<http_body_util::Full<bytes::Bytes>> {}
 }
 
-/// An HTTP client a [`TokenClient`] can send through: any cloneable, thread-safe
-/// service taking `Request<Full<Bytes>>` or `Request<ReplayBody<Full<Bytes>>>` (see
+/// An HTTP client a [`TokenClient`] can send through: any cloneable `Send`
+/// service (it need not be `Sync`: a `ConcurrencyLimit` or `Buffer` around your
+/// client fits, and may be the same one the API requests go through) taking `Request<Full<Bytes>>` or `Request<ReplayBody<Full<Bytes>>>` (see
 /// [`TokenRequestBody`]), such as a hyper-util client. `M` is inferred; it only
 /// lets one blanket implementation cover every body type.
 pub trait IntoHttpService<M> {
@@ -70,7 +71,7 @@ pub trait IntoHttpService<M> {
 
 impl<S, ReqBody, B> IntoHttpService<(ReqBody, B)> for S
 where
-    S: Service<Request<ReqBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S: Service<Request<ReqBody>, Response = Response<B>> + Clone + Send + 'static,
     ReqBody: TokenRequestBody,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -79,16 +80,24 @@ where
     B::Error: Into<BoxError>,
 {
     fn into_http_service(self) -> HttpService {
-        let http = self
-            .map_request(|req: Request<Full<Bytes>>| req.map(ReqBody::from_full))
-            .map_response(|res: Response<B>| {
-                res.map(|body| {
-                    body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
-                        .map_err(Into::into)
-                        .boxed_unsync()
+        // Services such as tower's `ConcurrencyLimit` or `Buffer` are `Send` but
+        // not `Sync`: keep the one given behind a lock and send each token request
+        // through a fresh clone of it, driven to readiness by `oneshot`.
+        let proto = Arc::new(std::sync::Mutex::new(self));
+        let http = tower::service_fn(move |req: Request<Full<Bytes>>| {
+            let service = proto.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            service
+                .map_request(|req: Request<Full<Bytes>>| req.map(ReqBody::from_full))
+                .map_response(|res: Response<B>| {
+                    res.map(|body| {
+                        body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
+                            .map_err(Into::into)
+                            .boxed_unsync()
+                    })
                 })
-            })
-            .map_err(Into::into);
+                .map_err(Into::into)
+                .oneshot(req)
+        });
         BoxCloneSyncService::new(http)
     }
 }
