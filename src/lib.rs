@@ -25,7 +25,8 @@
 //!
 //! Modules, by concern:
 //!
-//! * [`layer`]: [`AuthLayer`], [`AuthService`], what is stamped where, 401 retry;
+//! * [`layer`]: [`AuthLayer`], [`AuthService`], what is stamped where, 401 retry,
+//!   and [`GuardLayer`];
 //! * [`credential`]: [`Credential`] and its builder; [`origin`]: origin scoping;
 //! * [`token`]: the managed-token cache and the [`TokenSource`](token::TokenSource) trait;
 //! * [`oauth2`]: token endpoint client, grants, PKCE;
@@ -35,6 +36,84 @@
 //! Nothing secret is ever printed: every public type's `Debug` is redacted, stamped
 //! header values are marked sensitive, errors carry no credential, and tracing
 //! events name generations and outcomes, never tokens.
+//!
+//! # Composing with other middleware
+//!
+//! The layer goes among tower's and tower-http's middleware like any other. The
+//! recommended order, outermost first:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_client_auth::{AuthLayer, Credential};
+//! use tower_http::follow_redirect::FollowRedirectLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_client_auth::BoxError> {
+//! # let http_client = service_fn(|_: Request<Full<Bytes>>| async {
+//! #     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+//! # });
+//! let credential = Credential::builder()
+//!     .origin("https://api.example.com")
+//!     .api_key("x-api-key", "k3y")
+//!     .bearer("pat")
+//!     .build()?;
+//! let auth = AuthLayer::new(credential).without_retry();
+//! let client = ServiceBuilder::new()
+//!     // 1. tracing (tower-http's TraceLayer), to see requests as the caller sent them
+//!     // 2. an overall deadline: it covers a token wait and a 401 retry
+//!     .timeout(Duration::from_secs(30))
+//!     // 3. tower::retry for transport errors and 5xx goes here (each attempt is
+//!     //    stamped afresh; its policy must clone the body, e.g. `Full<Bytes>`)
+//!     // 4. a redirect follower above the layer: every hop is stamped, or not, by
+//!     //    its own origin
+//!     .layer(FollowRedirectLayer::new())
+//!     // 5. the layer
+//!     .layer(auth.clone())
+//!     // 6. concurrency limit, rate limit or buffer: taken only when a request is
+//!     //    sent; a request waiting for a token holds no permit
+//!     .concurrency_limit(64)
+//!     // 7. the guard, last before the wire
+//!     .layer(auth.guard())
+//!     .service(http_client);
+//! # let req = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+//! # client.oneshot(req).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! * **The guard** ([`GuardLayer`]) removes every header the credential stamped
+//!   from any request to an origin it is not for, hop by hop. The layer itself
+//!   stamps only requests to its origins, but it cannot see the hops that a
+//!   redirect follower *below* it makes: tower-http's `FollowRedirect` copies the
+//!   request's headers and strips only `Authorization` and `Cookie` across
+//!   origins, so without the guard an API key such as `x-api-key` goes to whatever
+//!   host the redirect names (and so does everything with a client that follows
+//!   redirects on its own). With the guard directly above the client, any order of
+//!   the layers above is safe.
+//! * **Readiness**: a request that must wait for a token gives back the readiness
+//!   it was granted (a `ConcurrencyLimit` permit, a `Buffer` slot) and drives the
+//!   inner service to readiness only once the token is there, as tower's retry
+//!   does before re-sending. So the token client may share the API's limited
+//!   client: token requests always get a permit.
+//! * **Retry**: this crate's own 401 retry happens inside the layer. A
+//!   `tower::retry` layer for other failures goes above it, where the caller's
+//!   body type is seen (a `Policy::clone_request` for `Full<Bytes>` is a clone).
+//!   Below the layer in the default mode the body is a [`ReplayBody`], which is
+//!   `Default` (for redirects turned into `GET`) but not `Clone`.
+//! * **Body types**: with [`AuthLayer::without_retry`] the inner service gets the
+//!   caller's `Request<B>` unchanged. With 401 retry on (the default) it gets
+//!   `Request<ReplayBody<B>>`: build the client for that body type, or the
+//!   compiler reports that the client does not implement
+//!   `Service<Request<ReplayBody<..>>>`.
+//! * **Runtime**: managed tokens are fetched, refreshed and retired on the Tokio
+//!   runtime of the request that needs them (any flavour). Without one, a request
+//!   that needs a token fails with [`Error::is_no_runtime`]; static credentials
+//!   and a cached token that the clock says is valid work anywhere.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
@@ -57,3 +136,8 @@ pub use error::{BoxError, Error};
 pub use layer::{AuthLayer, AuthService, GuardLayer, ResponseFuture};
 pub use origin::Origin;
 pub use replay::ReplayBody;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -131,6 +131,16 @@ pub(crate) struct Config {
 impl AuthLayer<Retry> {
     /// A layer that stamps `credential` on requests to its origins, with 401 retry
     /// on and a replay cap of 64 KiB.
+    ///
+    /// The inner service must take `Request<ReplayBody<B>>` for the caller's
+    /// `Request<B>` (a replayable body is what lets a request go twice). If the
+    /// compiler says that `oneshot` or `call` "exists for `AuthService<..>` but its
+    /// trait bounds were not satisfied", or that your client does not implement
+    /// `Service<Request<ReplayBody<..>>>`, this is why: either build the client
+    /// for that body type (`Client::builder(..).build::<_, ReplayBody<Full<Bytes>>>(..)`),
+    /// or use [`without_retry`](Self::without_retry) to pass your `Request<B>`
+    /// through unchanged. Static credentials never retry, so `without_retry` costs
+    /// them nothing.
     pub fn new(credential: Credential) -> Self {
         AuthLayer {
             config: Config {
