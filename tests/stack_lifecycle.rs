@@ -83,9 +83,9 @@ fn typed(e: BoxError) -> Error {
 
 /// A token endpoint that answers each request with the next canned response,
 /// and records the request bodies.
-fn endpoint(
-    answers: Vec<(u16, &'static [(&'static str, &'static str)], &'static str)>,
-) -> (TokenClient, Arc<Mutex<Vec<String>>>) {
+type Answer = (u16, &'static [(&'static str, &'static str)], &'static str);
+
+fn endpoint(answers: Vec<Answer>) -> (TokenClient, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let answers = Arc::new(Mutex::new(answers.into_iter()));

@@ -1,50 +1,4 @@
-//! [`GuardLayer`]: the last line before the wire. Removes every header a
-//! credential stamped from any request to an origin the credential is not for.
-//!
-//! [`AuthLayer`](crate::AuthLayer) stamps only requests to a credential's
-//! origins, but it cannot see what happens below it: a redirect follower under
-//! the layer (tower-http's `FollowRedirect`, or a client that follows redirects
-//! itself) re-sends the stamped headers to the next hop. tower-http's policy
-//! strips `Authorization` and `Cookie` when the host changes, but not an API key
-//! such as `x-api-key`. The guard sits directly above the HTTP client and checks
-//! every request that reaches it, hop by hop.
-//!
-//! It recognises a credential's headers by name **and value**: the static
-//! values the credential was built with, and the latest `Authorization` values
-//! of its managed token. A header the caller set themselves to another origin,
-//! with another value, is left alone. It does not rely on request extensions,
-//! which redirect policies drop across origins.
-//!
-//! ```
-//! use bytes::Bytes;
-//! use http::{Request, Response};
-//! use http_body_util::Full;
-//! use tower::{service_fn, Layer, ServiceExt};
-//! use tower_client_auth::layer::GuardLayer;
-//! use tower_client_auth::Credential;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tower_client_auth::BoxError> {
-//! let credential = Credential::api_key("https://api.example.com", "x-api-key", "k3y")?;
-//! let client = GuardLayer::new(credential).layer(service_fn(|req: Request<Full<Bytes>>| async move {
-//!     // Stands in for the HTTP client.
-//!     Ok::<_, std::convert::Infallible>(Response::new(req.headers().contains_key("x-api-key")))
-//! }));
-//!
-//! // A hop to another origin that carries the key, as a redirect follower makes it:
-//! let hop = Request::get("https://elsewhere.example/")
-//!     .header("x-api-key", "k3y")
-//!     .body(Full::new(Bytes::new()))?;
-//! assert!(!client.clone().oneshot(hop).await?.into_body());
-//!
-//! // The credential's own origin keeps it.
-//! let own = Request::get("https://api.example.com/v1")
-//!     .header("x-api-key", "k3y")
-//!     .body(Full::new(Bytes::new()))?;
-//! assert!(client.oneshot(own).await?.into_body());
-//! # Ok(())
-//! # }
-//! ```
+//! The guard that sits directly above the HTTP client.
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,8 +10,53 @@ use tower_service::Service;
 
 use crate::credential::Credential;
 
-/// Layer that applies [`Guard`]. Put it directly above the HTTP client, below
-/// every redirect follower. See the [module docs](self).
+/// Layer that applies [`Guard`]: the last line before the wire. Removes every header a
+/// credential stamped from any request to an origin the credential is not for.
+///
+/// [`AuthLayer`](crate::AuthLayer) stamps only requests to a credential's
+/// origins, but it cannot see what happens below it: a redirect follower under
+/// the layer (tower-http's `FollowRedirect`, or a client that follows redirects
+/// itself) re-sends the stamped headers to the next hop. tower-http's policy
+/// strips `Authorization` and `Cookie` when the host changes, but not an API key
+/// such as `x-api-key`. The guard sits directly above the HTTP client and checks
+/// every request that reaches it, hop by hop.
+///
+/// It recognises a credential's headers by name **and value**: the static
+/// values the credential was built with, and the latest `Authorization` values
+/// of its managed token. A header the caller set themselves to another origin,
+/// with another value, is left alone. It does not rely on request extensions,
+/// which redirect policies drop across origins.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_client_auth::layer::GuardLayer;
+/// use tower_client_auth::Credential;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let credential = Credential::api_key("https://api.example.com", "x-api-key", "k3y")?;
+/// let client = GuardLayer::new(credential).layer(service_fn(|req: Request<Full<Bytes>>| async move {
+///     // Stands in for the HTTP client.
+///     Ok::<_, std::convert::Infallible>(Response::new(req.headers().contains_key("x-api-key")))
+/// }));
+///
+/// // A hop to another origin that carries the key, as a redirect follower makes it:
+/// let hop = Request::get("https://elsewhere.example/")
+///     .header("x-api-key", "k3y")
+///     .body(Full::new(Bytes::new()))?;
+/// assert!(!client.clone().oneshot(hop).await?.into_body());
+///
+/// // The credential's own origin keeps it.
+/// let own = Request::get("https://api.example.com/v1")
+///     .header("x-api-key", "k3y")
+///     .body(Full::new(Bytes::new()))?;
+/// assert!(client.oneshot(own).await?.into_body());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct GuardLayer {
     credentials: Arc<[Credential]>,
@@ -91,7 +90,7 @@ impl<S> Layer<S> for GuardLayer {
 }
 
 /// Middleware that removes a credential's headers from requests to origins the
-/// credential is not for. See the [module docs](self).
+/// credential is not for. See [`GuardLayer`].
 #[derive(Clone)]
 pub struct Guard<S> {
     inner: S,
