@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::mode::{Mode, Recording, Retry};
-use super::{policy, prepare, stamp, Config};
+use super::{policy, stamp, stamp_and_send, Config};
 use crate::credential::Credential;
 use crate::error::Error;
 use crate::token::Stamped;
@@ -72,6 +72,7 @@ pin_project! {
 }
 
 /// The request and an (unready) service held while waiting for a first token.
+/// The request is an `Option` only to be taken out through a pinned projection.
 struct Waiting<S, B> {
     request: Option<Request<B>>,
     service: S,
@@ -112,12 +113,14 @@ where
     M: Mode,
     S: Service<Request<M::Body<B>>>,
 {
+    #[inline(always)]
     pub(crate) fn direct(fut: S::Future) -> Self {
         ResponseFuture {
             kind: Kind::Direct { fut },
         }
     }
 
+    #[inline(always)]
     pub(crate) fn sent(fut: S::Future, retry: RetryCtx<S, B, M::Body<B>>) -> Self {
         ResponseFuture {
             kind: Kind::Managed {
@@ -152,111 +155,122 @@ where
 {
     type Output = Result<Response<ResBody>, BoxError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (mut state, waiting, retry) = match self.project().kind.project() {
-            KindProj::Direct { fut } => return fut.poll(cx).map_err(Into::into),
-            KindProj::Managed {
-                state,
-                waiting,
-                retry,
-            } => (state, waiting, retry),
-        };
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        macro_rules! done {
+            ($r:expr) => {
+                return Poll::Ready($r)
+            };
+        }
+        macro_rules! attempt {
+            ($r:expr) => {
+                match $r {
+                    Ok(v) => v,
+                    Err(e) => done!(Err(e.into())),
+                }
+            };
+        }
         loop {
-            match state.as_mut().project() {
-                StateProj::Acquiring { fut } => {
-                    let token = ready!(fut.as_mut().poll(cx))?;
-                    state.set(State::Readying { token });
-                }
-                StateProj::Readying { token } => {
-                    let Some(w) = waiting.as_deref_mut() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    ready!(w.service.poll_ready(cx)).map_err(Into::into)?;
-                    let Some(request) = w.request.take() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let (request, replay) = prepare::<B, M>(request, Some(token), &w.config);
-                    let fut = match replay {
-                        None => w.service.call(request),
-                        Some(replay) => {
-                            let mut service = w.service.clone();
-                            std::mem::swap(&mut service, &mut w.service);
-                            let fut = service.call(request);
-                            *retry = Some(RetryCtx {
-                                replay,
-                                body: None,
-                                service,
-                                credential: w.config.credential.clone(),
-                            });
-                            fut
-                        }
-                    };
-                    *waiting = None;
-                    state.set(State::Calling { fut });
-                }
-                StateProj::Calling { fut } => {
-                    let response = ready!(fut.poll(cx)).map_err(Into::into)?;
-                    let Some(ctx) = retry.as_mut() else {
-                        return Poll::Ready(Ok(response));
-                    };
-                    if !policy::retryable_401(&response) {
-                        return Poll::Ready(Ok(response));
+            let (mut state, waiting, retry) = match self.as_mut().project().kind.project() {
+                KindProj::Direct { fut } => return fut.poll(cx).map_err(Into::into),
+                KindProj::Managed {
+                    state,
+                    waiting,
+                    retry,
+                } => (state, waiting, retry),
+            };
+            // A request that waited for its token becomes, once stamped and sent,
+            // exactly the future the hot path returns for a cached token.
+            let sent = loop {
+                match state.as_mut().project() {
+                    StateProj::Acquiring { fut } => {
+                        let token = attempt!(ready!(fut.as_mut().poll(cx)));
+                        state.set(State::Readying { token });
                     }
-                    let Some(manager) = ctx.credential.manager().cloned() else {
-                        return Poll::Ready(Ok(response));
-                    };
-                    let generation = ctx.replay.generation;
-                    let body = ctx.replay.recording.take().and_then(M::replay);
-                    let Some(body) = body else {
-                        // Cannot re-send, but later requests must not reuse the token.
-                        drop(manager.acquire(Some(generation)));
-                        tracing::debug!("401 not retried: request body cannot be replayed");
-                        return Poll::Ready(Ok(response));
-                    };
-                    ctx.body = Some(body);
-                    state.set(State::Refreshing {
-                        fut: manager.acquire(Some(generation)),
-                        response: Some(response),
-                    });
-                }
-                StateProj::Refreshing { fut, response } => {
-                    let result = ready!(fut.as_mut().poll(cx));
-                    let (Some(ctx), Some(response)) = (retry.as_mut(), response.take()) else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let token = match result {
-                        Ok(t) => t,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "401 not retried: no newer token");
-                            return Poll::Ready(Ok(response));
-                        }
-                    };
-                    stamp(ctx.replay.head.headers_mut(), Some(&token), &ctx.credential);
-                    if let Some(m) = ctx.credential.manager() {
-                        m.count_retry();
+                    StateProj::Readying { token } => {
+                        let Some(w) = waiting.as_deref_mut() else {
+                            done!(Err(polled_after_completion()));
+                        };
+                        attempt!(ready!(w.service.poll_ready(cx)));
+                        let (Some(mut w), token) = (waiting.take(), token.clone()) else {
+                            done!(Err(polled_after_completion()));
+                        };
+                        let Some(request) = w.request.take() else {
+                            done!(Err(polled_after_completion()));
+                        };
+                        break stamp_and_send::<S, B, M>(
+                            &mut w.service,
+                            request,
+                            &token,
+                            &w.config,
+                        );
                     }
-                    tracing::debug!(
-                        failed_generation = ctx.replay.generation,
-                        generation = token.generation,
-                        "retrying request after 401"
-                    );
-                    state.set(State::RetryReadying);
+                    StateProj::Calling { fut } => {
+                        let response = attempt!(ready!(fut.poll(cx)));
+                        let Some(ctx) = retry.as_mut() else {
+                            done!(Ok(response));
+                        };
+                        if !policy::retryable_401(&response) {
+                            done!(Ok(response));
+                        }
+                        let Some(manager) = ctx.credential.manager().cloned() else {
+                            done!(Ok(response));
+                        };
+                        let generation = ctx.replay.generation;
+                        let body = ctx.replay.recording.take().and_then(M::replay);
+                        let Some(body) = body else {
+                            // Cannot re-send, but later requests must not reuse the token.
+                            drop(manager.acquire(Some(generation)));
+                            tracing::debug!("401 not retried: request body cannot be replayed");
+                            done!(Ok(response));
+                        };
+                        ctx.body = Some(body);
+                        state.set(State::Refreshing {
+                            fut: manager.acquire(Some(generation)),
+                            response: Some(response),
+                        });
+                    }
+                    StateProj::Refreshing { fut, response } => {
+                        let result = ready!(fut.as_mut().poll(cx));
+                        let (Some(ctx), Some(response)) = (retry.as_mut(), response.take()) else {
+                            done!(Err(polled_after_completion()));
+                        };
+                        let token = match result {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "401 not retried: no newer token");
+                                done!(Ok(response));
+                            }
+                        };
+                        stamp(ctx.replay.head.headers_mut(), Some(&token), &ctx.credential);
+                        if let Some(m) = ctx.credential.manager() {
+                            m.count_retry();
+                        }
+                        tracing::debug!(
+                            failed_generation = ctx.replay.generation,
+                            generation = token.generation,
+                            "retrying request after 401"
+                        );
+                        state.set(State::RetryReadying);
+                    }
+                    StateProj::RetryReadying => {
+                        let Some(ctx) = retry.as_mut() else {
+                            done!(Err(polled_after_completion()));
+                        };
+                        attempt!(ready!(ctx.service.poll_ready(cx)));
+                        let Some(body) = ctx.body.take() else {
+                            done!(Err(polled_after_completion()));
+                        };
+                        let head = std::mem::replace(&mut ctx.replay.head, Request::new(()));
+                        let (parts, ()) = head.into_parts();
+                        let fut = ctx.service.call(Request::from_parts(parts, body));
+                        state.set(State::Retried { fut });
+                    }
+                    StateProj::Retried { fut } => {
+                        done!(ready!(fut.poll(cx)).map_err(Into::into))
+                    }
                 }
-                StateProj::RetryReadying => {
-                    let Some(ctx) = retry.as_mut() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    ready!(ctx.service.poll_ready(cx)).map_err(Into::into)?;
-                    let Some(body) = ctx.body.take() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let head = std::mem::replace(&mut ctx.replay.head, Request::new(()));
-                    let (parts, ()) = head.into_parts();
-                    let fut = ctx.service.call(Request::from_parts(parts, body));
-                    state.set(State::Retried { fut });
-                }
-                StateProj::Retried { fut } => return fut.poll(cx).map_err(Into::into),
-            }
+            };
+            self.as_mut().project().kind.set(sent.kind);
         }
     }
 }

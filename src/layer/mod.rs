@@ -284,18 +284,16 @@ where
             .and_then(|c| c.load().as_ref())
             .filter(|s| s.is_fresh());
         if let Some(stamped) = fresh {
-            let (req, replay) = prepare::<ReqBody, M>(req, Some(stamped), &self.config);
-            return send(&mut self.inner, req, replay, &self.config);
+            return stamp_and_send(&mut self.inner, req, stamped, &self.config);
         }
         if has_header(req.headers(), &header::AUTHORIZATION) {
             // The caller chose its own Authorization: theirs to handle.
-            let (req, _) = prepare::<ReqBody, M>(req, None, &self.config);
-            return ResponseFuture::direct(self.inner.call(req));
+            stamp(req.headers_mut(), None, credential);
+            return ResponseFuture::direct(self.inner.call(req.map(M::wrap)));
         }
         // Not fresh: a token whose driver task is gone, still valid by the clock.
         if let Some(stamped) = manager.usable_now() {
-            let (req, replay) = prepare::<ReqBody, M>(req, Some(&stamped), &self.config);
-            return send(&mut self.inner, req, replay, &self.config);
+            return stamp_and_send(&mut self.inner, req, &stamped, &self.config);
         }
         // Slow path: no valid token. Give back the readiness this call was granted
         // (a concurrency permit, a buffer slot) and wait with an unready clone,
@@ -306,73 +304,58 @@ where
     }
 }
 
-/// Sends a prepared request through the ready `service`. A request that may be
-/// retried takes the ready service along and leaves a clone in its place (see
-/// tower-service's docs on cloning), to re-send through it later.
-#[inline]
-fn send<S, B, M>(
+/// The one place a request is stamped with a token and sent, through the ready
+/// `service`: on the hot path, and by a request that waited for its token.
+///
+/// A request that carries the managed token (the caller set no `Authorization`)
+/// may be retried in [`Retry`] mode: a copy of its head is taken *before* stamping
+/// (a retry stamps afresh), its body is recorded, and the ready service goes with
+/// it, leaving a clone in its place (see tower-service's docs on cloning), to
+/// re-send through later. Written out rather than split into helpers that return
+/// the request: moving it through a return value costs ~150 instructions.
+#[inline(always)]
+fn stamp_and_send<S, B, M>(
     service: &mut S,
-    req: Request<M::Body<B>>,
-    replay: Option<Replay<B>>,
+    mut req: Request<B>,
+    token: &Stamped,
     config: &Config,
 ) -> ResponseFuture<S, B, M>
 where
     M: Mode,
     S: Service<Request<M::Body<B>>> + Clone,
+    B: Body,
 {
-    let Some(replay) = replay else {
-        return ResponseFuture::direct(service.call(req));
-    };
+    let credential = &config.credential;
+    let carried = !has_header(req.headers(), &header::AUTHORIZATION);
+    if !(M::RETRY && carried) {
+        stamp(req.headers_mut(), carried.then_some(token), credential);
+        return ResponseFuture::direct(service.call(req.map(M::wrap)));
+    }
+    let head = future::copy_head(&req);
+    stamp(req.headers_mut(), Some(token), credential);
+    let (parts, body) = req.into_parts();
+    let (body, recording) = M::record(body, config.max_replay_body);
     let clone = service.clone();
     let mut service = std::mem::replace(service, clone);
-    let fut = service.call(req);
+    let fut = service.call(Request::from_parts(parts, body));
     ResponseFuture::sent(
         fut,
         RetryCtx {
-            replay,
+            replay: Replay {
+                head,
+                recording,
+                generation: token.generation,
+            },
             body: None,
             service,
-            credential: config.credential.clone(),
+            credential: credential.clone(),
         },
     )
 }
 
-/// Stamps `req` and wraps its body for the inner service. When the request
-/// carries the managed `token` and the mode retries, also returns what a retry
-/// needs: a copy of the head taken *before* stamping (a retry stamps afresh) and
-/// the recording of the body.
-#[inline]
-pub(crate) fn prepare<B: Body, M: Mode>(
-    mut req: Request<B>,
-    token: Option<&Stamped>,
-    config: &Config,
-) -> (Request<M::Body<B>>, Option<Replay<B>>) {
-    // Stamp only if the caller did not set its own Authorization; only then can
-    // the request be retried.
-    let token = token.filter(|_| !has_header(req.headers(), &header::AUTHORIZATION));
-    let head = match token {
-        Some(t) if M::RETRY => Some((future::copy_head(&req), t.generation)),
-        _ => None,
-    };
-    stamp(req.headers_mut(), token, &config.credential);
-    match head {
-        None => (req.map(M::wrap), None),
-        Some((head, generation)) => {
-            let (parts, body) = req.into_parts();
-            let (body, recording) = M::record(body, config.max_replay_body);
-            let replay = Replay {
-                head,
-                recording,
-                generation,
-            };
-            (Request::from_parts(parts, body), Some(replay))
-        }
-    }
-}
-
 /// The one place headers are stamped: the managed token's `Authorization` (when
 /// given), then each static header the caller has not set.
-#[inline]
+#[inline(always)]
 pub(crate) fn stamp(headers: &mut HeaderMap, token: Option<&Stamped>, credential: &Credential) {
     if let Some(token) = token {
         headers.insert(header::AUTHORIZATION, token.authorization.clone());
