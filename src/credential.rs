@@ -156,14 +156,14 @@ impl Credential {
         self.inner.origins.iter().any(|o| o.matches(uri))
     }
 
-    /// Adds each static header the caller has not set.
-    #[inline]
-    pub(crate) fn stamp_static(&self, headers: &mut HeaderMap) {
-        for (name, value) in self.inner.headers.iter() {
-            if !has_header(headers, name) {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
+    /// The static headers this credential stamps.
+    pub(crate) fn static_headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.inner.headers
+    }
+
+    #[cfg(test)]
+    pub(crate) fn strong_count(&self) -> usize {
+        Arc::strong_count(&self.inner)
     }
 }
 

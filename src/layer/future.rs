@@ -13,9 +13,9 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::local::Stamp;
 use super::mode::{Mode, Recording, Retry};
-use super::{policy, stamp, stamp_and_send, Config};
-use crate::credential::Credential;
+use super::{policy, stamp_and_send, stamp_headers};
 use crate::error::Error;
 use crate::token::Stamped;
 use crate::BoxError;
@@ -34,36 +34,38 @@ pin_project! {
         S: Service<Request<M::Body<B>>>,
     {
         #[pin]
-        kind: Kind<S::Future, S, B, S::Response, M::Body<B>>,
+        kind: Kind<S::Future, S, B, M::Kept<S, B, S::Response>>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, S, B, R, Sent> {
+    enum Kind<F, S, B, K> {
         // Sent as it is: nothing to do but poll the inner future.
         Direct { #[pin] fut: F },
         // Waiting for a token, or able to retry after a 401.
         Managed {
             #[pin]
-            state: State<F, R>,
+            state: State<F>,
             // Boxed: only the slow path (no token yet) uses it.
             waiting: Option<Box<Waiting<S, B>>>,
-            retry: Option<RetryCtx<S, B, Sent>>,
+            // A `RetryCtx` in `Retry` mode; nothing at all in `NoRetry` mode.
+            retry: Option<K>,
         },
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, R> {
+    enum State<F> {
         // No valid token when the request came: wait for one.
         Acquiring { fut: Acquire },
         // Got it: wait for the inner service to be ready, then stamp and send.
         Readying { token: Arc<Stamped> },
         Calling { #[pin] fut: F },
-        // Got a 401: wait for a newer token, keeping the 401 to hand back on failure.
-        Refreshing { fut: Acquire, response: Option<R> },
+        // Got a 401: wait for a newer token (the 401 is kept in the retry context
+        // to hand back on failure).
+        Refreshing { fut: Acquire },
         // Stamped afresh; waiting for the service to be ready (the request is
         // built from the retry context then, keeping this enum small).
         RetryReadying,
@@ -76,7 +78,8 @@ pin_project! {
 struct Waiting<S, B> {
     request: Option<Request<B>>,
     service: S,
-    config: Config,
+    stamp: Arc<Stamp>,
+    max_replay_body: usize,
 }
 
 /// What a request that carried a managed token keeps to be re-sent.
@@ -89,12 +92,14 @@ pub(crate) struct Replay<B> {
     pub(crate) generation: u64,
 }
 
-pub(crate) struct RetryCtx<S, B, Sent> {
+pub struct RetryCtx<S, B, Sent, R> {
     pub(crate) replay: Replay<B>,
     /// The replay body, taken from the recording when the 401 came.
     pub(crate) body: Option<Sent>,
+    /// The 401, kept while a newer token is fetched.
+    pub(crate) response: Option<R>,
     pub(crate) service: S,
-    pub(crate) credential: Credential,
+    pub(crate) stamp: Arc<Stamp>,
 }
 
 /// A copy of the request without its body: what a retry needs besides the body.
@@ -121,24 +126,34 @@ where
     }
 
     #[inline(always)]
-    pub(crate) fn sent(fut: S::Future, retry: RetryCtx<S, B, M::Body<B>>) -> Self {
-        ResponseFuture {
-            kind: Kind::Managed {
-                state: State::Calling { fut },
-                waiting: None,
-                retry: Some(retry),
+    pub(crate) fn sent(fut: S::Future, retry: RetryCtx<S, B, M::Body<B>, S::Response>) -> Self {
+        match M::keep(retry) {
+            None => Self::direct(fut),
+            retry => ResponseFuture {
+                kind: Kind::Managed {
+                    state: State::Calling { fut },
+                    waiting: None,
+                    retry,
+                },
             },
         }
     }
 
-    pub(crate) fn acquire(fut: Acquire, request: Request<B>, service: S, config: Config) -> Self {
+    pub(crate) fn acquire(
+        fut: Acquire,
+        request: Request<B>,
+        service: S,
+        stamp: Arc<Stamp>,
+        max_replay_body: usize,
+    ) -> Self {
         ResponseFuture {
             kind: Kind::Managed {
                 state: State::Acquiring { fut },
                 waiting: Some(Box::new(Waiting {
                     request: Some(request),
                     service,
-                    config,
+                    stamp,
+                    max_replay_body,
                 })),
                 retry: None,
             },
@@ -200,19 +215,20 @@ where
                         break stamp_and_send::<S, B, M>(
                             &mut w.service,
                             request,
-                            &token,
-                            &w.config,
+                            (&token.authorization, token.generation),
+                            &w.stamp,
+                            w.max_replay_body,
                         );
                     }
                     StateProj::Calling { fut } => {
                         let response = attempt!(ready!(fut.poll(cx)));
-                        let Some(ctx) = retry.as_mut() else {
+                        let Some(ctx) = retry.as_mut().map(M::kept) else {
                             done!(Ok(response));
                         };
                         if !policy::retryable_401(&response) {
                             done!(Ok(response));
                         }
-                        let Some(manager) = ctx.credential.manager().cloned() else {
+                        let Some(manager) = ctx.stamp.credential.manager().cloned() else {
                             done!(Ok(response));
                         };
                         let generation = ctx.replay.generation;
@@ -224,14 +240,17 @@ where
                             done!(Ok(response));
                         };
                         ctx.body = Some(body);
+                        ctx.response = Some(response);
                         state.set(State::Refreshing {
                             fut: manager.acquire(Some(generation)),
-                            response: Some(response),
                         });
                     }
-                    StateProj::Refreshing { fut, response } => {
+                    StateProj::Refreshing { fut } => {
                         let result = ready!(fut.as_mut().poll(cx));
-                        let (Some(ctx), Some(response)) = (retry.as_mut(), response.take()) else {
+                        let Some(ctx) = retry.as_mut().map(M::kept) else {
+                            done!(Err(polled_after_completion()));
+                        };
+                        let Some(response) = ctx.response.take() else {
                             done!(Err(polled_after_completion()));
                         };
                         let token = match result {
@@ -241,8 +260,12 @@ where
                                 done!(Ok(response));
                             }
                         };
-                        stamp(ctx.replay.head.headers_mut(), Some(&token), &ctx.credential);
-                        if let Some(m) = ctx.credential.manager() {
+                        stamp_headers(
+                            ctx.replay.head.headers_mut(),
+                            Some(&token.authorization),
+                            &ctx.stamp,
+                        );
+                        if let Some(m) = ctx.stamp.credential.manager() {
                             m.count_retry();
                         }
                         tracing::debug!(
@@ -253,7 +276,7 @@ where
                         state.set(State::RetryReadying);
                     }
                     StateProj::RetryReadying => {
-                        let Some(ctx) = retry.as_mut() else {
+                        let Some(ctx) = retry.as_mut().map(M::kept) else {
                             done!(Err(polled_after_completion()));
                         };
                         attempt!(ready!(ctx.service.poll_ready(cx)));

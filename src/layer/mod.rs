@@ -68,8 +68,9 @@
 //! the token is there, so token requests through the same limited client always
 //! make progress.
 
-mod future;
+pub(crate) mod future;
 mod guard;
+mod local;
 mod mode;
 pub(crate) mod policy;
 
@@ -77,7 +78,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
-use http::{header, HeaderMap, Request, Response};
+use std::sync::Arc;
+
+use http::{header, HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -85,8 +88,11 @@ use tower_service::Service;
 use crate::credential::{has_header, Credential};
 use crate::oauth2::TokenRequestMarker;
 use crate::replay::DEFAULT_MAX_REPLAY_BODY;
-use crate::token::{Stamped, TokenCache};
+#[cfg(test)]
+use crate::ReplayBody;
+use crate::token::TokenCache;
 use crate::BoxError;
+use local::{Local, Stamp};
 
 pub use future::ResponseFuture;
 pub use guard::{Guard, GuardLayer};
@@ -188,6 +194,7 @@ impl<S, M> Layer<S> for AuthLayer<M> {
         AuthService {
             inner,
             cache: self.config.credential.manager().map(|m| m.cache()),
+            local: Local::new(self.config.credential.clone()),
             config: self.config.clone(),
             _mode: PhantomData,
         }
@@ -200,6 +207,8 @@ pub struct AuthService<S, M = Retry> {
     inner: S,
     // This service's view of the managed token (see `TokenManager::cache`).
     cache: Option<TokenCache>,
+    // This clone's own copies of what it stamps (see `local`).
+    local: Local,
     config: Config,
     _mode: PhantomData<fn() -> M>,
 }
@@ -209,6 +218,7 @@ impl<S: Clone, M> Clone for AuthService<S, M> {
         AuthService {
             inner: self.inner.clone(),
             cache: self.cache.clone(),
+            local: self.local.clone(),
             config: self.config.clone(),
             _mode: PhantomData,
         }
@@ -272,35 +282,42 @@ where
         if !credential.applies_to(req.uri())
             || req.extensions().get::<TokenRequestMarker>().is_some()
         {
-            return ResponseFuture::direct(self.inner.call(req.map(M::wrap)));
+            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
         }
+        self.local.on_request();
         let Some(manager) = credential.manager() else {
-            credential.stamp_static(req.headers_mut());
-            return ResponseFuture::direct(self.inner.call(req.map(M::wrap)));
+            self.local.stamp.stamp_statics(req.headers_mut());
+            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
         };
         let fresh = self
             .cache
             .as_mut()
             .and_then(|c| c.load().as_ref())
             .filter(|s| s.is_fresh());
-        if let Some(stamped) = fresh {
-            return stamp_and_send(&mut self.inner, req, stamped, &self.config);
+        let cap = self.config.max_replay_body;
+        if let Some(current) = fresh {
+            let (token, own, stamp) = self.local.parts();
+            let authorization = Local::authorization(token, own, current);
+            let token = (authorization, current.generation);
+            return stamp_and_send(&mut self.inner, req, token, stamp, cap);
         }
         if has_header(req.headers(), &header::AUTHORIZATION) {
             // The caller chose its own Authorization: theirs to handle.
-            stamp(req.headers_mut(), None, credential);
-            return ResponseFuture::direct(self.inner.call(req.map(M::wrap)));
+            self.local.stamp.stamp_statics(req.headers_mut());
+            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
         }
         // Not fresh: a token whose driver task is gone, still valid by the clock.
-        if let Some(stamped) = manager.usable_now() {
-            return stamp_and_send(&mut self.inner, req, &stamped, &self.config);
+        if let Some(current) = manager.usable_now() {
+            let token = (&current.authorization, current.generation);
+            return stamp_and_send(&mut self.inner, req, token, &self.local.stamp, cap);
         }
         // Slow path: no valid token. Give back the readiness this call was granted
         // (a concurrency permit, a buffer slot) and wait with an unready clone,
         // driven to readiness only once the token is here.
         let waiting = self.inner.clone();
         drop(std::mem::replace(&mut self.inner, waiting.clone()));
-        ResponseFuture::acquire(manager.acquire(None), req, waiting, self.config.clone())
+        let stamp = self.local.stamp.clone();
+        ResponseFuture::acquire(manager.acquire(None), req, waiting, stamp, cap)
     }
 }
 
@@ -314,27 +331,27 @@ where
 /// re-send through later. Written out rather than split into helpers that return
 /// the request: moving it through a return value costs ~150 instructions.
 #[inline(always)]
-fn stamp_and_send<S, B, M>(
+pub(crate) fn stamp_and_send<S, B, M>(
     service: &mut S,
     mut req: Request<B>,
-    token: &Stamped,
-    config: &Config,
+    (authorization, generation): (&HeaderValue, u64),
+    stamp: &Arc<Stamp>,
+    max_replay_body: usize,
 ) -> ResponseFuture<S, B, M>
 where
     M: Mode,
     S: Service<Request<M::Body<B>>> + Clone,
     B: Body,
 {
-    let credential = &config.credential;
     let carried = !has_header(req.headers(), &header::AUTHORIZATION);
     if !(M::RETRY && carried) {
-        stamp(req.headers_mut(), carried.then_some(token), credential);
-        return ResponseFuture::direct(service.call(req.map(M::wrap)));
+        stamp_headers(req.headers_mut(), carried.then_some(authorization), stamp);
+        return ResponseFuture::direct(service.call(M::wrap_request(req)));
     }
     let head = future::copy_head(&req);
-    stamp(req.headers_mut(), Some(token), credential);
+    stamp_headers(req.headers_mut(), Some(authorization), stamp);
     let (parts, body) = req.into_parts();
-    let (body, recording) = M::record(body, config.max_replay_body);
+    let (body, recording) = M::record(body, max_replay_body);
     let clone = service.clone();
     let mut service = std::mem::replace(service, clone);
     let fut = service.call(Request::from_parts(parts, body));
@@ -344,11 +361,12 @@ where
             replay: Replay {
                 head,
                 recording,
-                generation: token.generation,
+                generation,
             },
             body: None,
+            response: None,
             service,
-            credential: credential.clone(),
+            stamp: stamp.clone(),
         },
     )
 }
@@ -356,11 +374,15 @@ where
 /// The one place headers are stamped: the managed token's `Authorization` (when
 /// given), then each static header the caller has not set.
 #[inline(always)]
-pub(crate) fn stamp(headers: &mut HeaderMap, token: Option<&Stamped>, credential: &Credential) {
-    if let Some(token) = token {
-        headers.insert(header::AUTHORIZATION, token.authorization.clone());
+pub(crate) fn stamp_headers(
+    headers: &mut HeaderMap,
+    authorization: Option<&HeaderValue>,
+    stamp: &Stamp,
+) {
+    if let Some(value) = authorization {
+        headers.insert(header::AUTHORIZATION, value.clone());
     }
-    credential.stamp_static(headers);
+    stamp.stamp_statics(headers);
 }
 
 impl<M> fmt::Debug for AuthLayer<M> {
@@ -380,5 +402,135 @@ impl<S: fmt::Debug, M> fmt::Debug for AuthService<S, M> {
             .field("credential", &self.config.credential)
             .field("mode", &std::any::type_name::<M>().rsplit("::").next())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures_util::future::BoxFuture;
+    use http_body_util::Full;
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+    use crate::token::{Token, TokenSource};
+    use crate::Error;
+
+    struct Fixed;
+
+    impl TokenSource for Fixed {
+        fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+            Box::pin(async { Ok(Token::bearer("tok", Some(Duration::from_secs(3600)))) })
+        }
+    }
+
+    /// The data pointer of a header value: equal pointers, one shared buffer.
+    fn ptr(v: &HeaderValue) -> *const u8 {
+        v.as_bytes().as_ptr()
+    }
+
+    /// Sends 1,000 requests through a clone that has served a couple, keeping
+    /// every request's headers and every response future alive, and checks that
+    /// no reference count shared with the parent service or the credential moved,
+    /// and that every stamped value is in the clone's own buffers.
+    async fn no_shared_refcount<M, B>(layer: AuthLayer<M>, cred: Credential)
+    where
+        M: Mode,
+        B: Send + 'static,
+        AuthService<tower::util::BoxCloneSyncService<Request<B>, Response<()>, Infallible>, M>:
+            Service<Request<Full<Bytes>>, Error = BoxError>,
+    {
+        let kept: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+        let keep = kept.clone();
+        let inner = tower::util::BoxCloneSyncService::new(service_fn(move |req: Request<B>| {
+            keep.lock().unwrap().push(req.headers().clone());
+            std::future::ready(Ok::<_, Infallible>(Response::new(())))
+        }));
+        let request = || {
+            Request::get("https://api.example.com/v1")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        };
+        let parent = layer.layer(inner);
+        let mut clone = parent.clone();
+        for _ in 0..2 {
+            clone.ready().await.unwrap();
+            let _ = clone.call(request()).await;
+        }
+        let manager = cred.manager().unwrap().clone();
+        let counts = || {
+            (
+                cred.strong_count(),
+                Arc::strong_count(&parent.local.stamp),
+                manager.current_strong_count(),
+            )
+        };
+        let before = counts();
+        let mut in_flight = Vec::new();
+        for _ in 0..1_000 {
+            clone.ready().await.unwrap();
+            in_flight.push(clone.call(request()));
+        }
+        assert_eq!(counts(), before, "a shared refcount moved");
+
+        let shared_auth = manager.current_authorization().unwrap();
+        let own_auth = clone.local.token.as_ref().unwrap().1.clone();
+        assert_ne!(ptr(&own_auth), ptr(&shared_auth));
+        let shared_key = ptr(&cred.static_headers()[0].1);
+        let own_key = ptr(clone.local.stamp.static_values().next().unwrap());
+        assert_ne!(own_key, shared_key);
+        let kept = kept.lock().unwrap();
+        for headers in kept.iter().skip(2) {
+            assert_eq!(ptr(&headers["authorization"]), ptr(&own_auth));
+            assert_eq!(ptr(&headers["x-api-key"]), own_key);
+        }
+        drop(in_flight);
+    }
+
+    fn credential() -> Credential {
+        Credential::builder()
+            .origin("https://api.example.com")
+            .api_key("x-api-key", "k3y")
+            .token_source(Fixed)
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_cached_path_bumps_no_refcount_shared_with_another_clone() {
+        let cred = credential();
+        cred.token().await.unwrap();
+        no_shared_refcount::<NoRetry, Full<Bytes>>(
+            AuthLayer::new(cred.clone()).without_retry(),
+            cred,
+        )
+        .await;
+        let cred = credential();
+        cred.token().await.unwrap();
+        no_shared_refcount::<Retry, ReplayBody<Full<Bytes>>>(AuthLayer::new(cred.clone()), cred)
+            .await;
+    }
+
+    /// A clone made for one request keeps sharing its parent's copies.
+    #[tokio::test]
+    async fn a_clone_for_one_request_copies_nothing() {
+        let cred = credential();
+        cred.token().await.unwrap();
+        let inner = service_fn(|_: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        });
+        let parent = AuthLayer::new(cred).without_retry().layer(inner);
+        let req = Request::get("https://api.example.com/v1")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let mut clone = parent.clone();
+        clone.ready().await.unwrap();
+        let _ = clone.call(req).await;
+        assert!(Arc::ptr_eq(&clone.local.stamp, &parent.local.stamp));
+        assert!(clone.local.token.is_none());
     }
 }

@@ -3,6 +3,7 @@
 
 use http_body::Body;
 
+use super::future::RetryCtx;
 use crate::replay::{ReplayBody, ReplayHandle};
 
 /// What body the inner service receives, by layer mode: [`Retry`] wraps the
@@ -36,14 +37,33 @@ impl Mode for NoRetry {
 /// What a recording body leaves behind for its replay.
 pub struct Recording<B>(pub(crate) ReplayHandle<B>);
 
+/// No value: what a [`NoRetry`] future keeps to re-send a request. Being
+/// uninhabited, `Option<Nothing>` takes no space, so that mode's future is not
+/// larger than the inner future by a retry context it never uses.
+pub enum Nothing {}
+
 pub(crate) mod sealed {
     use super::*;
 
     pub trait Sealed: Send + Sync + 'static {
         /// Whether requests may be re-sent.
         const RETRY: bool;
-        /// The body sent as it is.
-        fn wrap<B: Body>(body: B) -> <Self as Mode>::Body<B>
+        /// What a sent request keeps to be re-sent (`R`: the response type).
+        type Kept<S, B, R>;
+        /// Keeps `ctx`, in the mode that retries.
+        fn keep<S, B, R>(
+            ctx: RetryCtx<S, B, <Self as Mode>::Body<B>, R>,
+        ) -> Option<Self::Kept<S, B, R>>
+        where
+            Self: Mode;
+        /// The retry context kept.
+        fn kept<S, B, R>(
+            kept: &mut Self::Kept<S, B, R>,
+        ) -> &mut RetryCtx<S, B, <Self as Mode>::Body<B>, R>
+        where
+            Self: Mode;
+        /// The request sent as it is.
+        fn wrap_request<B: Body>(req: http::Request<B>) -> http::Request<<Self as Mode>::Body<B>>
         where
             Self: Mode;
         /// The body sent once more may follow: record it (up to `cap` bytes).
@@ -58,10 +78,21 @@ pub(crate) mod sealed {
 
     impl Sealed for Retry {
         const RETRY: bool = true;
+        type Kept<S, B, R> = RetryCtx<S, B, ReplayBody<B>, R>;
 
-        #[inline]
-        fn wrap<B: Body>(body: B) -> ReplayBody<B> {
-            ReplayBody::passthrough(body)
+        #[inline(always)]
+        fn keep<S, B, R>(ctx: RetryCtx<S, B, ReplayBody<B>, R>) -> Option<Self::Kept<S, B, R>> {
+            Some(ctx)
+        }
+
+        #[inline(always)]
+        fn kept<S, B, R>(kept: &mut Self::Kept<S, B, R>) -> &mut RetryCtx<S, B, ReplayBody<B>, R> {
+            kept
+        }
+
+        #[inline(always)]
+        fn wrap_request<B: Body>(req: http::Request<B>) -> http::Request<ReplayBody<B>> {
+            req.map(ReplayBody::passthrough)
         }
 
         #[inline]
@@ -77,10 +108,22 @@ pub(crate) mod sealed {
 
     impl Sealed for NoRetry {
         const RETRY: bool = false;
+        type Kept<S, B, R> = Nothing;
 
-        #[inline]
-        fn wrap<B: Body>(body: B) -> B {
-            body
+        // Never called with a context (`RETRY` is false): nothing is kept.
+        #[inline(always)]
+        fn keep<S, B, R>(_ctx: RetryCtx<S, B, B, R>) -> Option<Nothing> {
+            None
+        }
+
+        fn kept<S, B, R>(kept: &mut Nothing) -> &mut RetryCtx<S, B, B, R> {
+            match *kept {}
+        }
+
+        /// The caller's request, untouched: not even taken apart and put back.
+        #[inline(always)]
+        fn wrap_request<B: Body>(req: http::Request<B>) -> http::Request<B> {
+            req
         }
 
         // Never called (`RETRY` is false); nothing is recorded.

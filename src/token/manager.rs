@@ -148,6 +148,17 @@ impl TokenManager {
         }
     }
 
+    /// The current token's strong count, not counting the one this call takes.
+    #[cfg(test)]
+    pub(crate) fn current_strong_count(&self) -> Option<usize> {
+        self.current.load_full().map(|c| Arc::strong_count(&c) - 1)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn current_authorization(&self) -> Option<HeaderValue> {
+        self.current.load_full().map(|c| c.authorization.clone())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves only plain fields behind: keep going.
         self.state.lock().unwrap_or_else(|e| e.into_inner())

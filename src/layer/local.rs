@@ -1,0 +1,169 @@
+//! Per-clone copies of what a service stamps, so that the cached path bumps no
+//! reference count that another clone or thread also bumps.
+//!
+//! Cloning a `HeaderValue` is a refcount increment on its buffer. When every
+//! clone of a service stamps the same `HeaderValue`, every request on every core
+//! increments (and later decrements) one shared counter, and that cache line
+//! caps throughput on many cores (tower-http's `AddAuthorization` shows it, see
+//! BENCHMARKS.md). So each service clone that serves more than one request makes
+//! its own copies: of the static headers (names and values), and of the current
+//! token's `Authorization` value, re-copied when the token changes. A clone made
+//! for a single request (`svc.clone().oneshot(req)`) keeps sharing its parent's
+//! copies: copying would cost it more than the one shared increment it saves.
+
+use std::sync::Arc;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::credential::{has_header, Credential};
+use crate::token::Stamped;
+
+/// What one service clone stamps besides the token: its credential and its own
+/// copies of the static headers. Shared by the clone's in-flight requests (a
+/// retry stamps again), never with another clone once the clone owns it.
+pub(crate) struct Stamp {
+    pub(crate) credential: Credential,
+    statics: Box<[(HeaderName, HeaderValue)]>,
+}
+
+impl Stamp {
+    pub(crate) fn new(credential: Credential) -> Arc<Stamp> {
+        let statics = credential
+            .static_headers()
+            .iter()
+            .map(|(n, v)| (deep_name(n), deep_value(v)))
+            .collect();
+        Arc::new(Stamp {
+            credential,
+            statics,
+        })
+    }
+
+    /// Adds each static header the caller has not set.
+    #[inline]
+    pub(crate) fn stamp_statics(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.statics.iter() {
+            if !has_header(headers, name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn static_values(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.statics.iter().map(|(_, v)| v)
+    }
+}
+
+/// How far a clone is from owning its copies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// A new clone, sharing its parent's copies.
+    Borrowed,
+    /// Has served one request with its parent's copies.
+    ServedOnce,
+    /// Has its own.
+    Own,
+}
+
+/// A service clone's copies. See the module docs.
+pub(crate) struct Local {
+    pub(crate) stamp: Arc<Stamp>,
+    ownership: Ownership,
+    /// This clone's copy of the `Authorization` value of `token` (held to
+    /// recognise it: while held, no other token can have its address).
+    pub(super) token: Option<(Arc<Stamped>, HeaderValue)>,
+}
+
+impl Local {
+    /// The copies of the service made by a layer: its own from the start.
+    pub(crate) fn new(credential: Credential) -> Local {
+        Local {
+            stamp: Stamp::new(credential),
+            ownership: Ownership::Own,
+            token: None,
+        }
+    }
+
+    /// Called once per request that gets stamped: a clone that serves a second
+    /// request makes its own copies.
+    #[inline(always)]
+    pub(crate) fn on_request(&mut self) {
+        if self.ownership != Ownership::Own {
+            self.advance();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn advance(&mut self) {
+        self.ownership = match self.ownership {
+            Ownership::Borrowed => Ownership::ServedOnce,
+            _ => {
+                self.stamp = Stamp::new(self.stamp.credential.clone());
+                Ownership::Own
+            }
+        };
+    }
+
+    /// The `Authorization` value to stamp for the token `current`: this clone's
+    /// own copy once it owns its copies (made when the token changes), else the
+    /// token's shared one.
+    #[inline(always)]
+    pub(crate) fn authorization<'a>(
+        token: &'a mut Option<(Arc<Stamped>, HeaderValue)>,
+        own: bool,
+        current: &'a Arc<Stamped>,
+    ) -> &'a HeaderValue {
+        if !own {
+            return &current.authorization;
+        }
+        let held = token.as_ref().is_some_and(|(t, _)| Arc::ptr_eq(t, current));
+        if !held {
+            *token = Some(copy_token(current));
+        }
+        match token {
+            Some((_, value)) => value,
+            None => &current.authorization,
+        }
+    }
+
+    /// Splits the borrow: the token copy and the stamp, for one request.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parts(
+        &mut self,
+    ) -> (&mut Option<(Arc<Stamped>, HeaderValue)>, bool, &Arc<Stamp>) {
+        let own = self.ownership == Ownership::Own;
+        (&mut self.token, own, &self.stamp)
+    }
+}
+
+impl Clone for Local {
+    fn clone(&self) -> Self {
+        Local {
+            stamp: self.stamp.clone(),
+            ownership: Ownership::Borrowed,
+            token: None,
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn copy_token(current: &Arc<Stamped>) -> (Arc<Stamped>, HeaderValue) {
+    (current.clone(), deep_value(&current.authorization))
+}
+
+/// A copy of `value` in a buffer of its own.
+fn deep_value(value: &HeaderValue) -> HeaderValue {
+    let mut copy = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(value.as_bytes()))
+        .unwrap_or_else(|_| value.clone());
+    copy.set_sensitive(value.is_sensitive());
+    copy
+}
+
+/// A copy of `name` in a buffer of its own (standard names have none).
+fn deep_name(name: &HeaderName) -> HeaderName {
+    HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone())
+}
