@@ -65,6 +65,7 @@ fn main() {
         ("oauth2_cached", "tower_retry_add_authorization"),
         ("oauth2_cached_no_retry", "tower_http_add_authorization"),
         ("static_bearer", "tower_http_add_authorization"),
+        ("static_bearer_no_retry", "tower_http_add_authorization"),
         ("two_headers_cached", "two_headers_tower_http"),
         ("naive_rwlock", "oauth2_cached_no_retry"),
     ] {

@@ -18,7 +18,7 @@ count() {
 }
 printf '%-32s %12s\n' variant instr/request
 for v in bare tower_http_add_authorization add_auth_plus_request_clone tower_retry_add_authorization \
-         static_bearer oauth2_cached oauth2_cached_no_retry two_headers_cached two_headers_cached_retry \
+         static_bearer static_bearer_no_retry oauth2_cached oauth2_cached_no_retry two_headers_cached two_headers_cached_retry \
          two_headers_tower_http naive_rwlock ${EXTRA:-}; do
   a=$(count "$v" "$N1"); b=$(count "$v" "$N2")
   printf '%-32s %12d\n' "$v" $(( (b - a) / (N2 - N1) ))

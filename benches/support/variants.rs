@@ -22,6 +22,7 @@ pub const NAMES: &[&str] = &[
     "add_auth_plus_request_clone",
     "tower_retry_add_authorization",
     "static_bearer",
+    "static_bearer_no_retry",
     "oauth2_cached",
     "oauth2_cached_no_retry",
     "two_headers_cached",
@@ -106,6 +107,11 @@ pub fn variant(name: &str, rt: &tokio::runtime::Runtime) -> Box<dyn FnMut()> {
         "static_bearer" => {
             let pat = Credential::bearer("https://api.example.com", TOKEN).unwrap();
             let mut svc = AuthLayer::new(pat).layer(Noop);
+            Box::new(move || call(&mut svc, request()))
+        }
+        "static_bearer_no_retry" => {
+            let pat = Credential::bearer("https://api.example.com", TOKEN).unwrap();
+            let mut svc = AuthLayer::new(pat).without_retry().layer(Noop);
             Box::new(move || call(&mut svc, request()))
         }
         "oauth2_cached" => {

@@ -88,10 +88,10 @@ use tower_service::Service;
 use crate::credential::{has_header, Credential};
 use crate::oauth2::TokenRequestMarker;
 use crate::replay::DEFAULT_MAX_REPLAY_BODY;
-#[cfg(test)]
-use crate::ReplayBody;
 use crate::token::TokenCache;
 use crate::BoxError;
+#[cfg(test)]
+use crate::ReplayBody;
 use local::{Local, Stamp};
 
 pub use future::ResponseFuture;
@@ -520,9 +520,8 @@ mod tests {
     async fn a_clone_for_one_request_copies_nothing() {
         let cred = credential();
         cred.token().await.unwrap();
-        let inner = service_fn(|_: Request<Full<Bytes>>| async {
-            Ok::<_, Infallible>(Response::new(()))
-        });
+        let inner =
+            service_fn(|_: Request<Full<Bytes>>| async { Ok::<_, Infallible>(Response::new(())) });
         let parent = AuthLayer::new(cred).without_retry().layer(inner);
         let req = Request::get("https://api.example.com/v1")
             .body(Full::new(Bytes::new()))
