@@ -39,7 +39,18 @@ fn sizes() {
     use http::Request;
     use http_body_util::Full;
     type F = tower_client_auth::ResponseFuture<support::Noop, Full<Bytes>>;
-    eprintln!("ResponseFuture: {} bytes", std::mem::size_of::<F>());
+    type G = tower_client_auth::ResponseFuture<
+        support::Noop,
+        Full<Bytes>,
+        tower_client_auth::layer::NoRetry,
+    >;
+    type Inner = <support::Noop as tower::Service<Request<Full<Bytes>>>>::Future;
+    eprintln!("ResponseFuture (retry): {} bytes", std::mem::size_of::<F>());
+    eprintln!(
+        "ResponseFuture (no retry): {} bytes",
+        std::mem::size_of::<G>()
+    );
+    eprintln!("inner future: {} bytes", std::mem::size_of::<Inner>());
     eprintln!("Request<()>: {} bytes", std::mem::size_of::<Request<()>>());
     eprintln!(
         "Request<ReplayBody<Full>>: {} bytes",

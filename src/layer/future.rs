@@ -34,19 +34,19 @@ pin_project! {
         S: Service<Request<M::Body<B>>>,
     {
         #[pin]
-        kind: Kind<S::Future, S, B, M::Kept<S, B, S::Response>>,
+        kind: Kind<S::Future, S, B, M::Kept<S, B, S::Response>, M::Held<S::Response>>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, S, B, K> {
+    enum Kind<F, S, B, K, H> {
         // Sent as it is: nothing to do but poll the inner future.
         Direct { #[pin] fut: F },
         // Waiting for a token, or able to retry after a 401.
         Managed {
             #[pin]
-            state: State<F>,
+            state: State<F, H>,
             // Boxed: only the slow path (no token yet) uses it.
             waiting: Option<Box<Waiting<S, B>>>,
             // A `RetryCtx` in `Retry` mode; nothing at all in `NoRetry` mode.
@@ -57,15 +57,15 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, H> {
         // No valid token when the request came: wait for one.
         Acquiring { fut: Acquire },
         // Got it: wait for the inner service to be ready, then stamp and send.
         Readying { token: Arc<Stamped> },
         Calling { #[pin] fut: F },
-        // Got a 401: wait for a newer token (the 401 is kept in the retry context
-        // to hand back on failure).
-        Refreshing { fut: Acquire },
+        // Got a 401: wait for a newer token, keeping the 401 to hand back on
+        // failure (in `NoRetry` mode, `H` is uninhabited: no space taken).
+        Refreshing { fut: Acquire, response: Option<H> },
         // Stamped afresh; waiting for the service to be ready (the request is
         // built from the retry context then, keeping this enum small).
         RetryReadying,
@@ -92,12 +92,10 @@ pub(crate) struct Replay<B> {
     pub(crate) generation: u64,
 }
 
-pub struct RetryCtx<S, B, Sent, R> {
+pub struct RetryCtx<S, B, Sent> {
     pub(crate) replay: Replay<B>,
     /// The replay body, taken from the recording when the 401 came.
     pub(crate) body: Option<Sent>,
-    /// The 401, kept while a newer token is fetched.
-    pub(crate) response: Option<R>,
     pub(crate) service: S,
     pub(crate) stamp: Arc<Stamp>,
 }
@@ -126,8 +124,8 @@ where
     }
 
     #[inline(always)]
-    pub(crate) fn sent(fut: S::Future, retry: RetryCtx<S, B, M::Body<B>, S::Response>) -> Self {
-        match M::keep(retry) {
+    pub(crate) fn sent(fut: S::Future, retry: RetryCtx<S, B, M::Body<B>>) -> Self {
+        match M::keep::<S, B, S::Response>(retry) {
             None => Self::direct(fut),
             retry => ResponseFuture {
                 kind: Kind::Managed {
@@ -222,7 +220,7 @@ where
                     }
                     StateProj::Calling { fut } => {
                         let response = attempt!(ready!(fut.poll(cx)));
-                        let Some(ctx) = retry.as_mut().map(M::kept) else {
+                        let Some(ctx) = retry.as_mut().map(M::kept::<S, B, S::Response>) else {
                             done!(Ok(response));
                         };
                         if !policy::retryable_401(&response) {
@@ -240,17 +238,17 @@ where
                             done!(Ok(response));
                         };
                         ctx.body = Some(body);
-                        ctx.response = Some(response);
                         state.set(State::Refreshing {
                             fut: manager.acquire(Some(generation)),
+                            response: M::hold(response),
                         });
                     }
-                    StateProj::Refreshing { fut } => {
+                    StateProj::Refreshing { fut, response } => {
                         let result = ready!(fut.as_mut().poll(cx));
-                        let Some(ctx) = retry.as_mut().map(M::kept) else {
+                        let Some(ctx) = retry.as_mut().map(M::kept::<S, B, S::Response>) else {
                             done!(Err(polled_after_completion()));
                         };
-                        let Some(response) = ctx.response.take() else {
+                        let Some(response) = response.take().map(M::unhold) else {
                             done!(Err(polled_after_completion()));
                         };
                         let token = match result {
@@ -276,7 +274,7 @@ where
                         state.set(State::RetryReadying);
                     }
                     StateProj::RetryReadying => {
-                        let Some(ctx) = retry.as_mut().map(M::kept) else {
+                        let Some(ctx) = retry.as_mut().map(M::kept::<S, B, S::Response>) else {
                             done!(Err(polled_after_completion()));
                         };
                         attempt!(ready!(ctx.service.poll_ready(cx)));

@@ -364,7 +364,6 @@ where
                 generation,
             },
             body: None,
-            response: None,
             service,
             stamp: stamp.clone(),
         },

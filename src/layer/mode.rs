@@ -50,16 +50,22 @@ pub(crate) mod sealed {
         const RETRY: bool;
         /// What a sent request keeps to be re-sent (`R`: the response type).
         type Kept<S, B, R>;
+        /// A 401 response kept while a newer token is fetched.
+        type Held<R>;
+        /// Holds a 401, in the mode that retries.
+        fn hold<R>(response: R) -> Option<Self::Held<R>>;
+        /// The 401 held.
+        fn unhold<R>(held: Self::Held<R>) -> R;
         /// Keeps `ctx`, in the mode that retries.
         fn keep<S, B, R>(
-            ctx: RetryCtx<S, B, <Self as Mode>::Body<B>, R>,
+            ctx: RetryCtx<S, B, <Self as Mode>::Body<B>>,
         ) -> Option<Self::Kept<S, B, R>>
         where
             Self: Mode;
         /// The retry context kept.
         fn kept<S, B, R>(
             kept: &mut Self::Kept<S, B, R>,
-        ) -> &mut RetryCtx<S, B, <Self as Mode>::Body<B>, R>
+        ) -> &mut RetryCtx<S, B, <Self as Mode>::Body<B>>
         where
             Self: Mode;
         /// The request sent as it is.
@@ -78,15 +84,26 @@ pub(crate) mod sealed {
 
     impl Sealed for Retry {
         const RETRY: bool = true;
-        type Kept<S, B, R> = RetryCtx<S, B, ReplayBody<B>, R>;
+        type Kept<S, B, R> = RetryCtx<S, B, ReplayBody<B>>;
+        type Held<R> = R;
 
         #[inline(always)]
-        fn keep<S, B, R>(ctx: RetryCtx<S, B, ReplayBody<B>, R>) -> Option<Self::Kept<S, B, R>> {
+        fn hold<R>(response: R) -> Option<R> {
+            Some(response)
+        }
+
+        #[inline(always)]
+        fn unhold<R>(held: R) -> R {
+            held
+        }
+
+        #[inline(always)]
+        fn keep<S, B, R>(ctx: RetryCtx<S, B, ReplayBody<B>>) -> Option<Self::Kept<S, B, R>> {
             Some(ctx)
         }
 
         #[inline(always)]
-        fn kept<S, B, R>(kept: &mut Self::Kept<S, B, R>) -> &mut RetryCtx<S, B, ReplayBody<B>, R> {
+        fn kept<S, B, R>(kept: &mut Self::Kept<S, B, R>) -> &mut RetryCtx<S, B, ReplayBody<B>> {
             kept
         }
 
@@ -109,14 +126,23 @@ pub(crate) mod sealed {
     impl Sealed for NoRetry {
         const RETRY: bool = false;
         type Kept<S, B, R> = Nothing;
+        type Held<R> = Nothing;
 
-        // Never called with a context (`RETRY` is false): nothing is kept.
-        #[inline(always)]
-        fn keep<S, B, R>(_ctx: RetryCtx<S, B, B, R>) -> Option<Nothing> {
+        fn hold<R>(_response: R) -> Option<Nothing> {
             None
         }
 
-        fn kept<S, B, R>(kept: &mut Nothing) -> &mut RetryCtx<S, B, B, R> {
+        fn unhold<R>(held: Nothing) -> R {
+            match held {}
+        }
+
+        // Never called with a context (`RETRY` is false): nothing is kept.
+        #[inline(always)]
+        fn keep<S, B, R>(_ctx: RetryCtx<S, B, B>) -> Option<Nothing> {
+            None
+        }
+
+        fn kept<S, B, R>(kept: &mut Nothing) -> &mut RetryCtx<S, B, B> {
             match *kept {}
         }
 
