@@ -85,7 +85,7 @@ struct Waiting<S, B> {
 /// What a request that carried a managed token keeps to be re-sent.
 pub(crate) struct Replay<B> {
     /// The request without its body, as it was before stamping.
-    pub(crate) head: Request<()>,
+    pub(crate) head: Option<http::request::Parts>,
     /// `None`: the body cannot be replayed (larger than the cap).
     pub(crate) recording: Option<Recording<B>>,
     /// The generation of the token the request carried.
@@ -98,17 +98,6 @@ pub struct RetryCtx<S, B, Sent> {
     pub(crate) body: Option<Sent>,
     pub(crate) service: S,
     pub(crate) stamp: Arc<Stamp>,
-}
-
-/// A copy of the request without its body: what a retry needs besides the body.
-pub(crate) fn copy_head<B>(req: &Request<B>) -> Request<()> {
-    let mut head = Request::new(());
-    *head.method_mut() = req.method().clone();
-    *head.uri_mut() = req.uri().clone();
-    *head.version_mut() = req.version();
-    *head.headers_mut() = req.headers().clone();
-    *head.extensions_mut() = req.extensions().clone();
-    head
 }
 
 impl<S, B, M> ResponseFuture<S, B, M>
@@ -258,11 +247,10 @@ where
                                 done!(Ok(response));
                             }
                         };
-                        stamp_headers(
-                            ctx.replay.head.headers_mut(),
-                            Some(&token.authorization),
-                            &ctx.stamp,
-                        );
+                        let Some(head) = ctx.replay.head.as_mut() else {
+                            done!(Err(polled_after_completion()));
+                        };
+                        stamp_headers(&mut head.headers, Some(&token.authorization), &ctx.stamp);
                         if let Some(m) = ctx.stamp.credential.manager() {
                             m.count_retry();
                         }
@@ -281,8 +269,9 @@ where
                         let Some(body) = ctx.body.take() else {
                             done!(Err(polled_after_completion()));
                         };
-                        let head = std::mem::replace(&mut ctx.replay.head, Request::new(()));
-                        let (parts, ()) = head.into_parts();
+                        let Some(parts) = ctx.replay.head.take() else {
+                            done!(Err(polled_after_completion()));
+                        };
                         let fut = ctx.service.call(Request::from_parts(parts, body));
                         state.set(State::Retried { fut });
                     }

@@ -348,9 +348,9 @@ where
         stamp_headers(req.headers_mut(), carried.then_some(authorization), stamp);
         return ResponseFuture::direct(service.call(M::wrap_request(req)));
     }
-    let head = future::copy_head(&req);
-    stamp_headers(req.headers_mut(), Some(authorization), stamp);
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let head = parts.clone();
+    stamp_headers(&mut parts.headers, Some(authorization), stamp);
     let (body, recording) = M::record(body, max_replay_body);
     let clone = service.clone();
     let mut service = std::mem::replace(service, clone);
@@ -359,7 +359,7 @@ where
         fut,
         RetryCtx {
             replay: Replay {
-                head,
+                head: Some(head),
                 recording,
                 generation,
             },
