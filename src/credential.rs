@@ -29,7 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
 use crate::origin::Origin;
-use crate::token::{ManagedOptions, TokenManager, TokenSource};
+use crate::token::{ManagedOptions, Shared, SharedStore, TokenManager, TokenSource};
 
 /// A credential: the headers to stamp and the origins they may go to.
 ///
@@ -218,6 +218,7 @@ pub struct CredentialBuilder {
     allow_http: bool,
     headers: Vec<(HeaderName, HeaderValue)>,
     source: Option<(Arc<dyn TokenSource>, ManagedOptions)>,
+    shared: Option<SharedStore>,
     error: Option<Error>,
 }
 
@@ -299,6 +300,15 @@ impl CredentialBuilder {
         self
     }
 
+    /// Shares the managed token with every process that builds the same
+    /// credential on the same store: one token request per lifetime for the
+    /// whole fleet, a lease so that only one process fetches, fencing, and 401s
+    /// that never make replicas revoke each other. See [`SharedStore`].
+    pub fn shared_store(mut self, shared: SharedStore) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
     fn secret_header(self, name: HeaderName, value: String, what: &str) -> Self {
         if self.headers.iter().any(|(n, _)| *n == name) {
             return self.fail(Error::config(format!("header `{name}` is set twice")));
@@ -357,7 +367,14 @@ impl CredentialBuilder {
                         "a managed token and a static Authorization header cannot be combined",
                     ));
                 }
-                Some(TokenManager::new(source, options))
+                let shared = match self.shared {
+                    Some(config) => Some(Shared::new(config, source.identity())?),
+                    None => None,
+                };
+                Some(TokenManager::new(source, options, shared))
+            }
+            None if self.shared.is_some() => {
+                return Err(Error::config("a shared store needs a token source"));
             }
             None => None,
         };

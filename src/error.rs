@@ -76,6 +76,10 @@ pub(crate) enum Kind {
     /// The token endpoint issued a token type this crate does not send (`DPoP`,
     /// `mac`, ...). The name is kept escaped and cut short.
     UnsupportedTokenType(String),
+    /// The shared token store could not be reached or failed.
+    StoreUnavailable,
+    /// What the shared token store holds cannot be used (wrong key, bad data).
+    StoreData(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +117,36 @@ impl Error {
 
     pub(crate) fn no_runtime() -> Self {
         Error::new(Kind::NoRuntime)
+    }
+
+    pub(crate) fn store_codec(what: &'static str) -> Self {
+        Error::new(Kind::StoreData(what))
+    }
+
+    pub(crate) fn store_unavailable(source: impl Into<BoxError>) -> Self {
+        Error::with_source(Kind::StoreUnavailable, source)
+    }
+
+    /// Wraps an error from a [`TokenStore`](crate::token::TokenStore) of your own:
+    /// the store could not be reached or failed. Transient.
+    pub fn store(source: impl Into<BoxError>) -> Self {
+        Error::store_unavailable(source)
+    }
+
+    /// The shared token store failed: unreachable ([`is_store_unavailable`](Self::is_store_unavailable)),
+    /// or what it holds cannot be used (encrypted with another key, say).
+    pub fn is_store(&self) -> bool {
+        matches!(
+            self.root().kind(),
+            Kind::StoreUnavailable | Kind::StoreData(_)
+        )
+    }
+
+    /// The shared token store could not be reached, and the credential fails
+    /// closed (or the error came from the store itself). Transient: requests
+    /// succeed again once the store answers.
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self.root().kind(), Kind::StoreUnavailable)
     }
 
     pub(crate) fn unsupported_token_type(token_type: &str) -> Self {
@@ -266,6 +300,9 @@ impl Error {
             // Nothing will start a runtime for us; a token type we cannot send
             // will not change by asking again soon.
             Kind::NoRuntime | Kind::UnsupportedTokenType(_) => false,
+            Kind::StoreUnavailable => true,
+            // A key mismatch will not fix itself: cool down, say why.
+            Kind::StoreData(_) => false,
         }
     }
 
@@ -372,6 +409,8 @@ impl fmt::Display for Error {
             Kind::UnsupportedTokenType(t) => {
                 write!(f, "token type `{t}` is not supported (only Bearer is sent)")
             }
+            Kind::StoreUnavailable => f.write_str("shared token store unavailable"),
+            Kind::StoreData(what) => write!(f, "shared token store: {what}"),
         }
     }
 }

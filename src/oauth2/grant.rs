@@ -167,6 +167,25 @@ impl OAuth2Source {
 }
 
 impl TokenSource for OAuth2Source {
+    fn identity(&self) -> Option<String> {
+        let user = match &self.grant {
+            Some(Grant::Password { username, .. }) => username.as_str(),
+            _ => "",
+        };
+        let grant = self
+            .grant
+            .as_ref()
+            .map_or("refresh_token", Grant::grant_type);
+        let mut scopes = self.scopes.clone();
+        scopes.sort();
+        Some(format!(
+            "oauth2|{}|{}|{grant}|{user}|{}",
+            self.client.token_url(),
+            self.client.client_id().unwrap_or(""),
+            scopes.join(" ")
+        ))
+    }
+
     fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
         // Read, not taken: a fetch that fails must find the seed again.
         let seed = self.seed.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -28,6 +28,9 @@ struct Grants {
     /// live refresh tokens -> scope
     refresh: HashMap<String, String>,
     used_refresh: u64,
+    /// Refresh tokens already used once (rotation): sending one again is reuse.
+    spent: std::collections::HashSet<String>,
+    reused_refresh: u64,
 }
 
 /// The authorization-code emulator. Stops when dropped.
@@ -112,9 +115,16 @@ impl OAuthServer {
                                 match grants.refresh.remove(&rt) {
                                     Some(scope) => {
                                         grants.used_refresh += 1;
+                                        grants.spent.insert(rt);
                                         scope
                                     }
-                                    None => return json(400, r#"{"error":"invalid_grant","error_description":"refresh token invalid"}"#),
+                                    None => {
+                                        // Reuse detection: a spent token sent again.
+                                        if grants.spent.contains(&rt) {
+                                            grants.reused_refresh += 1;
+                                        }
+                                        return json(400, r#"{"error":"invalid_grant","error_description":"refresh token invalid"}"#);
+                                    }
                                 }
                             }
                             _ => return json(400, r#"{"error":"unsupported_grant_type"}"#),
@@ -208,6 +218,12 @@ impl OAuthServer {
     /// Refresh tokens used (each one once: rotation).
     pub fn refresh_tokens_used(&self) -> u64 {
         lock(&self.grants).used_refresh
+    }
+
+    /// Refresh tokens sent again after they were used (rotation reuse, which a
+    /// real server answers by revoking the whole grant).
+    pub fn refresh_token_reuses(&self) -> u64 {
+        lock(&self.grants).reused_refresh
     }
 
     /// Makes the next token request fail.

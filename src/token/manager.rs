@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arc_swap::ArcSwapOption;
-use futures_util::future::{BoxFuture, FutureExt, Shared};
+use futures_util::future::{self, BoxFuture, FutureExt};
 use http::HeaderValue;
 use secrecy::ExposeSecret;
 use tokio::sync::Notify;
@@ -36,10 +36,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::core::{later, Ahead, Core, Current, Decision};
-use super::{ManagedOptions, Stats, Token, TokenSource};
+use super::{ManagedOptions, Shared, Stats, Token, TokenSource};
 use crate::error::{Error, Kind};
 
-type Flight = Shared<BoxFuture<'static, Result<Arc<Stamped>, Error>>>;
+type Flight = future::Shared<BoxFuture<'static, Result<Arc<Stamped>, Error>>>;
 
 /// See [`TokenManager::cache`].
 pub(crate) type TokenCache = arc_swap::Cache<Arc<ArcSwapOption<Stamped>>, Option<Arc<Stamped>>>;
@@ -58,6 +58,9 @@ const RETIRED: u8 = 2;
 pub(crate) struct Stamped {
     pub(crate) authorization: HeaderValue,
     pub(crate) generation: u64,
+    /// The shared store's generation of this token (0: no store, or fetched
+    /// locally while it was unreachable).
+    store_generation: u64,
     state: AtomicU8,
     token: Arc<Token>,
     refresh_at: Option<Instant>,
@@ -90,6 +93,7 @@ pub(crate) struct TokenManager {
     state: Mutex<State>,
     source: Arc<dyn TokenSource>,
     options: ManagedOptions,
+    shared: Option<Shared>,
     changed: Arc<Notify>,
     counters: Counters,
 }
@@ -112,12 +116,17 @@ struct State {
 }
 
 impl TokenManager {
-    pub(crate) fn new(source: Arc<dyn TokenSource>, options: ManagedOptions) -> Arc<Self> {
+    pub(crate) fn new(
+        source: Arc<dyn TokenSource>,
+        options: ManagedOptions,
+        shared: Option<Shared>,
+    ) -> Arc<Self> {
         Arc::new(TokenManager {
             current: Arc::new(ArcSwapOption::empty()),
             state: Mutex::new(State::default()),
             source,
             options,
+            shared,
             changed: Arc::new(Notify::new()),
             counters: Counters::default(),
         })
@@ -258,7 +267,7 @@ impl TokenManager {
             Some(cur) => self.check_unwatched(&mut state, cur, now),
             None => None,
         };
-        let previous = current.as_ref().map(|c| c.token.clone());
+        let previous = current.clone();
         let view = current.as_ref().map(|c| {
             let view = Current {
                 generation: c.generation,
@@ -295,7 +304,7 @@ impl TokenManager {
     fn spawn_flight(
         self: &Arc<Self>,
         id: u64,
-        previous: Option<Arc<Token>>,
+        previous: Option<Arc<Stamped>>,
     ) -> Result<Flight, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::no_runtime())?;
         let span = tracing::debug_span!("token_request", flight = id);
@@ -328,15 +337,27 @@ impl TokenManager {
     async fn run_flight(
         self: Arc<Self>,
         id: u64,
-        previous: Option<Arc<Token>>,
+        previous: Option<Arc<Stamped>>,
     ) -> Result<Arc<Stamped>, Error> {
         let started = Instant::now();
         let mut attempt = 0u32;
+        let held = previous.as_ref().map_or(0, |p| p.store_generation);
+        let previous = previous.map(|p| p.token.clone());
         loop {
             attempt += 1;
             self.counters.token_requests.fetch_add(1, Ordering::Relaxed);
-            let result = self.source.fetch(previous.as_deref()).await;
-            let result = result.and_then(|token| self.stamp(token, previous.as_deref()));
+            let result = match &self.shared {
+                None => self.source.fetch(previous.as_deref()).await.map(|t| (t, 0)),
+                Some(shared) => shared
+                    .fetch(&*self.source, previous.as_deref(), held, |t| {
+                        self.adoptable(t)
+                    })
+                    .await
+                    .map(|f| (f.token, f.generation)),
+            };
+            let result = result.and_then(|(token, store_generation)| {
+                self.stamp(token, previous.as_deref(), store_generation)
+            });
             match result {
                 Ok(stamped) => {
                     let stamped = self.install(id, stamped);
@@ -378,7 +399,21 @@ impl TokenManager {
         }
     }
 
-    fn stamp(&self, mut token: Token, previous: Option<&Token>) -> Result<Stamped, Error> {
+    /// Whether a token another process stored is worth using rather than
+    /// fetching: not about to be retired.
+    fn adoptable(&self, token: &Token) -> bool {
+        match token.expires_in {
+            Some(left) => left > self.options.max_expiry_margin.min(left / 2) && !left.is_zero(),
+            None => true,
+        }
+    }
+
+    fn stamp(
+        &self,
+        mut token: Token,
+        previous: Option<&Token>,
+        store_generation: u64,
+    ) -> Result<Stamped, Error> {
         // A refresh response without a refresh token keeps the old one (RFC 6749 §6).
         if token.refresh_token.is_none() {
             token.refresh_token = previous.and_then(|p| p.refresh_token.clone());
@@ -415,6 +450,7 @@ impl TokenManager {
         Ok(Stamped {
             authorization,
             generation: 0,
+            store_generation,
             state: AtomicU8::new(FRESH),
             token: Arc::new(token),
             refresh_at,
@@ -465,7 +501,7 @@ impl TokenManager {
             generation: c.generation,
             stale: c.is_retired(),
         });
-        let previous = current.map(|c| c.token.clone());
+        let previous = current;
         let ahead = state
             .core
             .refresh_due(view, generation, Instant::now(), |id| {

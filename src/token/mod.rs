@@ -35,8 +35,13 @@
 //! ```
 
 mod core;
+mod fleet;
 mod manager;
 mod options;
+#[cfg(feature = "redis")]
+mod redis;
+mod shared;
+mod store;
 
 use std::fmt;
 use std::time::Duration;
@@ -47,8 +52,13 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::RedisStore;
 pub(crate) use manager::{Stamped, TokenCache, TokenManager};
 pub use options::ManagedOptions;
+pub(crate) use shared::Shared;
+pub use store::{MemoryStore, SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable};
 
 /// The longest lifetime a token is taken to have; larger `expires_in` values are
 /// clamped to it so that deadline arithmetic cannot overflow.
@@ -156,6 +166,14 @@ impl fmt::Debug for Token {
 pub trait TokenSource: Send + Sync + 'static {
     /// Fetches a new token.
     fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>>;
+
+    /// What identifies the token this source fetches across processes (token
+    /// URL, client id, grant, user, scopes: never a secret), for the key of a
+    /// [`SharedStore`]. `None` (the default): a shared store needs
+    /// [`SharedStore::identity`].
+    fn identity(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A snapshot of a managed credential's counters.
