@@ -5,8 +5,11 @@
 //! **Requesting a new token terminates the previous one.** This preset therefore
 //! never refreshes ahead: a token is used to its end, a new one is requested only
 //! once it has expired or been rejected, and a burst of 401s on one token leads to
-//! exactly one token request. (Several processes sharing one Altrata account still
-//! log each other out: give each its own credentials.)
+//! exactly one token request. Several processes sharing one Altrata account log
+//! each other out unless they share the token: give them one
+//! [`SharedStore`](crate::token::SharedStore) (Redis) with
+//! [`AltrataBuilder::shared_store`], which fails closed: no process requests a
+//! token without the fleet's lease.
 //!
 //! ```
 //! # fn f<S>(http: S) -> Result<(), tower_client_auth::Error>
@@ -24,7 +27,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::oauth2::{ClientAuth, IntoHttpService, OAuth2Source, ParamStyle, TokenClient};
-use crate::token::ManagedOptions;
+use crate::token::{ManagedOptions, SharedStore, WhenUnavailable};
 use crate::{Credential, Error};
 
 /// The token endpoint.
@@ -46,6 +49,7 @@ pub fn client_credentials(
         password: password.into(),
         token_url: TOKEN_URL.to_owned(),
         origins: Vec::new(),
+        shared: None,
     }
 }
 
@@ -56,9 +60,20 @@ pub struct AltrataBuilder {
     password: SecretString,
     token_url: String,
     origins: Vec<String>,
+    shared: Option<SharedStore>,
 }
 
 impl AltrataBuilder {
+    /// Shares the token with every process on `shared`'s store (one token for the
+    /// fleet, whoever gets a 401). Set to fail closed: when the store cannot be
+    /// reached, requests that need a new token fail with
+    /// [`Error::is_store_unavailable`] rather than request one that would log the
+    /// rest of the fleet out.
+    pub fn shared_store(mut self, shared: SharedStore) -> Self {
+        self.shared = Some(shared.when_unavailable(WhenUnavailable::FailClosed));
+        self
+    }
+
     /// An API origin the credential is sent to (default: [`PROFILE_API`]).
     pub fn api_origin(mut self, origin: impl Into<String>) -> Self {
         self.origins.push(origin.into());
@@ -100,9 +115,13 @@ impl AltrataBuilder {
         for o in self.origins {
             b = b.origin(o);
         }
-        b.api_key("x-api-key", self.api_key)
-            .token_source_with(OAuth2Source::client_credentials(client), Self::options())
-            .build()
+        b = b
+            .api_key("x-api-key", self.api_key)
+            .token_source_with(OAuth2Source::client_credentials(client), Self::options());
+        if let Some(shared) = self.shared {
+            b = b.shared_store(shared);
+        }
+        b.build()
     }
 }
 
