@@ -87,6 +87,29 @@ pub fn warm_credential(rt: &tokio::runtime::Runtime, api_key: bool) -> Credentia
     cred
 }
 
+/// A managed credential on a shared Redis store (`REDIS_URL`, default the local
+/// server), cache warm: the cached path must not notice the store.
+#[cfg(feature = "redis")]
+pub fn warm_credential_on_redis(rt: &tokio::runtime::Runtime) -> Credential {
+    use tower_client_auth::token::{RedisStore, SharedStore};
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let store = rt
+        .block_on(RedisStore::connect(&url))
+        .expect("Redis for this variant");
+    let cred = Credential::builder()
+        .origin("https://api.example.com")
+        .token_source_with(Fixed, ManagedOptions::default())
+        .shared_store(
+            SharedStore::new(store)
+                .namespace(format!("tca-bench-{}", std::process::id()))
+                .identity("hot-path"),
+        )
+        .build()
+        .unwrap();
+    rt.block_on(cred.token()).unwrap();
+    cred
+}
+
 /// What people write by hand: a token behind a `tokio::sync::RwLock`, read and
 /// expiry-checked on every request, in a boxed future.
 #[derive(Clone)]

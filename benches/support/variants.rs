@@ -143,6 +143,13 @@ pub fn variant(name: &str, rt: &tokio::runtime::Runtime) -> Box<dyn FnMut()> {
             );
             Box::new(move || call(&mut svc, request()))
         }
+        // Not in the criterion group: the cached path on a Redis-shared credential
+        // (`FEATURES=redis EXTRA=oauth2_cached_redis_store bash benches/icount.sh`).
+        #[cfg(feature = "redis")]
+        "oauth2_cached_redis_store" => {
+            let mut svc = AuthLayer::new(super::warm_credential_on_redis(rt)).layer(Noop);
+            Box::new(move || call(&mut svc, request()))
+        }
         // Not in the criterion group: the wrapper's cost alone, for profiling.
         "passthrough_other_origin" => {
             let pat = Credential::bearer("https://other.example.com", TOKEN).unwrap();
