@@ -219,6 +219,7 @@ pub struct CredentialBuilder {
     headers: Vec<(HeaderName, HeaderValue)>,
     source: Option<(Arc<dyn TokenSource>, ManagedOptions)>,
     shared: Option<SharedStore>,
+    on_change: Option<crate::token::TokenHook>,
     error: Option<Error>,
 }
 
@@ -309,6 +310,32 @@ impl CredentialBuilder {
         self
     }
 
+    /// Calls `hook` with every new token this process fetches (a rotated
+    /// refresh token included), before it replaces the old one: keep it in your
+    /// own storage there. Not called for a token adopted from a
+    /// [`SharedStore`] (another process fetched it and its hook ran).
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    /// # fn f(source: impl tower_client_auth::token::TokenSource) -> Result<(), tower_client_auth::Error> {
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .token_source(source)
+    ///     .on_token_change(|token| {
+    ///         // persist token.refresh_token() where you keep it
+    ///         let _ = token.refresh_token();
+    ///     })
+    ///     .build()?;
+    /// # let _ = credential; Ok(()) }
+    /// ```
+    pub fn on_token_change(
+        mut self,
+        hook: impl Fn(&crate::token::Token) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_change = Some(Arc::new(hook));
+        self
+    }
+
     fn secret_header(self, name: HeaderName, value: String, what: &str) -> Self {
         if self.headers.iter().any(|(n, _)| *n == name) {
             return self.fail(Error::config(format!("header `{name}` is set twice")));
@@ -371,7 +398,7 @@ impl CredentialBuilder {
                     Some(config) => Some(Shared::new(config, source.identity())?),
                     None => None,
                 };
-                Some(TokenManager::new(source, options, shared))
+                Some(TokenManager::new(source, options, shared, self.on_change))
             }
             None if self.shared.is_some() => {
                 return Err(Error::config("a shared store needs a token source"));

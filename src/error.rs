@@ -80,6 +80,9 @@ pub(crate) enum Kind {
     StoreUnavailable,
     /// What the shared token store holds cannot be used (wrong key, bad data).
     StoreData(&'static str),
+    /// This user's refresh token was rejected (or there is none): they must log
+    /// in again. Holds the user key (not a secret), escaped.
+    LoginRequired(String),
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +150,26 @@ impl Error {
     /// succeed again once the store answers.
     pub fn is_store_unavailable(&self) -> bool {
         matches!(self.root().kind(), Kind::StoreUnavailable)
+    }
+
+    pub(crate) fn login_required(user: &str) -> Self {
+        Error::new(Kind::LoginRequired(escape(user, 128)))
+    }
+
+    /// The user's refresh token was rejected (`invalid_grant`) or there is none:
+    /// send them through the login again ([`Error::user_key`] says who). No
+    /// token request is made for that user until a new login is stored
+    /// ([`Users::login`](crate::users::Users::login)).
+    pub fn is_login_required(&self) -> bool {
+        matches!(self.root().kind(), Kind::LoginRequired(_))
+    }
+
+    /// For [`is_login_required`](Self::is_login_required), the user's key.
+    pub fn user_key(&self) -> Option<&str> {
+        match self.root().kind() {
+            Kind::LoginRequired(user) => Some(user),
+            _ => None,
+        }
     }
 
     pub(crate) fn unsupported_token_type(token_type: &str) -> Self {
@@ -301,6 +324,7 @@ impl Error {
             // will not change by asking again soon.
             Kind::NoRuntime | Kind::UnsupportedTokenType(_) => false,
             Kind::StoreUnavailable => true,
+            Kind::LoginRequired(_) => false,
             // A key mismatch will not fix itself: cool down, say why.
             Kind::StoreData(_) => false,
         }
@@ -411,6 +435,7 @@ impl fmt::Display for Error {
             }
             Kind::StoreUnavailable => f.write_str("shared token store unavailable"),
             Kind::StoreData(what) => write!(f, "shared token store: {what}"),
+            Kind::LoginRequired(user) => write!(f, "user `{user}` must log in again"),
         }
     }
 }

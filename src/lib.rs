@@ -130,6 +130,7 @@ pub mod replay;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod token;
+pub mod users;
 
 pub use credential::{Credential, CredentialBuilder};
 pub use error::{BoxError, Error};

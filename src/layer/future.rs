@@ -126,6 +126,19 @@ where
         }
     }
 
+    /// A future that fails at once with `error`.
+    pub(crate) fn failed(error: Error) -> Self {
+        ResponseFuture {
+            kind: Kind::Managed {
+                state: State::Acquiring {
+                    fut: Box::pin(std::future::ready(Err(error))),
+                },
+                waiting: None,
+                retry: None,
+            },
+        }
+    }
+
     pub(crate) fn acquire(
         fut: Acquire,
         request: Request<B>,

@@ -70,8 +70,8 @@
 
 pub(crate) mod future;
 mod guard;
-mod local;
-mod mode;
+pub(crate) mod local;
+pub(crate) mod mode;
 pub(crate) mod policy;
 
 use std::fmt;

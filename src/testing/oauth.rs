@@ -220,6 +220,22 @@ impl OAuthServer {
         lock(&self.grants).used_refresh
     }
 
+    /// A refresh token the server accepts, as if a user had logged in (for
+    /// seeding many users in a test without running each login).
+    pub fn issue_refresh_token(&self) -> String {
+        let refresh = self.state.issue("refresh", "refresh-tokens").0;
+        lock(&self.grants)
+            .refresh
+            .insert(refresh.clone(), String::new());
+        refresh
+    }
+
+    /// Revokes a refresh token: its next use gets `invalid_grant` (not counted
+    /// as reuse).
+    pub fn revoke_refresh_token(&self, refresh_token: &str) {
+        lock(&self.grants).refresh.remove(refresh_token);
+    }
+
     /// Refresh tokens sent again after they were used (rotation reuse, which a
     /// real server answers by revoking the whole grant).
     pub fn refresh_token_reuses(&self) -> u64 {

@@ -94,6 +94,7 @@ pub(crate) struct TokenManager {
     source: Arc<dyn TokenSource>,
     options: ManagedOptions,
     shared: Option<Shared>,
+    on_change: Option<super::TokenHook>,
     changed: Arc<Notify>,
     counters: Counters,
 }
@@ -120,6 +121,7 @@ impl TokenManager {
         source: Arc<dyn TokenSource>,
         options: ManagedOptions,
         shared: Option<Shared>,
+        on_change: Option<super::TokenHook>,
     ) -> Arc<Self> {
         Arc::new(TokenManager {
             current: Arc::new(ArcSwapOption::empty()),
@@ -127,6 +129,7 @@ impl TokenManager {
             source,
             options,
             shared,
+            on_change,
             changed: Arc::new(Notify::new()),
             counters: Counters::default(),
         })
@@ -347,16 +350,31 @@ impl TokenManager {
             attempt += 1;
             self.counters.token_requests.fetch_add(1, Ordering::Relaxed);
             let result = match &self.shared {
-                None => self.source.fetch(previous.as_deref()).await.map(|t| (t, 0)),
+                None => self
+                    .source
+                    .fetch(previous.as_deref())
+                    .await
+                    .map(|t| (t, 0, true)),
                 Some(shared) => shared
                     .fetch(&*self.source, previous.as_deref(), held, |t| {
                         self.adoptable(t)
                     })
                     .await
-                    .map(|f| (f.token, f.generation)),
+                    .map(|f| (f.token, f.generation, f.fetched_here)),
             };
-            let result = result.and_then(|(token, store_generation)| {
-                self.stamp(token, previous.as_deref(), store_generation)
+            if let (Err(e), Some(shared)) = (&result, &self.shared) {
+                if let Some(user) = e.user_key().filter(|_| e.is_login_required()) {
+                    // A rejected refresh token: no process sends it again.
+                    shared.mark_login_required(user).await;
+                }
+            }
+            let result = result.and_then(|(token, store_generation, here)| {
+                let stamped = self.stamp(token, previous.as_deref(), store_generation)?;
+                if let (true, Some(hook)) = (here, &self.on_change) {
+                    // Before the new token replaces the old one.
+                    hook(&stamped.token);
+                }
+                Ok(stamped)
             });
             match result {
                 Ok(stamped) => {

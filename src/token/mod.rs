@@ -38,6 +38,8 @@ mod core;
 mod fleet;
 mod manager;
 mod options;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 mod shared;
@@ -52,13 +54,23 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use self::postgres::PgStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisStore;
 pub(crate) use manager::{Stamped, TokenCache, TokenManager};
 pub use options::ManagedOptions;
 pub(crate) use shared::Shared;
+pub(crate) use store::encode_for_store;
 pub use store::{MemoryStore, SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable};
+
+/// Called with each new token a credential fetched (after a refresh-token
+/// rotation, say), before it replaces the old one: for applications that keep
+/// tokens in storage of their own. See
+/// [`CredentialBuilder::on_token_change`](crate::CredentialBuilder::on_token_change).
+pub type TokenHook = std::sync::Arc<dyn Fn(&Token) + Send + Sync>;
 
 /// The longest lifetime a token is taken to have; larger `expires_in` values are
 /// clamped to it so that deadline arithmetic cannot overflow.

@@ -34,9 +34,31 @@ pub(crate) struct Shared {
 pub(crate) struct Fetched {
     pub(crate) token: Token,
     pub(crate) generation: u64,
+    /// Fetched from the source by this process (not adopted from the store).
+    pub(crate) fetched_here: bool,
 }
 
 impl Shared {
+    /// Marks the user behind this key as needing to log in again, for every
+    /// process (best effort: a lost race means someone wrote a newer token).
+    pub(crate) async fn mark_login_required(&self, user: &str) {
+        let Ok(current) = self.store.load(&self.key).await else {
+            return;
+        };
+        if current
+            .as_ref()
+            .is_some_and(|e| e.data == super::store::encode_login_required(user))
+        {
+            return;
+        }
+        let base = current.map_or(0, |e| e.generation);
+        let entry = StoredEntry {
+            generation: next_generation(base),
+            data: super::store::encode_login_required(user),
+        };
+        let _ = self.store.compare_and_set(&self.key, base, entry).await;
+    }
+
     pub(crate) fn new(
         config: SharedStore,
         source_identity: Option<String>,
@@ -94,6 +116,7 @@ impl Shared {
                     return Ok(Fetched {
                         token,
                         generation: s.generation,
+                        fetched_here: false,
                     });
                 }
             }
@@ -157,6 +180,7 @@ impl Shared {
                     return Ok(Some(Fetched {
                         token,
                         generation: s.generation,
+                        fetched_here: false,
                     }));
                 }
                 view.map_or(0, |v| v.generation)
@@ -195,7 +219,11 @@ impl Shared {
             generation,
             "token fetched for the fleet"
         );
-        Ok(Some(Fetched { token, generation }))
+        Ok(Some(Fetched {
+            token,
+            generation,
+            fetched_here: true,
+        }))
     }
 
     async fn fetch_renewing(
@@ -261,6 +289,7 @@ impl Shared {
             WhenUnavailable::FetchLocally => Ok(Fetched {
                 token: source.fetch(previous).await?,
                 generation: 0,
+                fetched_here: true,
             }),
         }
     }

@@ -299,6 +299,7 @@ pub enum WhenUnavailable {
 /// tokens included) are stored as they are: anyone who can read the store can
 /// use them.
 #[must_use]
+#[derive(Clone)]
 pub struct SharedStore {
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) namespace: String,
@@ -387,6 +388,15 @@ impl fmt::Debug for SharedStore {
 
 const PLAIN: &[u8; 2] = b"p1";
 const SEALED: &[u8; 2] = b"x1";
+/// A user who must log in again (their refresh token was rejected), then the
+/// user key: kept in the store so that no process, after any restart, sends the
+/// dead refresh token again.
+const LOGIN_REQUIRED: &[u8; 2] = b"l1";
+
+/// The stored marker for a user who must log in again.
+pub(crate) fn encode_login_required(user: &str) -> Vec<u8> {
+    [LOGIN_REQUIRED.as_slice(), user.as_bytes()].concat()
+}
 
 fn unix_ms(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
@@ -431,12 +441,24 @@ pub(crate) fn encode(
     Ok([SEALED.as_slice(), &nonce, &sealed].concat())
 }
 
+/// Encodes `token` as `shared` stores it (sealed when it has a key).
+pub(crate) fn encode_for_store(
+    token: &Token,
+    key: &StoreKey,
+    shared: &SharedStore,
+) -> Result<Vec<u8>, Error> {
+    encode(token, key, shared.cipher.as_deref())
+}
+
 /// Decodes what [`encode`] wrote. Never panics on bytes from the store.
 pub(crate) fn decode(
     data: &[u8],
     key: &StoreKey,
     cipher: Option<&XChaCha20Poly1305>,
 ) -> Result<Token, Error> {
+    if data.starts_with(LOGIN_REQUIRED) {
+        return Err(Error::login_required(&String::from_utf8_lossy(&data[2..])));
+    }
     let nonce = |d: &[u8]| -> Option<XNonce> { XNonce::try_from(d.get(2..26)?).ok() };
     let plain = match (data.get(..2), cipher) {
         (Some(tag), None) if tag == PLAIN => data[2..].to_vec(),

@@ -1,0 +1,594 @@
+//! Many users behind one layer: the credential is chosen per request, and each
+//! user's refresh token lives in a durable [`TokenStore`] (PostgreSQL, Redis)
+//! that survives restarts and is shared by replicas.
+//!
+//! A backend that acts for its end users (Agrello's API users, the generic
+//! OAuth2 API's third-party apps) holds one refresh token per user. [`Users`]
+//! keeps them: the login (the authorization-code flow) ends with
+//! [`Users::login`], which stores the user's token under their [`UserKey`];
+//! every request that carries a `UserKey` extension is then stamped with that
+//! user's access token, refreshed through the store's lease (one refresh per user
+//! across the fleet, rotation by compare-and-set, nothing sent twice). A user
+//! whose refresh token is rejected gets [`Error::is_login_required`] naming
+//! their key, in every process, until they log in again. Idle users' entries are
+//! dropped after an idle time or beyond a capacity, with their background tasks.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use tower::{service_fn, Layer, ServiceExt};
+//! use tower_client_auth::oauth2::TokenClient;
+//! use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+//! use tower_client_auth::users::{UserKey, Users, UsersLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_client_auth::BoxError> {
+//! # let http = service_fn(|_: Request<Full<Bytes>>| async {
+//! #     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+//! # });
+//! let token_client = TokenClient::builder("https://auth.example.com/oauth/token")
+//!     .client_id("my-app")
+//!     .client_secret("secret")
+//!     .build(http)?;
+//! let users = Users::builder("https://api.example.com", token_client)
+//!     .store(SharedStore::new(MemoryStore::new())) // PgStore or RedisStore in production
+//!     .build()?;
+//!
+//! // The login's callback route, after exchanging the code:
+//! let token = Token::bearer("access", None).with_refresh_token("refresh");
+//! users.login(&UserKey::new("user-42"), token).await?;
+//!
+//! // Every API call as that user:
+//! let api = UsersLayer::new(users.clone()).without_retry().layer(service_fn(
+//!     |req: Request<Full<Bytes>>| async move {
+//!         let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
+//!         Ok::<_, std::convert::Infallible>(Response::new(auth))
+//!     },
+//! ));
+//! let mut req = Request::get("https://api.example.com/v1/me").body(Full::new(Bytes::new()))?;
+//! req.extensions_mut().insert(UserKey::new("user-42"));
+//! assert_eq!(api.oneshot(req).await?.into_body(), "Bearer access");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use http::{header, Request, Response};
+use http_body::Body;
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::credential::has_header;
+use crate::layer::local::Stamp;
+use crate::layer::{stamp_and_send, Mode, NoRetry, ResponseFuture, Retry};
+use crate::oauth2::{TokenClient, TokenRequestMarker};
+use crate::replay::DEFAULT_MAX_REPLAY_BODY;
+use crate::token::{
+    ManagedOptions, SharedStore, StoreKey, StoredEntry, Token, TokenHook, TokenSource,
+};
+use crate::{BoxError, Credential, Error};
+
+/// Which user a request acts for: put it in the request's extensions. A user id
+/// of your application, never a secret (it appears in errors and logs).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct UserKey(Arc<str>);
+
+impl UserKey {
+    /// A user key.
+    pub fn new(key: impl Into<Arc<str>>) -> UserKey {
+        UserKey(key.into())
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UserKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserKey({:?})", &*self.0)
+    }
+}
+
+/// What [`UsersLayer`] does with a request that carries no [`UserKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WithoutUser {
+    /// Send it as it is, unauthenticated. The default.
+    PassThrough,
+    /// Fail it with a configuration error, unsent.
+    Fail,
+}
+
+/// Many users' credentials, created on first use from the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Users {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    origin: String,
+    allow_http: bool,
+    client: TokenClient,
+    shared: SharedStore,
+    options: ManagedOptions,
+    on_change: Option<Arc<dyn Fn(&UserKey, &Token) + Send + Sync>>,
+    max_users: usize,
+    idle: Duration,
+    without_user: WithoutUser,
+    entries: Mutex<Entries>,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<UserKey, Arc<Entry>>,
+    last_sweep: u64,
+}
+
+struct Entry {
+    credential: Credential,
+    stamp: Arc<Stamp>,
+    /// Milliseconds since `Inner::started` of the last request.
+    last_used: AtomicU64,
+}
+
+/// Builds [`Users`].
+#[must_use]
+pub struct UsersBuilder {
+    origin: String,
+    allow_http: bool,
+    client: TokenClient,
+    shared: Option<SharedStore>,
+    options: ManagedOptions,
+    on_change: Option<Arc<dyn Fn(&UserKey, &Token) + Send + Sync>>,
+    max_users: usize,
+    idle: Duration,
+    without_user: WithoutUser,
+}
+
+impl Users {
+    /// Users of the API at `origin`, whose tokens `client` refreshes.
+    pub fn builder(origin: impl Into<String>, client: TokenClient) -> UsersBuilder {
+        UsersBuilder {
+            origin: origin.into(),
+            allow_http: false,
+            client,
+            shared: None,
+            options: ManagedOptions::default(),
+            on_change: None,
+            max_users: 10_000,
+            idle: Duration::from_secs(15 * 60),
+            without_user: WithoutUser::PassThrough,
+        }
+    }
+
+    /// Stores `token` (from the authorization-code exchange) as `user`'s, for
+    /// every process: their next request uses it. Replaces whatever was stored,
+    /// including a "must log in again" mark.
+    pub async fn login(&self, user: &UserKey, token: Token) -> Result<(), Error> {
+        let inner = &self.inner;
+        let key = self.store_key(user);
+        let store = &inner.shared.store;
+        let data = crate::token::encode_for_store(&token, &key, &inner.shared)?;
+        // Compare-and-set on what is there, retried if someone wrote meanwhile.
+        for _ in 0..16 {
+            let base = store.load(&key).await?.map_or(0, |e| e.generation);
+            let entry = StoredEntry {
+                generation: base.saturating_add(1),
+                data: data.clone(),
+            };
+            if store.compare_and_set(&key, base, entry).await? {
+                // A fresh credential picks the new token up (and drops any
+                // cool-down of the old one).
+                self.lock().map.remove(user);
+                tracing::debug!(user = user.as_str(), "login stored");
+                return Ok(());
+            }
+        }
+        Err(Error::store_unavailable(
+            "login not stored: the entry kept changing",
+        ))
+    }
+
+    /// Forgets `user` here (their stored token stays).
+    pub fn evict(&self, user: &UserKey) {
+        self.lock().map.remove(user);
+    }
+
+    /// Drops the entries of users idle for longer than the idle time; returns
+    /// how many are left. Also done on its own as requests come.
+    pub fn evict_idle(&self) -> usize {
+        let now = self.now_ms();
+        let idle = self.inner.idle.as_millis() as u64;
+        let mut entries = self.lock();
+        entries
+            .map
+            .retain(|_, e| now.saturating_sub(e.last_used.load(Ordering::Relaxed)) < idle);
+        entries.last_sweep = now;
+        entries.map.len()
+    }
+
+    /// Users with an entry in this process.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Whether no user has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `user`'s credential, created from the store on first use.
+    pub fn credential(&self, user: &UserKey) -> Result<Credential, Error> {
+        self.entry(user).map(|e| e.credential.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.inner.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.started.elapsed().as_millis() as u64
+    }
+
+    fn store_key(&self, user: &UserKey) -> StoreKey {
+        StoreKey::new(&self.inner.shared.namespace, &self.identity(user))
+    }
+
+    fn identity(&self, user: &UserKey) -> String {
+        let c = &self.inner.client;
+        format!(
+            "user|{}|{}|{}",
+            c.token_url(),
+            c.client_id().unwrap_or(""),
+            user.as_str()
+        )
+    }
+
+    fn entry(&self, user: &UserKey) -> Result<Arc<Entry>, Error> {
+        let now = self.now_ms();
+        let mut entries = self.lock();
+        if let Some(e) = entries.map.get(user) {
+            e.last_used.store(now, Ordering::Relaxed);
+            return Ok(e.clone());
+        }
+        let inner = &self.inner;
+        // Sweeps ride on first uses: idle entries go at most once per quarter
+        // of the idle time; beyond the capacity the least recently used tenth goes.
+        let idle = inner.idle.as_millis() as u64;
+        if now.saturating_sub(entries.last_sweep) >= idle / 4 {
+            entries
+                .map
+                .retain(|_, e| now.saturating_sub(e.last_used.load(Ordering::Relaxed)) < idle);
+            entries.last_sweep = now;
+        }
+        if entries.map.len() >= inner.max_users {
+            let mut ages: Vec<(u64, UserKey)> = entries
+                .map
+                .iter()
+                .map(|(k, e)| (e.last_used.load(Ordering::Relaxed), k.clone()))
+                .collect();
+            ages.sort_unstable_by_key(|(t, _)| *t);
+            let drop = (inner.max_users / 10).max(1);
+            for (_, k) in ages.into_iter().take(drop) {
+                entries.map.remove(&k);
+            }
+        }
+        let credential = self.build_credential(user)?;
+        let entry = Arc::new(Entry {
+            stamp: Stamp::new(credential.clone()),
+            credential,
+            last_used: AtomicU64::new(now),
+        });
+        entries.map.insert(user.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    fn build_credential(&self, user: &UserKey) -> Result<Credential, Error> {
+        let inner = &self.inner;
+        let source = UserSource {
+            client: inner.client.clone(),
+            user: user.clone(),
+        };
+        let mut b = Credential::builder().origin(inner.origin.clone());
+        if inner.allow_http {
+            b = b.allow_http();
+        }
+        if let Some(hook) = &inner.on_change {
+            let (hook, user) = (hook.clone(), user.clone());
+            let hook: TokenHook = Arc::new(move |t: &Token| hook(&user, t));
+            b = b.on_token_change(move |t| hook(t));
+        }
+        b.token_source_with(source, inner.options.clone())
+            .shared_store(inner.shared.clone().identity(self.identity(user)))
+            .build()
+    }
+}
+
+impl UsersBuilder {
+    /// Where users' tokens live (required): a [`SharedStore`] on a durable
+    /// [`TokenStore`](crate::token::TokenStore), with its namespace, encryption
+    /// and lease settings. Each user's key is its namespace and a hash of the
+    /// token URL, client id and user key.
+    pub fn store(mut self, shared: SharedStore) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Allows a plain `http://` API origin that is not loopback.
+    pub fn allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// Expiry, refresh and failure options for every user's token.
+    pub fn options(mut self, options: ManagedOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Called with each new token fetched for a user (after a refresh-token
+    /// rotation), before it replaces the old one.
+    pub fn on_token_change(
+        mut self,
+        hook: impl Fn(&UserKey, &Token) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_change = Some(Arc::new(hook));
+        self
+    }
+
+    /// At most this many users' entries in memory (default 10,000); beyond it
+    /// the least recently used tenth is dropped.
+    pub fn max_users(mut self, n: usize) -> Self {
+        self.max_users = n.max(1);
+        self
+    }
+
+    /// Entries unused this long are dropped, with their background task
+    /// (default 15 minutes).
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = idle.clamp(Duration::from_millis(1), crate::token::MAX_LIFETIME);
+        self
+    }
+
+    /// What to do with a request that carries no [`UserKey`].
+    pub fn without_user(mut self, policy: WithoutUser) -> Self {
+        self.without_user = policy;
+        self
+    }
+
+    /// Builds [`Users`].
+    pub fn build(self) -> Result<Users, Error> {
+        let shared = self
+            .shared
+            .ok_or_else(|| Error::config("Users needs a store for the users' tokens"))?;
+        // Check the origin now rather than on the first user.
+        let mut probe = Credential::builder()
+            .origin(self.origin.clone())
+            .bearer("probe");
+        if self.allow_http {
+            probe = probe.allow_http();
+        }
+        probe.build()?;
+        Ok(Users {
+            inner: Arc::new(Inner {
+                origin: self.origin,
+                allow_http: self.allow_http,
+                client: self.client,
+                shared,
+                options: self.options,
+                on_change: self.on_change,
+                max_users: self.max_users,
+                idle: self.idle,
+                without_user: self.without_user,
+                entries: Mutex::new(Entries::default()),
+                started: Instant::now(),
+            }),
+        })
+    }
+}
+
+/// A user's refresh token as a [`TokenSource`]: the store hands in the latest
+/// stored token; its refresh token is used, and a rejection means a new login.
+struct UserSource {
+    client: TokenClient,
+    user: UserKey,
+}
+
+impl TokenSource for UserSource {
+    fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+        let refresh = previous.and_then(|p| p.refresh_token().cloned());
+        let (client, user) = (self.client.clone(), self.user.clone());
+        Box::pin(async move {
+            let Some(refresh) = refresh else {
+                return Err(Error::login_required(user.as_str()));
+            };
+            match client.refresh(&refresh, &[]).await {
+                Err(e) if e.is_invalid_grant() => {
+                    tracing::info!(
+                        user = user.as_str(),
+                        "refresh token rejected: login required"
+                    );
+                    Err(Error::login_required(user.as_str()))
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+/// Layer that applies [`UsersService`]: the credential of the request's
+/// [`UserKey`]. `M` is [`Retry`] (default) or [`NoRetry`], as for
+/// [`AuthLayer`](crate::AuthLayer).
+#[must_use]
+pub struct UsersLayer<M = Retry> {
+    users: Users,
+    max_replay_body: usize,
+    _mode: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for UsersLayer<M> {
+    fn clone(&self) -> Self {
+        UsersLayer {
+            users: self.users.clone(),
+            max_replay_body: self.max_replay_body,
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl UsersLayer<Retry> {
+    /// Stamps each request with its user's token, retrying once on 401.
+    pub fn new(users: Users) -> Self {
+        UsersLayer {
+            users,
+            max_replay_body: DEFAULT_MAX_REPLAY_BODY,
+            _mode: PhantomData,
+        }
+    }
+
+    /// No 401 retry; the caller's body type goes through unchanged.
+    pub fn without_retry(self) -> UsersLayer<NoRetry> {
+        UsersLayer {
+            users: self.users,
+            max_replay_body: self.max_replay_body,
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl<S, M> Layer<S> for UsersLayer<M> {
+    type Service = UsersService<S, M>;
+
+    fn layer(&self, inner: S) -> UsersService<S, M> {
+        UsersService {
+            inner,
+            users: self.users.clone(),
+            max_replay_body: self.max_replay_body,
+            _mode: PhantomData,
+        }
+    }
+}
+
+/// Middleware that stamps each request with its [`UserKey`]'s token.
+pub struct UsersService<S, M = Retry> {
+    inner: S,
+    users: Users,
+    max_replay_body: usize,
+    _mode: PhantomData<fn() -> M>,
+}
+
+impl<S: Clone, M> Clone for UsersService<S, M> {
+    fn clone(&self) -> Self {
+        UsersService {
+            inner: self.inner.clone(),
+            users: self.users.clone(),
+            max_replay_body: self.max_replay_body,
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for UsersService<S, M>
+where
+    M: Mode,
+    S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqBody: Body,
+{
+    type Response = Response<ResBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, ReqBody, M>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let user = req.extensions().get::<UserKey>().cloned();
+        let marked = req.extensions().get::<TokenRequestMarker>().is_some();
+        let Some(user) = user.filter(|_| !marked) else {
+            if self.users.inner.without_user == WithoutUser::Fail && !marked {
+                return ResponseFuture::failed(Error::config("request carries no UserKey"));
+            }
+            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
+        };
+        let entry = match self.users.entry(&user) {
+            Ok(e) => e,
+            Err(e) => return ResponseFuture::failed(e),
+        };
+        if !entry.credential.applies_to(req.uri()) {
+            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
+        }
+        let Some(manager) = entry.credential.manager() else {
+            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
+        };
+        if has_header(req.headers(), &header::AUTHORIZATION) {
+            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
+        }
+        let cap = self.max_replay_body;
+        if let Some(current) = manager.usable_now() {
+            let token = (&current.authorization, current.generation);
+            return stamp_and_send(&mut self.inner, req, token, &entry.stamp, cap);
+        }
+        // Wait for the token without holding the inner service's readiness.
+        let waiting = self.inner.clone();
+        drop(std::mem::replace(&mut self.inner, waiting.clone()));
+        ResponseFuture::acquire(
+            manager.acquire(None),
+            req,
+            waiting,
+            entry.stamp.clone(),
+            cap,
+        )
+    }
+}
+
+impl fmt::Debug for Users {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Users")
+            .field("origin", &self.inner.origin)
+            .field("entries", &self.len())
+            .field("max_users", &self.inner.max_users)
+            .field("idle", &self.inner.idle)
+            .finish()
+    }
+}
+
+impl fmt::Debug for UsersBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UsersBuilder")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> fmt::Debug for UsersLayer<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UsersLayer")
+            .field("users", &self.users)
+            .finish()
+    }
+}
+
+impl<S: fmt::Debug, M> fmt::Debug for UsersService<S, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UsersService")
+            .field("inner", &self.inner)
+            .field("users", &self.users)
+            .finish()
+    }
+}
