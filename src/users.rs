@@ -101,6 +101,9 @@ impl fmt::Debug for UserKey {
     }
 }
 
+/// Called with each new token of a user (see [`UsersBuilder::on_token_change`]).
+type UserTokenHook = Arc<dyn Fn(&UserKey, &Token) + Send + Sync>;
+
 /// What [`UsersLayer`] does with a request that carries no [`UserKey`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -123,7 +126,7 @@ struct Inner {
     client: TokenClient,
     shared: SharedStore,
     options: ManagedOptions,
-    on_change: Option<Arc<dyn Fn(&UserKey, &Token) + Send + Sync>>,
+    on_change: Option<UserTokenHook>,
     max_users: usize,
     idle: Duration,
     without_user: WithoutUser,
@@ -152,7 +155,7 @@ pub struct UsersBuilder {
     client: TokenClient,
     shared: Option<SharedStore>,
     options: ManagedOptions,
-    on_change: Option<Arc<dyn Fn(&UserKey, &Token) + Send + Sync>>,
+    on_change: Option<UserTokenHook>,
     max_users: usize,
     idle: Duration,
     without_user: WithoutUser,
