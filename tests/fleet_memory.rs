@@ -263,3 +263,28 @@ fn a_source_without_identity_needs_one() {
         .unwrap_err();
     assert!(err.is_config(), "{err}");
 }
+
+/// A stored token this replica cannot read (sealed with another key, say) does
+/// not stop it: it fetches and replaces it.
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_stored_token_is_replaced_not_fatal() {
+    let provider = Arc::new(Provider::default());
+    let store = Arc::new(MemoryStore::new());
+    let build = |key: [u8; 32]| {
+        Credential::builder()
+            .origin(API)
+            .token_source(Source(provider.clone()))
+            .shared_store(
+                SharedStore::from_arc(store.clone())
+                    .identity("k")
+                    .encrypt_with(key),
+            )
+            .build()
+            .unwrap()
+    };
+    let a = build([1; 32]);
+    a.token().await.unwrap();
+    let b = build([2; 32]);
+    b.token().await.unwrap();
+    assert_eq!(provider.count(), 2);
+}

@@ -306,3 +306,32 @@ async fn without_the_guard_an_api_key_follows_a_redirect_below_the_layer() {
     assert_eq!(header(&hop, "authorization"), None);
     assert_eq!(header(&hop, "x-api-key"), Some("k3y"));
 }
+
+/// A token request (marked by the token client) keeps its client authentication
+/// through the guard: Altrata's token call carries the same API key as the API
+/// calls, to another origin.
+#[tokio::test]
+async fn the_guard_leaves_token_requests_alone() {
+    let seen = Log::default();
+    let log = seen.clone();
+    let auth_server = serve(move |req| {
+        log.push(&req);
+        async { text(200, "") }
+    })
+    .await;
+    let cred = Credential::builder()
+        .origin("https://api.example.com")
+        .api_key("x-api-key", "k3y")
+        .bearer("pat")
+        .build()
+        .unwrap();
+    let svc = GuardLayer::new(cred).layer(client::<Full<Bytes>>());
+    let mut req = Request::post(format!("http://{auth_server}/oauth2/token"))
+        .header("x-api-key", "k3y")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    req.extensions_mut()
+        .insert(tower_client_auth::oauth2::TokenRequestMarker);
+    svc.oneshot(req).await.unwrap();
+    assert_eq!(header(&seen.get(0), "x-api-key"), Some("k3y"));
+}

@@ -9,6 +9,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credential::Credential;
+use crate::oauth2::TokenRequestMarker;
 
 /// Layer that applies [`Guard`]: the last line before the wire. Removes every header a
 /// credential stamped from any request to an origin the credential is not for.
@@ -133,6 +134,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> S::Future {
+        // A token request carries its own client authentication (Altrata's
+        // includes the API key) to its token endpoint; a redirect policy drops
+        // the marker across origins, so a hop elsewhere is still checked.
+        if req.extensions().get::<TokenRequestMarker>().is_some() {
+            return self.inner.call(req);
+        }
         for credential in self.credentials.iter() {
             if !credential.applies_to(req.uri()) {
                 let removed = credential.remove_stamped(req.headers_mut());

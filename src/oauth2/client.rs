@@ -193,6 +193,19 @@ impl TokenClient {
         &self.endpoint.url
     }
 
+    /// The extra, non-secret parameters (audience, resource, ...) as they
+    /// enter a shared store's key: names and values, sorted.
+    pub(crate) fn identity_params(&self) -> String {
+        let mut params: Vec<String> = self
+            .endpoint
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        params.sort();
+        params.join("&")
+    }
+
     /// The client id, if one is set.
     pub fn client_id(&self) -> Option<&str> {
         self.endpoint.client_id.as_deref()

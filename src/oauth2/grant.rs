@@ -170,7 +170,11 @@ impl TokenSource for OAuth2Source {
     fn identity(&self) -> Option<String> {
         let user = match &self.grant {
             Some(Grant::Password { username, .. }) => username.as_str(),
-            _ => "",
+            Some(Grant::ClientCredentials) => "",
+            // A source seeded with one user's token or refresh token (or a
+            // one-off code): nothing here says whose it is, and two users of one
+            // client must never share a key. `SharedStore::identity` must say.
+            _ => return None,
         };
         let grant = self
             .grant
@@ -179,10 +183,11 @@ impl TokenSource for OAuth2Source {
         let mut scopes = self.scopes.clone();
         scopes.sort();
         Some(format!(
-            "oauth2|{}|{}|{grant}|{user}|{}",
+            "oauth2|{}|{}|{grant}|{user}|{}|{}",
             self.client.token_url(),
             self.client.client_id().unwrap_or(""),
-            scopes.join(" ")
+            scopes.join(" "),
+            self.client.identity_params()
         ))
     }
 

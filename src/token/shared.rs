@@ -193,7 +193,13 @@ impl Shared {
             Some(s) => decode(&s.data, &self.key, self.cipher.as_deref()).ok(),
             None => None,
         };
-        let from = latest.as_ref().or(previous);
+        // A token this process got without the store (while it was unreachable)
+        // is newer than anything stored: its refresh token is the live one.
+        let from = if held == 0 && previous.is_some() {
+            previous
+        } else {
+            latest.as_ref().or(previous)
+        };
         let token = self.fetch_renewing(source, from).await?;
         // Step 5: write if nobody else did (fencing), which also notifies.
         let generation = next_generation(base);
@@ -201,11 +207,20 @@ impl Shared {
             generation,
             data: encode(&token, &self.key, self.cipher.as_deref())?,
         };
-        let written = self
-            .store
-            .compare_and_set(&self.key, base, entry)
-            .await
-            .map_err(Error::store_unavailable)?;
+        let written = match self.store.compare_and_set(&self.key, base, entry).await {
+            Ok(w) => w,
+            Err(e) => {
+                // The token exists now (and may have rotated a refresh token or
+                // ended the previous one): never throw it away. Use it here; the
+                // next fetch writes from it.
+                tracing::warn!(key = self.key.as_str(), error = %e, "fetched token not stored: using it locally");
+                return Ok(Some(Fetched {
+                    token,
+                    generation: 0,
+                    fetched_here: true,
+                }));
+            }
+        };
         if !written {
             tracing::warn!(
                 key = self.key.as_str(),
@@ -267,7 +282,21 @@ impl Shared {
         let Some(s) = stored else {
             return Ok((None, None));
         };
-        let token = decode(&s.data, &self.key, self.cipher.as_deref())?;
+        let token = match decode(&s.data, &self.key, self.cipher.as_deref()) {
+            Ok(t) => t,
+            Err(e) if e.is_login_required() => return Err(e),
+            Err(e) => {
+                // Another key, or damaged: not usable, so the lease holder
+                // fetches and overwrites it (by compare-and-set) rather than the
+                // whole fleet failing on it forever.
+                tracing::warn!(key = self.key.as_str(), error = %e, "stored token unusable; it will be replaced");
+                let view = Stored {
+                    generation: s.generation,
+                    usable: false,
+                };
+                return Ok((Some(view), None));
+            }
+        };
         let view = Stored {
             generation: s.generation,
             usable: usable(&token),

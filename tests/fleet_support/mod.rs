@@ -75,10 +75,12 @@ pub fn worker() {
                     .client_secret("s3cret")
                     .build(http.clone())
                     .unwrap();
-                let source = if mode == "refresh" {
-                    OAuth2Source::from_refresh_token(client, env("FLEET_RT"))
+                let (source, shared) = if mode == "refresh" {
+                    // One user's refresh token: the store key must say whose.
+                    let source = OAuth2Source::from_refresh_token(client, env("FLEET_RT"));
+                    (source, shared.identity("fleet-test-user"))
                 } else {
-                    OAuth2Source::client_credentials(client)
+                    (OAuth2Source::client_credentials(client), shared)
                 };
                 Credential::builder()
                     .origin(&api)
