@@ -1,0 +1,344 @@
+//! Many users on a real PostgreSQL, against the code-flow emulator (rotating
+//! refresh tokens with reuse detection), with real processes.
+//!
+//! `harness = false`: `main` runs the scenarios and re-executes this binary as
+//! worker processes (`USERS_ROLE=worker`). Needs PostgreSQL at `PG_URL`
+//! (default `host=127.0.0.1 user=postgres dbname=test`); `.ci/run` starts it and
+//! runs this with `--features postgres,testing`. Rows are namespaced per run and
+//! deleted afterwards.
+//!
+//! `cargo test --features postgres,testing --test users_postgres`
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use http::Request;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::{Layer, ServiceExt};
+use tower_client_auth::oauth2::TokenClient;
+use tower_client_auth::testing::oauth::OAuthServer;
+use tower_client_auth::token::{PgStore, SharedStore, Token};
+use tower_client_auth::users::{UserKey, Users, UsersLayer};
+use tower_client_auth::{Error, ReplayBody};
+
+const USERS: usize = 10_000;
+
+type Http = Client<hyper_util::client::legacy::connect::HttpConnector, ReplayBody<Full<Bytes>>>;
+
+fn pg_url() -> String {
+    std::env::var("PG_URL").unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into())
+}
+
+fn http() -> Http {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn users(store: &PgStore, ns: &str, token_url: &str, api: &str) -> Users {
+    let client = TokenClient::builder(token_url)
+        .client_id("app")
+        .client_secret("s3cret")
+        .build(http())
+        .unwrap();
+    Users::builder(api, client)
+        .allow_http()
+        .store(
+            SharedStore::new(store.clone())
+                .namespace(ns)
+                .encrypt_with(*b"users-test-key-is-32-bytes-long!")
+                .poll_interval(Duration::from_millis(50)),
+        )
+        .build()
+        .unwrap()
+}
+
+/// One request per user in `from..to`, `concurrency` at a time, until done or
+/// told to stop (SIGTERM: finish what is in flight, start nothing new).
+async fn serve_users(
+    users: Users,
+    api: &str,
+    from: usize,
+    to: usize,
+    concurrency: usize,
+) -> (u64, u64, u64) {
+    let svc = UsersLayer::new(users).layer(http());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let results: Vec<Result<u16, Error>> = stream::iter(from..to)
+        .take_while(|_| {
+            let go = !stop.load(std::sync::atomic::Ordering::SeqCst);
+            async move { go }
+        })
+        .map(|i| {
+            let svc = svc.clone();
+            let mut req = Request::get(format!("{api}/api/me"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            req.extensions_mut()
+                .insert(UserKey::new(format!("user-{i}")));
+            async move {
+                match svc.oneshot(req).await {
+                    Ok(res) => Ok(res.status().as_u16()),
+                    Err(e) => Err(*e.downcast::<Error>().expect("the crate's error")),
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let ok = results.iter().filter(|r| matches!(r, Ok(200))).count() as u64;
+    let login = results
+        .iter()
+        .filter(|r| r.as_ref().is_err_and(|e| e.is_login_required()))
+        .count() as u64;
+    (ok, login, results.len() as u64 - ok - login)
+}
+
+fn worker() {
+    let env = |k: &str| std::env::var(k).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = PgStore::connect(&pg_url()).await.unwrap();
+        let users = users(
+            &store,
+            &env("USERS_NS"),
+            &env("USERS_TOKEN_URL"),
+            &env("USERS_API"),
+        )
+        .await;
+        let (ok, login, other) = serve_users(
+            users,
+            &env("USERS_API"),
+            env("USERS_FROM").parse().unwrap(),
+            env("USERS_TO").parse().unwrap(),
+            20,
+        )
+        .await;
+        println!("done ok={ok} login={login} other={other}");
+    });
+}
+
+fn spawn_worker(ns: &str, emu: &OAuthServer, from: usize, to: usize) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .env("USERS_ROLE", "worker")
+        .env("USERS_NS", ns)
+        .env("USERS_TOKEN_URL", emu.token_url())
+        .env("USERS_API", emu.base_url())
+        .env("USERS_FROM", from.to_string())
+        .env("USERS_TO", to.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `(ok, login, other)` from a worker's last line; panics if it failed.
+fn finish(mut child: Child, limit: Duration) -> (u64, u64, u64) {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a worker hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "worker failed: {status}");
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("done"))
+        .expect("a summary");
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('=').map(|(_, v)| v.parse().unwrap()))
+        .collect();
+    (v[0], v[1], v[2])
+}
+
+fn main() {
+    if std::env::var("USERS_ROLE").as_deref() == Ok("worker") {
+        return worker();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Fail, never skip, without PostgreSQL.
+        let store = PgStore::connect(&pg_url())
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {} is required: {e}", pg_url()));
+        store.migrate().await.unwrap();
+        let ns = format!("tca-users-{}", std::process::id());
+        let emu = OAuthServer::start("app", "s3cret").await;
+        let users = users(&store, &ns, &emu.token_url(), &emu.base_url()).await;
+
+        // 10,000 users logged in: a refresh token each, their access tokens expired.
+        let started = Instant::now();
+        let rts: Vec<String> = (0..USERS).map(|_| emu.issue_refresh_token()).collect();
+        stream::iter(rts.iter().enumerate())
+            .map(|(i, rt)| {
+                let users = users.clone();
+                let token = Token::bearer("expired", Some(Duration::from_millis(1)))
+                    .with_refresh_token(rt.clone());
+                async move {
+                    users
+                        .login(&UserKey::new(format!("user-{i}")), token)
+                        .await
+                        .unwrap()
+                }
+            })
+            .buffer_unordered(64)
+            .collect::<Vec<()>>()
+            .await;
+        println!(
+            "seeded {USERS} users in PostgreSQL in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+
+        println!("test a_burst_for_1000_users_refreshes_each_once ...");
+        let before = emu.refresh_tokens_used();
+        // Three concurrent passes over the same 1,000 users.
+        let base = emu.base_url();
+        let burst: Vec<_> = (0..3)
+            .map(|_| serve_users(users.clone(), &base, 0, 1_000, 200))
+            .collect();
+        for (ok, login, other) in futures_util::future::join_all(burst).await {
+            assert_eq!((ok, login, other), (1_000, 0, 0));
+        }
+        assert_eq!(
+            emu.refresh_tokens_used() - before,
+            1_000,
+            "one refresh per user"
+        );
+        assert_eq!(emu.refresh_token_reuses(), 0);
+        println!("test a_burst_for_1000_users_refreshes_each_once ... ok");
+
+        println!("test a_restart_keeps_every_user_logged_in ...");
+        let before = emu.refresh_tokens_used();
+        let first = spawn_worker(&ns, &emu, 1_000, 2_000);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while emu.refresh_tokens_used() - before < 300 {
+            assert!(
+                Instant::now() < deadline,
+                "the first worker made no progress"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A restart, as a deploy does it: SIGTERM mid-burst.
+        let term = Command::new("kill")
+            .args(["-TERM", &first.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let (ok1, login1, other1) =
+            tokio::task::spawn_blocking(move || finish(first, Duration::from_secs(60)))
+                .await
+                .unwrap();
+        assert!(ok1 < 1_000, "stopped in the middle: {ok1}");
+        assert_eq!((login1, other1), (0, 0));
+        let second = spawn_worker(&ns, &emu, 1_000, 2_000);
+        let (ok2, login2, other2) =
+            tokio::task::spawn_blocking(move || finish(second, Duration::from_secs(120)))
+                .await
+                .unwrap();
+        assert_eq!(
+            (ok2, login2, other2),
+            (1_000, 0, 0),
+            "every user still logged in"
+        );
+        assert_eq!(
+            emu.refresh_tokens_used() - before,
+            1_000,
+            "no user refreshed twice"
+        );
+        assert_eq!(emu.refresh_token_reuses(), 0);
+        println!("test a_restart_keeps_every_user_logged_in ... ok (first run served {ok1})");
+
+        println!("test two_processes_refresh_the_same_users_without_reuse ...");
+        let before = emu.refresh_tokens_used();
+        let a = spawn_worker(&ns, &emu, 2_000, 3_000);
+        let b = spawn_worker(&ns, &emu, 2_000, 3_000);
+        let (ra, rb) = tokio::task::spawn_blocking(move || {
+            (
+                finish(a, Duration::from_secs(120)),
+                finish(b, Duration::from_secs(120)),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(ra, (1_000, 0, 0));
+        assert_eq!(rb, (1_000, 0, 0));
+        assert_eq!(
+            emu.refresh_tokens_used() - before,
+            1_000,
+            "one refresh per user for both"
+        );
+        assert_eq!(
+            emu.refresh_token_reuses(),
+            0,
+            "a refresh token was sent twice"
+        );
+        println!("test two_processes_refresh_the_same_users_without_reuse ... ok");
+
+        println!("test a_rejected_refresh_token_fails_that_user_only ...");
+        emu.revoke_refresh_token(&rts[3_000]);
+        let svc = UsersLayer::new(users.clone()).layer(http());
+        let as_user = |i: usize| {
+            let mut req = Request::get(format!("{}/api/me", emu.base_url()))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            req.extensions_mut()
+                .insert(UserKey::new(format!("user-{i}")));
+            req
+        };
+        let err = svc.clone().oneshot(as_user(3_000)).await.unwrap_err();
+        let err = err.downcast::<Error>().unwrap();
+        assert!(
+            err.is_login_required() && err.user_key() == Some("user-3000"),
+            "{err}"
+        );
+        assert_eq!(
+            svc.clone().oneshot(as_user(3_001)).await.unwrap().status(),
+            200
+        );
+        println!("test a_rejected_refresh_token_fails_that_user_only ... ok");
+
+        let client = {
+            let (c, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            c
+        };
+        let deleted = client
+            .execute(
+                "DELETE FROM tower_client_auth_tokens WHERE key LIKE $1",
+                &[&format!("{ns}:%")],
+            )
+            .await
+            .unwrap();
+        println!("users_postgres: 4 scenarios passed ({deleted} rows cleaned up)");
+    });
+}
