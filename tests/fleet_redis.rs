@@ -437,6 +437,50 @@ async fn redis_stopped_mid_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The Redis store also serves as a per-user store: 200 users, a burst of five
+/// requests each, one refresh per user, nothing reused.
+async fn users_on_redis() {
+    use tower_client_auth::token::Token;
+    use tower_client_auth::users::{UserKey, Users, UsersLayer};
+    let ns = namespace("users");
+    let emu = OAuthServer::start("app", "s3cret").await;
+    let client = TokenClient::builder(emu.token_url())
+        .client_id("app")
+        .client_secret("s3cret")
+        .build(http())
+        .unwrap();
+    let store = RedisStore::connect(&redis_url()).await.unwrap();
+    let users = Users::builder(emu.base_url(), client)
+        .allow_http()
+        .store(SharedStore::new(store).namespace(&ns))
+        .build()
+        .unwrap();
+    for i in 0..200 {
+        let token = Token::bearer("expired", Some(Duration::from_millis(1)))
+            .with_refresh_token(emu.issue_refresh_token());
+        users
+            .login(&UserKey::new(format!("u{i}")), token)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let api = UsersLayer::new(users).layer(http());
+    let burst = (0..1_000).map(|i| {
+        let mut req = Request::get(format!("{}/api/me", emu.base_url()))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        req.extensions_mut()
+            .insert(UserKey::new(format!("u{}", i % 200)));
+        api.clone().oneshot(req)
+    });
+    for r in futures_util::future::join_all(burst).await {
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    assert_eq!(emu.refresh_tokens_used(), 200);
+    assert_eq!(emu.refresh_token_reuses(), 0);
+    cleanup(&redis_url(), &ns);
+}
+
 fn main() {
     if std::env::var("FLEET_ROLE").as_deref() == Ok("worker") {
         return worker();
@@ -457,7 +501,7 @@ fn main() {
             .unwrap_or_else(|e| panic!("Redis at {} is required: {e}", redis_url()));
     });
     type Scenario = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("one_token_per_lifetime", || {
             Box::pin(one_token_per_lifetime())
         }),
@@ -474,6 +518,7 @@ fn main() {
             "redis_stopped_mid_run",
             || Box::pin(redis_stopped_mid_run()),
         ),
+        ("users_on_redis", || Box::pin(users_on_redis())),
     ];
     let mut ran = 0;
     for (name, run) in scenarios {

@@ -103,6 +103,13 @@ mod model {
         refresh_uses: Vec<u32>,
         expiries_left: u32,
         crashes_left: u32,
+        /// A user logs in meanwhile (`Users::login`): a new token and refresh
+        /// token written by compare-and-set, outside the lease.
+        logins_left: u32,
+        /// Tokens fetched and then fenced out (their write lost), and whether a
+        /// login happened: only a login may cause that without a fault.
+        discarded: u64,
+        logged_in: bool,
         /// A fault (lease expiry, crash) happened: one-token-per-need no longer
         /// has to hold, fencing still does.
         faulted: bool,
@@ -111,7 +118,7 @@ mod model {
     impl World {
         fn key(&self) -> String {
             format!(
-                "{:?}|{:?}|{}|{}|{:?}|{}|{}|{:?}|{}{}{}",
+                "{:?}|{:?}|{}|{}|{:?}|{}|{}|{:?}|{}{}{}{}",
                 self.procs,
                 self.held,
                 self.store_gen,
@@ -122,8 +129,9 @@ mod model {
                 self.refresh_uses,
                 self.expiries_left,
                 self.crashes_left,
+                self.logins_left,
                 self.faulted
-            )
+            ) + &format!("|{}{}", self.discarded, self.logged_in)
         }
 
         fn stored(&self) -> Option<Stored> {
@@ -154,8 +162,12 @@ mod model {
                 assert!(in_flight <= 1, "two token requests at once");
                 assert_eq!(
                     self.issued,
-                    self.store_gen + in_flight,
+                    self.store_gen + in_flight + self.discarded,
                     "a token was wasted"
+                );
+                assert!(
+                    self.discarded == 0 || self.logged_in,
+                    "a write lost without a login"
                 );
                 // No refresh token sent twice.
                 assert!(
@@ -230,6 +242,7 @@ mod model {
                             w.procs[i] = P::Done;
                         } else {
                             // Fenced out: adopt what is stored.
+                            w.discarded += 1;
                             w.procs[i] = P::Read;
                         }
                         if w.lease == Some(i) {
@@ -247,6 +260,18 @@ mod model {
                     }
                     P::Done | P::Crashed => {}
                 }
+            }
+            if self.logins_left > 0 {
+                // The code exchange issues a token; `login` writes it on top of
+                // whatever is stored (its compare-and-set retries until it wins).
+                let mut w = self.clone();
+                w.logins_left -= 1;
+                w.logged_in = true;
+                w.issued += 1;
+                w.valid = w.issued;
+                w.store_gen = next_generation(w.store_gen);
+                w.store_token = w.issued;
+                out.push(w);
             }
             // The lease expires while its holder stalls (or after it crashed).
             if let Some(owner) = self.lease {
@@ -268,6 +293,16 @@ mod model {
     /// Every process needs a token: none held yet (`held` 0, empty store), or
     /// all got a 401 on the stored generation 1, which an outside party revoked.
     fn explore(procs: usize, start_gen: u64, expiries: u32, crashes: u32) -> usize {
+        explore_with(procs, start_gen, expiries, crashes, 0)
+    }
+
+    fn explore_with(
+        procs: usize,
+        start_gen: u64,
+        expiries: u32,
+        crashes: u32,
+        logins: u32,
+    ) -> usize {
         let start = World {
             procs: vec![P::Read; procs],
             held: vec![start_gen; procs],
@@ -280,6 +315,9 @@ mod model {
             refresh_uses: Vec::new(),
             expiries_left: expiries,
             crashes_left: crashes,
+            logins_left: logins,
+            discarded: 0,
+            logged_in: false,
             faulted: false,
         };
         let mut seen = HashSet::new();
@@ -296,7 +334,9 @@ mod model {
                     match p {
                         // After a fault a process may end with a token that a
                         // later one revoked: its next 401 brings it back here.
-                        P::Done if !w.faulted => {
+                        // A login after a process finished replaces its token
+                        // too: its next 401 brings it back here.
+                        P::Done if !w.faulted && !w.logged_in => {
                             assert_eq!(w.held[i], w.store_gen, "stale at the end")
                         }
                         P::Done => {}
@@ -305,7 +345,7 @@ mod model {
                     }
                 }
                 assert!(w.lease.is_none() || w.procs.contains(&P::Crashed));
-                if !w.faulted {
+                if !w.faulted && logins == 0 {
                     assert_eq!(w.issued, start_gen + 1, "one token for the fleet");
                 }
             }
@@ -318,6 +358,16 @@ mod model {
     fn every_interleaving_of_three_processes_without_faults() {
         assert!(explore(3, 0, 0, 0) > 100);
         assert!(explore(3, 1, 0, 0) > 100);
+    }
+
+    /// Per-user entries: a user logs in again while the fleet refreshes their
+    /// token. Whoever refreshes from the old refresh token loses its write and
+    /// adopts the login's token; no refresh token is used twice.
+    #[test]
+    fn every_interleaving_with_a_login_during_refreshes() {
+        let states = explore_with(3, 1, 0, 0, 1) + explore_with(3, 0, 1, 1, 1);
+        eprintln!("explored {states} states");
+        assert!(states > 500);
     }
 
     #[test]
