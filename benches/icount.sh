@@ -19,7 +19,8 @@ count() {
 printf '%-32s %12s\n' variant instr/request
 for v in bare tower_http_add_authorization add_auth_plus_request_clone tower_retry_add_authorization \
          static_bearer static_bearer_no_retry oauth2_cached oauth2_cached_no_retry two_headers_cached two_headers_cached_retry \
-         two_headers_tower_http naive_rwlock ${EXTRA:-}; do
+         two_headers_tower_http naive_rwlock users_cached users_cached_no_retry \
+         oauth2_cached_with_user_ext oauth2_cached_no_retry_with_user_ext ${EXTRA:-}; do
   a=$(count "$v" "$N1"); b=$(count "$v" "$N2")
   printf '%-32s %12d\n' "$v" $(( (b - a) / (N2 - N1) ))
 done

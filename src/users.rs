@@ -56,7 +56,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -80,26 +80,75 @@ use crate::{BoxError, Credential, Error};
 
 /// Which user a request acts for: put it in the request's extensions. A user id
 /// of your application, never a secret (it appears in errors and logs).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct UserKey(Arc<str>);
+///
+/// Its hash is computed once, when it is made (SipHash with this process's
+/// random keys, so that chosen user ids cannot flood one bucket): cloning a key
+/// and looking it up per request costs no hashing.
+#[derive(Clone)]
+pub struct UserKey {
+    key: Arc<str>,
+    hash: u64,
+}
 
 impl UserKey {
     /// A user key.
     pub fn new(key: impl Into<Arc<str>>) -> UserKey {
-        UserKey(key.into())
+        use std::hash::BuildHasher;
+        static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
+        let key = key.into();
+        let hash = KEYS.get_or_init(Default::default).hash_one(&*key);
+        UserKey { key, hash }
     }
 
     /// The key.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
+    }
+}
+
+impl PartialEq for UserKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl Eq for UserKey {}
+
+impl std::hash::Hash for UserKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
     }
 }
 
 impl fmt::Debug for UserKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UserKey({:?})", &*self.0)
+        write!(f, "UserKey({:?})", &*self.key)
     }
 }
+
+/// The map's hasher: a `UserKey` brings its hash along.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `UserKey`; fold anything else in.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeyMap<V> = HashMap<UserKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// Called with each new token of a user (see [`UsersBuilder::on_token_change`]).
 type UserTokenHook = Arc<dyn Fn(&UserKey, &Token) + Send + Sync>;
@@ -136,15 +185,30 @@ struct Inner {
 
 #[derive(Default)]
 struct Entries {
-    map: HashMap<UserKey, Arc<Entry>>,
+    map: KeyMap<Arc<Entry>>,
     last_sweep: u64,
 }
 
+/// Idle tracking without a clock read per request (second chance): a request
+/// sets `touched`; a sweep keeps touched entries (clearing the flag and noting
+/// the sweep's time as `untouched_since`) and drops entries untouched since
+/// longer than the idle time.
 struct Entry {
     credential: Credential,
     stamp: Arc<Stamp>,
-    /// Milliseconds since `Inner::started` of the last request.
-    last_used: AtomicU64,
+    touched: AtomicBool,
+    /// Milliseconds since `Inner::started`: when the entry was last seen
+    /// untouched by a sweep (or made).
+    untouched_since: AtomicU64,
+}
+
+impl Entry {
+    #[inline]
+    fn touch(&self) {
+        if !self.touched.load(Ordering::Relaxed) {
+            self.touched.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Builds [`Users`].
@@ -210,17 +274,36 @@ impl Users {
         self.lock().map.remove(user);
     }
 
-    /// Drops the entries of users idle for longer than the idle time; returns
-    /// how many are left. Also done on its own as requests come.
+    /// Drops the entries of users idle for at least the idle time; returns how
+    /// many are left. Also done on its own as requests come (on a new user, and
+    /// every 1,024 requests through a service), so an entry goes at most the
+    /// idle time plus one sweep after its last use.
     pub fn evict_idle(&self) -> usize {
         let now = self.now_ms();
-        let idle = self.inner.idle.as_millis() as u64;
         let mut entries = self.lock();
-        entries
-            .map
-            .retain(|_, e| now.saturating_sub(e.last_used.load(Ordering::Relaxed)) < idle);
-        entries.last_sweep = now;
+        self.sweep(&mut entries, now);
         entries.map.len()
+    }
+
+    fn sweep(&self, entries: &mut Entries, now: u64) {
+        let idle = self.inner.idle.as_millis() as u64;
+        entries.map.retain(|_, e| {
+            if e.touched.swap(false, Ordering::Relaxed) {
+                e.untouched_since.store(now, Ordering::Relaxed);
+                return true;
+            }
+            now.saturating_sub(e.untouched_since.load(Ordering::Relaxed)) < idle
+        });
+        entries.last_sweep = now;
+    }
+
+    /// A sweep if one is due (a quarter of the idle time since the last).
+    fn maybe_sweep(&self) {
+        let now = self.now_ms();
+        let mut entries = self.lock();
+        if now.saturating_sub(entries.last_sweep) >= self.inner.idle.as_millis() as u64 / 4 {
+            self.sweep(&mut entries, now);
+        }
     }
 
     /// Users with an entry in this process.
@@ -260,28 +343,42 @@ impl Users {
         )
     }
 
+    #[inline]
     fn entry(&self, user: &UserKey) -> Result<Arc<Entry>, Error> {
+        if let Some(e) = self.lock().map.get(user) {
+            e.touch();
+            return Ok(e.clone());
+        }
+        self.new_entry(user)
+    }
+
+    #[cold]
+    fn new_entry(&self, user: &UserKey) -> Result<Arc<Entry>, Error> {
         let now = self.now_ms();
         let mut entries = self.lock();
         if let Some(e) = entries.map.get(user) {
-            e.last_used.store(now, Ordering::Relaxed);
+            e.touch();
             return Ok(e.clone());
         }
         let inner = &self.inner;
-        // Sweeps ride on first uses: idle entries go at most once per quarter
-        // of the idle time; beyond the capacity the least recently used tenth goes.
+        // Sweeps ride on new users: at most once per quarter of the idle time.
+        // Beyond the capacity, the tenth least recently used goes (untouched
+        // ones first, oldest first).
         let idle = inner.idle.as_millis() as u64;
         if now.saturating_sub(entries.last_sweep) >= idle / 4 {
-            entries
-                .map
-                .retain(|_, e| now.saturating_sub(e.last_used.load(Ordering::Relaxed)) < idle);
-            entries.last_sweep = now;
+            self.sweep(&mut entries, now);
         }
         if entries.map.len() >= inner.max_users {
-            let mut ages: Vec<(u64, UserKey)> = entries
+            let mut ages: Vec<((bool, u64), UserKey)> = entries
                 .map
                 .iter()
-                .map(|(k, e)| (e.last_used.load(Ordering::Relaxed), k.clone()))
+                .map(|(k, e)| {
+                    let age = (
+                        e.touched.load(Ordering::Relaxed),
+                        e.untouched_since.load(Ordering::Relaxed),
+                    );
+                    (age, k.clone())
+                })
                 .collect();
             ages.sort_unstable_by_key(|(t, _)| *t);
             let drop = (inner.max_users / 10).max(1);
@@ -293,7 +390,8 @@ impl Users {
         let entry = Arc::new(Entry {
             stamp: Stamp::new(credential.clone()),
             credential,
-            last_used: AtomicU64::new(now),
+            touched: AtomicBool::new(false),
+            untouched_since: AtomicU64::new(now),
         });
         entries.map.insert(user.clone(), entry.clone());
         Ok(entry)
@@ -480,6 +578,7 @@ impl<S, M> Layer<S> for UsersLayer<M> {
             inner,
             users: self.users.clone(),
             max_replay_body: self.max_replay_body,
+            since_sweep: 0,
             _mode: PhantomData,
         }
     }
@@ -490,6 +589,8 @@ pub struct UsersService<S, M = Retry> {
     inner: S,
     users: Users,
     max_replay_body: usize,
+    /// Requests since this clone last looked for idle users.
+    since_sweep: u32,
     _mode: PhantomData<fn() -> M>,
 }
 
@@ -499,6 +600,7 @@ impl<S: Clone, M> Clone for UsersService<S, M> {
             inner: self.inner.clone(),
             users: self.users.clone(),
             max_replay_body: self.max_replay_body,
+            since_sweep: 0,
             _mode: PhantomData,
         }
     }
@@ -529,6 +631,11 @@ where
             }
             return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
         };
+        self.since_sweep += 1;
+        if self.since_sweep >= 1_024 {
+            self.since_sweep = 0;
+            self.users.maybe_sweep();
+        }
         let entry = match self.users.entry(&user) {
             Ok(e) => e,
             Err(e) => return ResponseFuture::failed(e),
@@ -543,6 +650,12 @@ where
             return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
         }
         let cap = self.max_replay_body;
+        let current = manager.current();
+        if let Some(current) = current.as_deref().filter(|c| c.is_fresh()) {
+            let token = (&current.authorization, current.generation);
+            return stamp_and_send(&mut self.inner, req, token, &entry.stamp, cap);
+        }
+        drop(current);
         if let Some(current) = manager.usable_now() {
             let token = (&current.authorization, current.generation);
             return stamp_and_send(&mut self.inner, req, token, &entry.stamp, cap);

@@ -110,6 +110,34 @@ pub fn warm_credential_on_redis(rt: &tokio::runtime::Runtime) -> Credential {
     cred
 }
 
+/// A `Users` with one user logged in and their token warm (24-hour token in a
+/// `MemoryStore`): the per-request selection's cached path.
+pub fn warm_users(rt: &tokio::runtime::Runtime) -> tower_client_auth::users::Users {
+    use tower_client_auth::oauth2::TokenClient;
+    use tower_client_auth::token::{MemoryStore, SharedStore};
+    use tower_client_auth::users::{UserKey, Users};
+    let never = tower::service_fn(|_: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let client = TokenClient::builder("https://auth.example.com/token")
+        .client_id("bench")
+        .build(never)
+        .unwrap();
+    let users = Users::builder("https://api.example.com", client)
+        .store(SharedStore::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    let token = Token::bearer(
+        "eyJhbGciOiJSUzI1NiJ9.bench-access-token.c2lnbmF0dXJl",
+        Some(Duration::from_secs(24 * 3600)),
+    );
+    let user = UserKey::new("user-42");
+    rt.block_on(users.login(&user, token)).unwrap();
+    rt.block_on(users.credential(&user).unwrap().token())
+        .unwrap();
+    users
+}
+
 /// What people write by hand: a token behind a `tokio::sync::RwLock`, read and
 /// expiry-checked on every request, in a boxed future.
 #[derive(Clone)]

@@ -29,6 +29,10 @@ pub const NAMES: &[&str] = &[
     "two_headers_cached_retry",
     "two_headers_tower_http",
     "naive_rwlock",
+    "users_cached",
+    "users_cached_no_retry",
+    "oauth2_cached_with_user_ext",
+    "oauth2_cached_no_retry_with_user_ext",
 ];
 
 /// Retries one 401, cloning the request like any retry policy must.
@@ -155,6 +159,45 @@ pub fn variant(name: &str, rt: &tokio::runtime::Runtime) -> Box<dyn FnMut()> {
             let pat = Credential::bearer("https://other.example.com", TOKEN).unwrap();
             let mut svc = AuthLayer::new(pat).layer(Noop);
             Box::new(move || call(&mut svc, request()))
+        }
+        // Per-request selection: the request carries a `UserKey` (inserting it
+        // into the extensions is counted: it is part of selecting per request).
+        "users_cached" | "users_cached_no_retry" => {
+            use tower_client_auth::users::{UserKey, UsersLayer};
+            let users = super::warm_users(rt);
+            let user = UserKey::new("user-42");
+            let with_user = move || {
+                let mut req = request();
+                req.extensions_mut().insert(user.clone());
+                req
+            };
+            if name == "users_cached" {
+                let mut svc = UsersLayer::new(users).layer(Noop);
+                Box::new(move || call(&mut svc, with_user()))
+            } else {
+                let mut svc = UsersLayer::new(users).without_retry().layer(Noop);
+                Box::new(move || call(&mut svc, with_user()))
+            }
+        }
+        // The single credential with the same `UserKey` extension on the request
+        // (unused): what per-request selection costs beyond carrying the key.
+        "oauth2_cached_with_user_ext" | "oauth2_cached_no_retry_with_user_ext" => {
+            use tower_client_auth::users::UserKey;
+            let user = UserKey::new("user-42");
+            let with_user = move || {
+                let mut req = request();
+                req.extensions_mut().insert(user.clone());
+                req
+            };
+            if name == "oauth2_cached_with_user_ext" {
+                let mut svc = AuthLayer::new(warm_credential(rt, false)).layer(Noop);
+                Box::new(move || call(&mut svc, with_user()))
+            } else {
+                let mut svc = AuthLayer::new(warm_credential(rt, false))
+                    .without_retry()
+                    .layer(Noop);
+                Box::new(move || call(&mut svc, with_user()))
+            }
         }
         "naive_rwlock" => {
             let mut svc = NaiveAuth::new(Noop);
