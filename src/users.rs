@@ -269,6 +269,12 @@ impl Users {
         ))
     }
 
+    /// The token client users' tokens are exchanged and refreshed with: the
+    /// login's callback exchanges the code with it.
+    pub fn token_client(&self) -> &TokenClient {
+        &self.inner.client
+    }
+
     /// Forgets `user` here (their stored token stays).
     pub fn evict(&self, user: &UserKey) {
         self.lock().map.remove(user);
