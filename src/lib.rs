@@ -113,7 +113,13 @@
 //! * **Runtime**: managed tokens are fetched, refreshed and retired on the Tokio
 //!   runtime of the request that needs them (any flavour). Without one, a request
 //!   that needs a token fails with [`Error::is_no_runtime`]; static credentials
-//!   and a cached token that the clock says is valid work anywhere.
+//!   and a cached token that the clock says is valid work anywhere. A token is
+//!   retired by a task on the runtime that fetched it; if that runtime shuts
+//!   down, requests check the expiry themselves and the task restarts on theirs.
+//!   A runtime that stays alive but is never driven again (a `current_thread`
+//!   runtime left outside `block_on` while requests run elsewhere) stalls that
+//!   task: keep the credential's requests on runtimes that run, or call
+//!   [`Credential::invalidate`] when you move them.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]

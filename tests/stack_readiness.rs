@@ -176,3 +176,75 @@ async fn a_cold_burst_through_one_concurrency_limit_shared_with_the_token_client
     assert_eq!(token_requests.load(Ordering::SeqCst), 1);
     assert_eq!(cred.stats().unwrap().token_requests, 1);
 }
+
+/// `tok-1` (after a gate), `tok-2`, ...
+struct GatedCounting {
+    gate: Mutex<Option<oneshot::Receiver<()>>>,
+    calls: AtomicUsize,
+}
+
+impl TokenSource for GatedCounting {
+    fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+        let gate = self.gate.lock().unwrap().take();
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        Box::pin(async move {
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            Ok(Token::bearer(
+                format!("tok-{n}"),
+                Some(Duration::from_secs(3600)),
+            ))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_token_retired_while_the_service_gets_ready_is_not_sent() {
+    let (open, gate) = oneshot::channel();
+    let cred = Credential::builder()
+        .origin("https://api.example.com")
+        .token_source(GatedCounting {
+            gate: Mutex::new(Some(gate)),
+            calls: AtomicUsize::new(0),
+        })
+        .build()
+        .unwrap();
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Full<Bytes>>, Response<()>>();
+    handle.allow(10);
+    let limited = ConcurrencyLimitLayer::new(1).layer(mock);
+    let mut svc = AuthLayer::new(cred.clone())
+        .without_retry()
+        .layer(limited.clone());
+    let mut cx = task::spawn(());
+    assert_ready_ok!(cx.enter(|cx, _| svc.poll_ready(cx)));
+    let req = Request::get("https://api.example.com/v1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let mut fut = task::spawn(svc.call(req));
+    assert_pending!(fut.poll());
+    // Someone else holds the only permit when the token arrives.
+    let mut blocker = limited.clone();
+    assert_ready_ok!(cx.enter(|cx, _| blocker.poll_ready(cx)));
+    open.send(()).unwrap();
+    for _ in 0..5 {
+        tokio::task::yield_now().await;
+        assert_pending!(fut.poll());
+    }
+    // The token is revoked while the request waits for the permit.
+    cred.invalidate();
+    drop(blocker);
+    let mut sent = None;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+        assert_pending!(fut.poll());
+        if let Some(Some(r)) = handle.next_request().now_or_never() {
+            sent = Some(r);
+            break;
+        }
+    }
+    let (req, respond) = sent.expect("sent with the next token");
+    assert_eq!(req.headers()["authorization"], "Bearer tok-2");
+    respond.send_response(Response::new(()));
+    assert_ready_ok!(fut.poll());
+}

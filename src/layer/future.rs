@@ -206,6 +206,18 @@ where
                             done!(Err(polled_after_completion()));
                         };
                         attempt!(ready!(w.service.poll_ready(cx)));
+                        if token.is_retired() {
+                            // Retired (expired, invalidated) while the service got
+                            // ready: give the readiness back and wait for the
+                            // successor, as on the first wait.
+                            if let Some(manager) = w.stamp.credential.manager() {
+                                let fut = manager.acquire(None);
+                                let fresh = w.service.clone();
+                                drop(std::mem::replace(&mut w.service, fresh));
+                                state.set(State::Acquiring { fut });
+                                continue;
+                            }
+                        }
                         let (Some(mut w), token) = (waiting.take(), token.clone()) else {
                             done!(Err(polled_after_completion()));
                         };

@@ -74,7 +74,7 @@ impl Stamped {
         self.state.load(Ordering::Acquire) == FRESH
     }
 
-    fn is_retired(&self) -> bool {
+    pub(crate) fn is_retired(&self) -> bool {
         self.state.load(Ordering::Acquire) == RETIRED
     }
 
