@@ -143,6 +143,11 @@ pub use error::{BoxError, Error};
 pub use layer::{AuthLayer, AuthService, GuardLayer, ResponseFuture};
 pub use origin::Origin;
 pub use replay::ReplayBody;
+/// The `secrecy` crate this crate's secrets are typed with
+/// ([`Token::access_token`](token::Token::access_token) is a `SecretString`):
+/// `use tower_client_auth::secrecy::ExposeSecret` reads one without depending on
+/// the exact version yourself.
+pub use secrecy;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]
