@@ -220,6 +220,7 @@ pub struct CredentialBuilder {
     source: Option<(Arc<dyn TokenSource>, ManagedOptions)>,
     shared: Option<SharedStore>,
     on_change: Option<crate::token::TokenHook>,
+    name: Option<String>,
     error: Option<Error>,
 }
 
@@ -336,6 +337,14 @@ impl CredentialBuilder {
         self
     }
 
+    /// A name for this credential in tracing spans and events (`credential =
+    /// …`), such as the provider's. Default: its origins. Never put a secret
+    /// here.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     fn secret_header(self, name: HeaderName, value: String, what: &str) -> Self {
         if self.headers.iter().any(|(n, _)| *n == name) {
             return self.fail(Error::config(format!("header `{name}` is set twice")));
@@ -398,7 +407,20 @@ impl CredentialBuilder {
                     Some(config) => Some(Shared::new(config, source.identity())?),
                     None => None,
                 };
-                Some(TokenManager::new(source, options, shared, self.on_change))
+                let name = self.name.clone().unwrap_or_else(|| {
+                    origins
+                        .iter()
+                        .map(|o| o.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                });
+                Some(TokenManager::new(
+                    source,
+                    options,
+                    shared,
+                    self.on_change,
+                    name.into(),
+                ))
             }
             None if self.shared.is_some() => {
                 return Err(Error::config("a shared store needs a token source"));

@@ -127,6 +127,7 @@ async fn tracing_output_carries_no_secret() {
         .unwrap();
     let wrong = Credential::builder()
         .origin("https://api.example.com")
+        .name("wrong-password")
         .token_source(OAuth2Source::password(tc, "user", "PASSWORD-2"))
         .build()
         .unwrap();
@@ -139,6 +140,19 @@ async fn tracing_output_carries_no_secret() {
     );
     assert!(text.contains("retrying request after 401"), "{text}");
     assert!(text.contains("token request failed"), "{text}");
+    // Every event names its credential: the default name (its origin) or the
+    // one given.
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.contains("credential"),
+            "an event without its credential: {line}"
+        );
+    }
+    assert!(
+        text.contains("credential=https://api.example.com"),
+        "{text}"
+    );
+    assert!(text.contains("credential=wrong-password"), "{text}");
     for secret in SECRETS {
         assert!(!text.contains(secret), "log leaks {secret}:\n{text}");
     }

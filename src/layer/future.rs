@@ -248,7 +248,10 @@ where
                         let Some(body) = body else {
                             // Cannot re-send, but later requests must not reuse the token.
                             drop(manager.acquire(Some(generation)));
-                            tracing::debug!("401 not retried: request body cannot be replayed");
+                            tracing::debug!(
+                                credential = manager.name(),
+                                "401 not retried: request body cannot be replayed"
+                            );
                             done!(Ok(response));
                         };
                         ctx.body = Some(body);
@@ -268,7 +271,11 @@ where
                         let token = match result {
                             Ok(t) => t,
                             Err(e) => {
-                                tracing::debug!(error = %e, "401 not retried: no newer token");
+                                tracing::debug!(
+                                    credential = ctx.stamp.credential.manager().map(|m| m.name()),
+                                    error = %e,
+                                    "401 not retried: no newer token"
+                                );
                                 done!(Ok(response));
                             }
                         };
@@ -280,6 +287,7 @@ where
                             m.count_retry();
                         }
                         tracing::debug!(
+                            credential = ctx.stamp.credential.manager().map(|m| m.name()),
                             failed_generation = ctx.replay.generation,
                             generation = token.generation,
                             "retrying request after 401"

@@ -108,7 +108,7 @@ impl AltrataBuilder {
             .params_in(ParamStyle::Query)
             .header("x-api-key", self.api_key.expose_secret().to_owned())
             .build(http)?;
-        let mut b = Credential::builder();
+        let mut b = Credential::builder().name("altrata");
         if self.origins.is_empty() {
             b = b.origin(PROFILE_API);
         }

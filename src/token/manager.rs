@@ -95,6 +95,8 @@ pub(crate) struct TokenManager {
     options: ManagedOptions,
     shared: Option<Shared>,
     on_change: Option<super::TokenHook>,
+    /// Names the credential in every span and event (never a secret).
+    name: Arc<str>,
     changed: Arc<Notify>,
     counters: Counters,
 }
@@ -122,6 +124,7 @@ impl TokenManager {
         options: ManagedOptions,
         shared: Option<Shared>,
         on_change: Option<super::TokenHook>,
+        name: Arc<str>,
     ) -> Arc<Self> {
         Arc::new(TokenManager {
             current: Arc::new(ArcSwapOption::empty()),
@@ -130,6 +133,7 @@ impl TokenManager {
             options,
             shared,
             on_change,
+            name,
             changed: Arc::new(Notify::new()),
             counters: Counters::default(),
         })
@@ -140,6 +144,11 @@ impl TokenManager {
     /// fence), which keeps the hot path as cheap as a static header.
     pub(crate) fn cache(&self) -> TokenCache {
         arc_swap::Cache::new(Arc::clone(&self.current))
+    }
+
+    /// The credential's name in spans and events.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     pub(crate) fn count_retry(&self) {
@@ -186,7 +195,7 @@ impl TokenManager {
         let state = self.lock();
         if let Some(cur) = self.current.load_full() {
             cur.retire();
-            tracing::debug!(generation = cur.generation, "token invalidated");
+            tracing::debug!(credential = %self.name, generation = cur.generation, "token invalidated");
         }
         drop(state);
         self.changed.notify_waiters();
@@ -195,7 +204,7 @@ impl TokenManager {
     /// Ends a backoff or cool-down now.
     pub(crate) fn end_cooldown(&self) {
         self.lock().core.reset_gate();
-        tracing::debug!("cool-down ended early");
+        tracing::debug!(credential = %self.name, "cool-down ended early");
     }
 
     /// A token that is usable right now, without waiting: the fresh current one,
@@ -233,7 +242,7 @@ impl TokenManager {
         }
         if cur.stale_at.is_some_and(|at| now >= at) {
             cur.retire();
-            tracing::debug!(generation = cur.generation, "token retired at expiry");
+            tracing::debug!(credential = %self.name, generation = cur.generation, "token retired at expiry");
             return None;
         }
         let handle = self.claim_driver(state)?;
@@ -317,7 +326,7 @@ impl TokenManager {
         previous: Option<Arc<Stamped>>,
     ) -> Result<Flight, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::no_runtime())?;
-        let span = tracing::debug_span!("token_request", flight = id);
+        let span = tracing::debug_span!("token_request", credential = %self.name, flight = id);
         let task = runtime.spawn(Arc::clone(self).run_flight(id, previous).instrument(span));
         let weak = Arc::downgrade(self);
         let flight = async move {
@@ -536,7 +545,7 @@ impl TokenManager {
             self.counters
                 .refreshes_ahead
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(generation, "refreshing token ahead of expiry");
+            tracing::debug!(credential = %self.name, generation, "refreshing token ahead of expiry");
         }
         ahead
     }
@@ -589,7 +598,7 @@ async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>, _alive: Driver
                     (Some(refresh_at), Some(stale_at)) => {
                         if now >= stale_at {
                             cur.retire();
-                            tracing::debug!(generation = cur.generation, "token retired at expiry");
+                            tracing::debug!(credential = %m.name, generation = cur.generation, "token retired at expiry");
                             None
                         } else if now < refresh_at {
                             // With no refresh-ahead window, retirement comes first.
@@ -621,6 +630,7 @@ async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>, _alive: Driver
 impl fmt::Debug for TokenManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenManager")
+            .field("name", &self.name)
             .field("stats", &self.stats())
             .field("options", &self.options)
             .finish()
