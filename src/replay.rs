@@ -142,6 +142,45 @@ fn lock<B>(m: &Mutex<Recording<B>>) -> MutexGuard<'_, Recording<B>> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl<B: Clone> ReplayBody<B> {
+    /// A copy of this body, if it can be had without reading it: a body passed
+    /// through as it is (a request that carries no managed token) whose `B` is
+    /// `Clone`, or an empty one. A body being recorded for the layer's own 401
+    /// retry is `None`: it is the layer's to send twice.
+    ///
+    /// This is what a `tower::retry` policy below [`AuthLayer`](crate::AuthLayer)
+    /// needs in `clone_request` (above the layer, it sees your own body type):
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::Request;
+    /// use http_body_util::Full;
+    /// use tower_client_auth::ReplayBody;
+    ///
+    /// fn clone_request(req: &Request<ReplayBody<Full<Bytes>>>) -> Option<Request<ReplayBody<Full<Bytes>>>> {
+    ///     let body = req.body().try_clone()?;
+    ///     let mut copy = Request::new(body);
+    ///     *copy.method_mut() = req.method().clone();
+    ///     *copy.uri_mut() = req.uri().clone();
+    ///     *copy.headers_mut() = req.headers().clone();
+    ///     Some(copy)
+    /// }
+    ///
+    /// let req = Request::post("https://api.example.com/")
+    ///     .body(ReplayBody::passthrough(Full::new(Bytes::from_static(b"{}"))))
+    ///     .unwrap();
+    /// assert!(clone_request(&req).is_some());
+    /// ```
+    pub fn try_clone(&self) -> Option<Self> {
+        let inner = match &self.inner {
+            Inner::Passthrough { body } => Inner::Passthrough { body: body.clone() },
+            Inner::Empty => Inner::Empty,
+            Inner::Recorded { .. } => return None,
+        };
+        Some(ReplayBody { inner })
+    }
+}
+
 /// An empty body: what tower-http's `FollowRedirect` and other middleware that
 /// re-send a request without its body (a redirect turned into a `GET`) need.
 impl<B> Default for ReplayBody<B> {
@@ -382,5 +421,22 @@ impl<B> fmt::Debug for ReplayBody<B> {
             Inner::Recorded { replay: true, .. } => "replay",
         };
         f.debug_struct("ReplayBody").field("kind", &kind).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    use super::*;
+
+    #[test]
+    fn only_bodies_that_are_not_being_recorded_clone() {
+        let full = || Full::new(Bytes::from_static(b"payload"));
+        assert!(ReplayBody::passthrough(full()).try_clone().is_some());
+        assert!(ReplayBody::<Full<Bytes>>::default().try_clone().is_some());
+        let (recording, _handle) = ReplayBody::recorded(full(), 1024);
+        assert!(recording.try_clone().is_none());
     }
 }

@@ -46,7 +46,7 @@ pub(crate) type TokenCache = arc_swap::Cache<Arc<ArcSwapOption<Stamped>>, Option
 
 /// How many of the latest `Authorization` values the guard recognises: a
 /// redirect hop may carry a value stamped just before a refresh.
-const RECENT_VALUES: usize = 4;
+const RECENT_VALUES: usize = 8;
 
 // `Stamped::state` values.
 const FRESH: u8 = 0;

@@ -264,6 +264,12 @@ impl Shared {
                 _ = renew.tick() => {
                     match self.store.renew_lease(&self.key, &self.owner, self.lease_ttl).await {
                         Ok(true) => {}
+                        Ok(false) if self.when_unavailable == WhenUnavailable::FailClosed => {
+                            // Someone else may hold the lease now: a token we got
+                            // would end theirs (Altrata). Give the request up.
+                            tracing::warn!(key = self.key.as_str(), "lease lost while fetching; giving the request up");
+                            return Err(Error::store_unavailable("lease lost while fetching"));
+                        }
                         Ok(false) => tracing::warn!(key = self.key.as_str(), "lease lost while fetching; the write is fenced"),
                         Err(e) => tracing::debug!(key = self.key.as_str(), error = %e, "lease renewal failed"),
                     }
