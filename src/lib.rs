@@ -104,7 +104,9 @@
 //!   `tower::retry` layer for other failures goes above it, where the caller's
 //!   body type is seen (a `Policy::clone_request` for `Full<Bytes>` is a clone).
 //!   Below the layer in the default mode the body is a [`ReplayBody`], which is
-//!   `Default` (for redirects turned into `GET`) but not `Clone`.
+//!   `Default` (for redirects turned into `GET`) and has
+//!   [`try_clone`](ReplayBody::try_clone) for a retry policy's `clone_request`
+//!   (a body the layer records for its own 401 retry is not cloned).
 //! * **Body types**: with [`AuthLayer::without_retry`] the inner service gets the
 //!   caller's `Request<B>` unchanged. With 401 retry on (the default) it gets
 //!   `Request<ReplayBody<B>>`: build the client for that body type, or the
