@@ -1,5 +1,5 @@
 //! Many users behind one layer: the credential is chosen per request, and each
-//! user's refresh token lives in a durable [`TokenStore`] (PostgreSQL, Redis)
+//! user's refresh token lives in a durable [`TokenStore`](crate::token::TokenStore) (PostgreSQL, Redis)
 //! that survives restarts and is shared by replicas.
 //!
 //! A backend that acts for its end users (Agrello's API users, the generic

@@ -7,7 +7,7 @@
 //! once it has expired or been rejected, and a burst of 401s on one token leads to
 //! exactly one token request. Several processes sharing one Altrata account log
 //! each other out unless they share the token: give them one
-//! [`SharedStore`](crate::token::SharedStore) (Redis) with
+//! [`SharedStore`] (Redis) with
 //! [`AltrataBuilder::shared_store`], which fails closed: no process requests a
 //! token without the fleet's lease.
 //!

@@ -48,7 +48,8 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// The schema (see the [module docs](self)).
+    /// The schema: one row per key, compare-and-set on `generation`, the lease
+    /// in `lease_owner`/`lease_until`.
     pub const MIGRATION: &'static str = "CREATE TABLE IF NOT EXISTS tower_client_auth_tokens (
     key         text PRIMARY KEY,
     generation  bigint NOT NULL DEFAULT 0,

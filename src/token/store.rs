@@ -97,7 +97,10 @@ impl fmt::Debug for StoredEntry {
     }
 }
 
-/// Where a fleet keeps a credential's token. See the [module docs](self).
+/// Where a fleet keeps a credential's token: a versioned entry read whole, a
+/// compare-and-set on its generation, a lease with an owner, and a change
+/// notification. [`MemoryStore`] shares within one process; `RedisStore` and
+/// `PgStore` (features `redis`, `postgres`) across processes.
 ///
 /// Errors are the crate's [`Error`]; wrap your own with [`Error::store`].
 pub trait TokenStore: Send + Sync + 'static {
