@@ -113,7 +113,9 @@ async fn me(State(app): State<App>, Query(q): Query<UserQuery>) -> Response {
         }
         Err(e) => match e.downcast::<Error>() {
             Ok(e) if e.is_login_required() => {
-                Redirect::to(&format!("/login?user={}", user.as_str())).into_response()
+                let user: String =
+                    form_urlencoded::byte_serialize(user.as_str().as_bytes()).collect();
+                Redirect::to(&format!("/login?user={user}")).into_response()
             }
             _ => StatusCode::BAD_GATEWAY.into_response(),
         },

@@ -81,7 +81,8 @@ pub(crate) enum Kind {
     /// What the shared token store holds cannot be used (wrong key, bad data).
     StoreData(&'static str),
     /// This user's refresh token was rejected (or there is none): they must log
-    /// in again. Holds the user key (not a secret), escaped.
+    /// in again. Holds the user key as the application gave it (not a secret);
+    /// `Display` escapes it.
     LoginRequired(String),
 }
 
@@ -153,7 +154,7 @@ impl Error {
     }
 
     pub(crate) fn login_required(user: &str) -> Self {
-        Error::new(Kind::LoginRequired(escape(user, 128)))
+        Error::new(Kind::LoginRequired(user.to_owned()))
     }
 
     /// The user's refresh token was rejected (`invalid_grant`) or there is none:
@@ -324,7 +325,9 @@ impl Error {
             // will not change by asking again soon.
             Kind::NoRuntime | Kind::UnsupportedTokenType(_) => false,
             Kind::StoreUnavailable => true,
-            Kind::LoginRequired(_) => false,
+            // Worth asking again soon: another replica may store a new login,
+            // and asking costs a store read, never a token request.
+            Kind::LoginRequired(_) => true,
             // A key mismatch will not fix itself: cool down, say why.
             Kind::StoreData(_) => false,
         }
@@ -435,7 +438,9 @@ impl fmt::Display for Error {
             }
             Kind::StoreUnavailable => f.write_str("shared token store unavailable"),
             Kind::StoreData(what) => write!(f, "shared token store: {what}"),
-            Kind::LoginRequired(user) => write!(f, "user `{user}` must log in again"),
+            Kind::LoginRequired(user) => {
+                write!(f, "user `{}` must log in again", escape(user, 128))
+            }
         }
     }
 }

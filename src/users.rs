@@ -187,6 +187,8 @@ struct Inner {
 struct Entries {
     map: KeyMap<Arc<Entry>>,
     last_sweep: u64,
+    /// Requests since the last look at the clock for a sweep.
+    since_sweep: u32,
 }
 
 /// Idle tracking without a clock read per request (second chance): a request
@@ -233,7 +235,9 @@ impl Users {
             allow_http: false,
             client,
             shared: None,
-            options: ManagedOptions::default(),
+            // Refresh when a request needs it, not ahead: idle users cost the
+            // provider nothing.
+            options: ManagedOptions::default().max_refresh_ahead(Duration::ZERO),
             on_change: None,
             max_users: 10_000,
             idle: Duration::from_secs(15 * 60),
@@ -303,15 +307,6 @@ impl Users {
         entries.last_sweep = now;
     }
 
-    /// A sweep if one is due (a quarter of the idle time since the last).
-    fn maybe_sweep(&self) {
-        let now = self.now_ms();
-        let mut entries = self.lock();
-        if now.saturating_sub(entries.last_sweep) >= self.inner.idle.as_millis() as u64 / 4 {
-            self.sweep(&mut entries, now);
-        }
-    }
-
     /// Users with an entry in this process.
     pub fn len(&self) -> usize {
         self.lock().map.len()
@@ -351,10 +346,21 @@ impl Users {
 
     #[inline]
     fn entry(&self, user: &UserKey) -> Result<Arc<Entry>, Error> {
-        if let Some(e) = self.lock().map.get(user) {
+        let mut entries = self.lock();
+        entries.since_sweep += 1;
+        if entries.since_sweep >= 1_024 {
+            // Every 1,024 requests, whichever service clone sends them.
+            entries.since_sweep = 0;
+            let now = self.now_ms();
+            if now.saturating_sub(entries.last_sweep) >= self.inner.idle.as_millis() as u64 / 4 {
+                self.sweep(&mut entries, now);
+            }
+        }
+        if let Some(e) = entries.map.get(user) {
             e.touch();
             return Ok(e.clone());
         }
+        drop(entries);
         self.new_entry(user)
     }
 
@@ -430,7 +436,9 @@ impl UsersBuilder {
     /// and lease settings. Each user's key is its namespace and a hash of the
     /// token URL, client id and user key.
     pub fn store(mut self, shared: SharedStore) -> Self {
-        self.shared = Some(shared);
+        // Without the store a process cannot know the user's latest refresh
+        // token (rotation): fail the request rather than send the user to login.
+        self.shared = Some(shared.when_unavailable(crate::token::WhenUnavailable::FailClosed));
         self
     }
 
@@ -515,6 +523,10 @@ struct UserSource {
 }
 
 impl TokenSource for UserSource {
+    fn needs_previous(&self) -> bool {
+        true
+    }
+
     fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
         let refresh = previous.and_then(|p| p.refresh_token().cloned());
         let (client, user) = (self.client.clone(), self.user.clone());
@@ -584,7 +596,6 @@ impl<S, M> Layer<S> for UsersLayer<M> {
             inner,
             users: self.users.clone(),
             max_replay_body: self.max_replay_body,
-            since_sweep: 0,
             _mode: PhantomData,
         }
     }
@@ -595,8 +606,6 @@ pub struct UsersService<S, M = Retry> {
     inner: S,
     users: Users,
     max_replay_body: usize,
-    /// Requests since this clone last looked for idle users.
-    since_sweep: u32,
     _mode: PhantomData<fn() -> M>,
 }
 
@@ -606,7 +615,6 @@ impl<S: Clone, M> Clone for UsersService<S, M> {
             inner: self.inner.clone(),
             users: self.users.clone(),
             max_replay_body: self.max_replay_body,
-            since_sweep: 0,
             _mode: PhantomData,
         }
     }
@@ -637,11 +645,6 @@ where
             }
             return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
         };
-        self.since_sweep += 1;
-        if self.since_sweep >= 1_024 {
-            self.since_sweep = 0;
-            self.users.maybe_sweep();
-        }
         let entry = match self.users.entry(&user) {
             Ok(e) => e,
             Err(e) => return ResponseFuture::failed(e),

@@ -144,7 +144,7 @@ async fn a_rejected_refresh_token_requires_that_user_to_log_in_again() {
 }
 
 #[tokio::test]
-async fn the_token_change_hook_sees_each_rotation_first() {
+async fn the_token_change_hook_sees_each_rotated_token() {
     let emu = OAuthServer::start("app", "s3cret").await;
     let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let log = seen.clone();
@@ -196,9 +196,13 @@ async fn idle_users_are_evicted_with_their_tasks() {
     assert_eq!(users.len(), 20);
     let busy = metrics.num_alive_tasks();
     assert!(busy >= 20, "one refresh driver per user: {busy}");
-    // Only user-0 stays in use.
+    // Only user-0 stays in use: its requests alone sweep the others out (a
+    // sweep rides on every 1,024th request), no call needed.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    api.clone().oneshot(as_user(&emu, "user-0")).await.unwrap();
+    for _ in 0..1_024 {
+        api.clone().oneshot(as_user(&emu, "user-0")).await.unwrap();
+    }
+    assert_eq!(users.len(), 1);
     assert_eq!(users.evict_idle(), 1);
     for _ in 0..20 {
         tokio::task::yield_now().await;
@@ -230,4 +234,63 @@ async fn requests_without_a_user_pass_through_or_fail() {
         .layer(client::<Full<Bytes>>());
     let err = api.oneshot(plain()).await.unwrap_err();
     assert!(err.downcast::<Error>().unwrap().is_config());
+}
+
+/// Two replicas: the user's refresh token is rejected, both say "log in again";
+/// the user logs in through one, and the other serves them again soon after
+/// (the login-required state is retried with backoff, not a long cool-down).
+#[tokio::test]
+async fn a_login_through_one_replica_reaches_the_others() {
+    let emu = OAuthServer::start("app", "s3cret").await;
+    let store = Arc::new(MemoryStore::new());
+    let replica = |store: Arc<MemoryStore>| {
+        let token_client = TokenClient::builder(emu.token_url())
+            .client_id("app")
+            .client_secret("s3cret")
+            .build(client::<ReplayBody<Full<Bytes>>>())
+            .unwrap();
+        Users::builder(emu.base_url(), token_client)
+            .allow_http()
+            .store(SharedStore::from_arc(store))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (replica(store.clone()), replica(store));
+    let rt = emu.issue_refresh_token();
+    let expired = |rt: String| {
+        Token::bearer("expired", Some(Duration::from_millis(1))).with_refresh_token(rt)
+    };
+    a.login(&UserKey::new("user-0"), expired(rt.clone()))
+        .await
+        .unwrap();
+    emu.revoke_refresh_token(&rt);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let api_a = UsersLayer::new(a.clone()).layer(client::<ReplayBody<Full<Bytes>>>());
+    let api_b = UsersLayer::new(b.clone()).layer(client::<ReplayBody<Full<Bytes>>>());
+    for api in [&api_a, &api_b] {
+        let err = api
+            .clone()
+            .oneshot(as_user(&emu, "user-0"))
+            .await
+            .unwrap_err();
+        assert!(err.downcast::<Error>().unwrap().is_login_required());
+    }
+    // Logged in again through replica A.
+    a.login(&UserKey::new("user-0"), expired(emu.issue_refresh_token()))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match api_b.clone().oneshot(as_user(&emu, "user-0")).await {
+            Ok(res) if res.status() == 200 => break,
+            _ => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "replica B never saw the login"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    assert_eq!(emu.refresh_token_reuses(), 0);
 }

@@ -174,6 +174,20 @@ fn finish(mut child: Child, limit: Duration) -> (u64, u64, u64) {
     (v[0], v[1], v[2])
 }
 
+async fn count_rows(ns: &str) -> i64 {
+    let (c, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.query_one(
+        "SELECT count(*) FROM tower_client_auth_tokens WHERE key LIKE $1",
+        &[&format!("{ns}:%")],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 fn main() {
     if std::env::var("USERS_ROLE").as_deref() == Ok("worker") {
         return worker();
@@ -322,6 +336,15 @@ fn main() {
         assert_eq!(
             svc.clone().oneshot(as_user(3_001)).await.unwrap().status(),
             200
+        );
+        // A user who never logged in: "log in again", and nothing written for them.
+        let rows_before = count_rows(&ns).await;
+        let err = svc.clone().oneshot(as_user(USERS + 7)).await.unwrap_err();
+        assert!(err.downcast::<Error>().unwrap().is_login_required());
+        assert_eq!(
+            count_rows(&ns).await,
+            rows_before,
+            "a row for an unknown user"
         );
         println!("test a_rejected_refresh_token_fails_that_user_only ... ok");
 

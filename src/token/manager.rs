@@ -378,12 +378,6 @@ impl TokenManager {
                     .await
                     .map(|f| (f.token, f.generation, f.fetched_here)),
             };
-            if let (Err(e), Some(shared)) = (&result, &self.shared) {
-                if let Some(user) = e.user_key().filter(|_| e.is_login_required()) {
-                    // A rejected refresh token: no process sends it again.
-                    shared.mark_login_required(user).await;
-                }
-            }
             let result = result.and_then(|(token, store_generation, here)| {
                 let stamped = self.stamp(token, previous.as_deref(), store_generation)?;
                 if let (true, Some(hook)) = (here, &self.on_change) {

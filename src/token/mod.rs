@@ -186,6 +186,13 @@ pub trait TokenSource: Send + Sync + 'static {
     fn identity(&self) -> Option<String> {
         None
     }
+
+    /// Whether a token can only come from a previous one (a stored refresh
+    /// token). With a [`SharedStore`] and nothing stored, such a source is asked
+    /// at once (to say who must log in) without taking a lease or writing.
+    fn needs_previous(&self) -> bool {
+        false
+    }
 }
 
 /// A snapshot of a managed credential's counters.

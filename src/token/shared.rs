@@ -39,26 +39,6 @@ pub(crate) struct Fetched {
 }
 
 impl Shared {
-    /// Marks the user behind this key as needing to log in again, for every
-    /// process (best effort: a lost race means someone wrote a newer token).
-    pub(crate) async fn mark_login_required(&self, user: &str) {
-        let Ok(current) = self.store.load(&self.key).await else {
-            return;
-        };
-        if current
-            .as_ref()
-            .is_some_and(|e| e.data == super::store::encode_login_required(user))
-        {
-            return;
-        }
-        let base = current.map_or(0, |e| e.generation);
-        let entry = StoredEntry {
-            generation: next_generation(base),
-            data: super::store::encode_login_required(user),
-        };
-        let _ = self.store.compare_and_set(&self.key, base, entry).await;
-    }
-
     pub(crate) fn new(
         config: SharedStore,
         source_identity: Option<String>,
@@ -106,6 +86,14 @@ impl Shared {
             };
             self.up();
             let (view, decoded) = self.view(stored.as_ref(), &usable)?;
+            if stored.is_none() && previous.is_none() && source.needs_previous() {
+                // Nothing to refresh from (a user who never logged in): let the
+                // source say so, with no lease and nothing written.
+                return Err(match source.fetch(None).await {
+                    Ok(_) => Error::store_codec("a source that needs a previous token made one"),
+                    Err(e) => e,
+                });
+            }
             if after_read(view, held) == AfterRead::Adopt {
                 if let (Some(token), Some(s)) = (decoded, stored) {
                     tracing::debug!(
@@ -200,7 +188,25 @@ impl Shared {
         } else {
             latest.as_ref().or(previous)
         };
-        let token = self.fetch_renewing(source, from).await?;
+        let token = match self.fetch_renewing(source, from).await {
+            Ok(t) => t,
+            Err(e) => {
+                if e.is_login_required() && from.and_then(|f| f.refresh_token()).is_some() {
+                    // The refresh token we sent was rejected: mark the user, still
+                    // under the lease, by compare-and-set on what we refreshed
+                    // from, so that a login written meanwhile is not overwritten
+                    // and no process sends the dead token again.
+                    if let Some(user) = e.user_key() {
+                        let entry = StoredEntry {
+                            generation: next_generation(base),
+                            data: super::store::encode_login_required(user),
+                        };
+                        let _ = self.store.compare_and_set(&self.key, base, entry).await;
+                    }
+                }
+                return Err(e);
+            }
+        };
         // Step 5: write if nobody else did (fencing), which also notifies.
         let generation = next_generation(base);
         let entry = StoredEntry {
