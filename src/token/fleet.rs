@@ -85,6 +85,8 @@ mod model {
         },
         Done,
         Crashed,
+        /// The user's refresh token was rejected: "log in again".
+        LoginRequired,
     }
 
     #[derive(Clone)]
@@ -110,6 +112,12 @@ mod model {
         /// login happened: only a login may cause that without a fault.
         discarded: u64,
         logged_in: bool,
+        /// The provider revoked the refresh token stored under this generation
+        /// (a user who revoked the app); the store holds a "log in again" mark.
+        dead_base: Option<u64>,
+        store_tombstone: bool,
+        /// "Log in again" marks written (each takes a generation).
+        marks: u64,
         /// A fault (lease expiry, crash) happened: one-token-per-need no longer
         /// has to hold, fencing still does.
         faulted: bool,
@@ -131,7 +139,10 @@ mod model {
                 self.crashes_left,
                 self.logins_left,
                 self.faulted
-            ) + &format!("|{}{}", self.discarded, self.logged_in)
+            ) + &format!(
+                "|{}{}{:?}{}{}",
+                self.discarded, self.logged_in, self.dead_base, self.store_tombstone, self.marks
+            )
         }
 
         fn stored(&self) -> Option<Stored> {
@@ -151,7 +162,10 @@ mod model {
         fn check(&self) {
             // Fencing: the store only ever holds a token fetched from the
             // generation below it, so its generation counts successful writes.
-            assert!(self.store_gen <= self.issued, "more writes than tokens");
+            assert!(
+                self.store_gen <= self.issued + self.marks,
+                "more writes than tokens"
+            );
             if !self.faulted {
                 // One token per need: every token issued got stored.
                 let in_flight = self
@@ -162,7 +176,7 @@ mod model {
                 assert!(in_flight <= 1, "two token requests at once");
                 assert_eq!(
                     self.issued,
-                    self.store_gen + in_flight + self.discarded,
+                    self.store_gen - self.marks + in_flight + self.discarded,
                     "a token was wasted"
                 );
                 assert!(
@@ -182,6 +196,11 @@ mod model {
             for i in 0..self.procs.len() {
                 let mut w = self.clone();
                 match self.procs[i].clone() {
+                    P::Read if w.store_tombstone => {
+                        // The mark decodes as "log in again": no lease, no request.
+                        w.procs[i] = P::LoginRequired;
+                        out.push(w);
+                    }
                     P::Read => {
                         match after_read(w.stored(), w.held[i]) {
                             AfterRead::Adopt => w.adopt(i),
@@ -206,6 +225,13 @@ mod model {
                             out.push(w);
                         }
                     }
+                    P::Reread if w.store_tombstone => {
+                        w.procs[i] = P::LoginRequired;
+                        if w.lease == Some(i) {
+                            w.lease = None;
+                        }
+                        out.push(w);
+                    }
                     P::Reread => {
                         match after_read(w.stored(), w.held[i]) {
                             AfterRead::Adopt => {
@@ -223,6 +249,19 @@ mod model {
                                     w.refresh_uses.resize(b + 1, 0);
                                 }
                                 w.refresh_uses[b] += 1;
+                                if w.dead_base == Some(base) {
+                                    // Rejected: mark the user by compare-and-set
+                                    // on `base`, still under the lease.
+                                    if w.store_gen == base {
+                                        w.store_gen = next_generation(base);
+                                        w.store_tombstone = true;
+                                        w.marks += 1;
+                                    }
+                                    w.lease = None;
+                                    w.procs[i] = P::LoginRequired;
+                                    out.push(w);
+                                    continue;
+                                }
                                 w.issued += 1;
                                 w.valid = w.issued;
                                 w.procs[i] = P::Fetched {
@@ -258,7 +297,7 @@ mod model {
                             out.push(c);
                         }
                     }
-                    P::Done | P::Crashed => {}
+                    P::Done | P::Crashed | P::LoginRequired => {}
                 }
             }
             if self.logins_left > 0 {
@@ -267,6 +306,7 @@ mod model {
                 let mut w = self.clone();
                 w.logins_left -= 1;
                 w.logged_in = true;
+                w.store_tombstone = false;
                 w.issued += 1;
                 w.valid = w.issued;
                 w.store_gen = next_generation(w.store_gen);
@@ -293,7 +333,7 @@ mod model {
     /// Every process needs a token: none held yet (`held` 0, empty store), or
     /// all got a 401 on the stored generation 1, which an outside party revoked.
     fn explore(procs: usize, start_gen: u64, expiries: u32, crashes: u32) -> usize {
-        explore_with(procs, start_gen, expiries, crashes, 0)
+        explore_with(procs, start_gen, expiries, crashes, 0, false)
     }
 
     fn explore_with(
@@ -302,6 +342,7 @@ mod model {
         expiries: u32,
         crashes: u32,
         logins: u32,
+        rejected: bool,
     ) -> usize {
         let start = World {
             procs: vec![P::Read; procs],
@@ -318,6 +359,9 @@ mod model {
             logins_left: logins,
             discarded: 0,
             logged_in: false,
+            dead_base: rejected.then_some(start_gen),
+            store_tombstone: false,
+            marks: 0,
             faulted: false,
         };
         let mut seen = HashSet::new();
@@ -341,12 +385,22 @@ mod model {
                         }
                         P::Done => {}
                         P::Crashed => {}
+                        P::LoginRequired => assert!(
+                            w.dead_base.is_some(),
+                            "log in again without a rejected refresh token"
+                        ),
                         other => panic!("stuck in {other:?}"),
                     }
                 }
                 assert!(w.lease.is_none() || w.procs.contains(&P::Crashed));
-                if !w.faulted && logins == 0 {
+                if !w.faulted && logins == 0 && !rejected {
                     assert_eq!(w.issued, start_gen + 1, "one token for the fleet");
+                }
+                if rejected && logins == 0 && !w.faulted {
+                    // Nobody got a token; the dead one was sent exactly once.
+                    assert_eq!(w.issued, start_gen);
+                    assert_eq!(w.refresh_uses.get(start_gen as usize), Some(&1));
+                    assert!(w.procs.iter().all(|p| *p == P::LoginRequired));
                 }
             }
             stack.extend(next);
@@ -365,9 +419,20 @@ mod model {
     /// adopts the login's token; no refresh token is used twice.
     #[test]
     fn every_interleaving_with_a_login_during_refreshes() {
-        let states = explore_with(3, 1, 0, 0, 1) + explore_with(3, 0, 1, 1, 1);
+        let states = explore_with(3, 1, 0, 0, 1, false) + explore_with(3, 0, 1, 1, 1, false);
         eprintln!("explored {states} states");
         assert!(states > 500);
+    }
+
+    /// The stored refresh token was revoked at the provider: exactly one process
+    /// sends it (and is told "log in again"), marks the user under the lease,
+    /// and every other process reads the mark and sends nothing; a login brings
+    /// the user back.
+    #[test]
+    fn every_interleaving_with_a_rejected_refresh_token() {
+        let states = explore_with(3, 1, 0, 0, 0, true) + explore_with(3, 1, 0, 0, 1, true);
+        eprintln!("explored {states} states");
+        assert!(states > 100);
     }
 
     #[test]
