@@ -20,11 +20,17 @@
 //!    release the lease with compare-and-delete. If the write lost, adopt what
 //!    is stored.
 //!
+//! A user's refresh token that the provider rejects is marked in the store by
+//! the lease holder ("log in again", a compare-and-set on the generation it
+//! refreshed from), so no process sends it again, and a login written meanwhile
+//! is not overwritten.
+//!
 //! The functions here decide each step from what the store said; `shared.rs`
 //! does the I/O. The test at the bottom explores every interleaving of three
 //! processes, a provider that revokes a token when it issues the next one
 //! (Altrata) and rotates refresh tokens with reuse detection, lease expiry while
-//! a holder stalls, and a holder that crashes, and checks the invariants.
+//! a holder stalls, a holder that crashes, a user logging in meanwhile, and a
+//! rejected refresh token, and checks the invariants.
 //!
 //! [`TokenStore`]: super::TokenStore
 
