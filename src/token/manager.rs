@@ -381,8 +381,14 @@ impl TokenManager {
             let result = result.and_then(|(token, store_generation, here)| {
                 let stamped = self.stamp(token, previous.as_deref(), store_generation)?;
                 if let (true, Some(hook)) = (here, &self.on_change) {
-                    // Before the new token replaces the old one.
-                    hook(&stamped.token);
+                    // Before the new token replaces the old one. A hook that
+                    // panics must not cost the token it was shown.
+                    let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        hook(&stamped.token)
+                    }));
+                    if shown.is_err() {
+                        tracing::error!(credential = %self.name, "token-change hook panicked");
+                    }
                 }
                 Ok(stamped)
             });
