@@ -23,6 +23,30 @@
 //!     Err(other) => panic!("from the inner service: {other}"),
 //! }
 //! ```
+//!
+//! # Which errors, and what to do
+//!
+//! A request through the layer fails with this crate's `Error` only when it
+//! needed a token and could not get one; errors of the inner service (the HTTP
+//! client) come back as they are, boxed. What the managed cache does next depends
+//! on [`Error::is_transient`]:
+//!
+//! | predicate | what happened | the cache | what you do |
+//! |---|---|---|---|
+//! | [`is_transport`](Error::is_transport), [`is_timeout`](Error::is_timeout), a 5xx or 429 [`status`](Error::status) | the token endpoint is unreachable, slow or overloaded | retries with backoff and jitter within the request, then backs off (honouring [`retry_after`](Error::retry_after), failing at once when that exceeds the backoff cap) | retry later; alert if it lasts |
+//! | [`is_invalid_client`](Error::is_invalid_client), [`is_invalid_grant`](Error::is_invalid_grant), [`is_unauthorized_client`](Error::is_unauthorized_client), [`is_invalid_scope`](Error::is_invalid_scope), other OAuth2 codes | credentials, grant or scope refused | **cools down** (60 s, doubling to 1 h by default): no token request at all, so wrong passwords never lock an account | fix the configuration, then [`Credential::end_cooldown`](crate::Credential::end_cooldown) |
+//! | [`is_cooling_down`](Error::is_cooling_down) | a request arrived during a cool-down; every other predicate looks through to the cause ([`cause_of_cooldown`](Error::cause_of_cooldown)) | nothing was sent | as for the cause |
+//! | [`is_invalid_response`](Error::is_invalid_response), [`is_response_too_large`](Error::is_response_too_large), [`is_unsupported_token_type`](Error::is_unsupported_token_type) | the token endpoint answered something unusable (a `DPoP` token, say) | cools down | check the endpoint and its configuration |
+//! | [`is_no_token`](Error::is_no_token) | expired, with no refresh token and no grant to run again | cools down | authorize again |
+//! | [`is_login_required`](Error::is_login_required) | a user's refresh token was rejected, or they never logged in ([`user_key`](Error::user_key) says who) | backs off; no process sends that refresh token again | send the user to the login |
+//! | [`is_store_unavailable`](Error::is_store_unavailable) | the shared store is unreachable and the credential fails closed | backs off; recovers when the store answers | watch the store |
+//! | [`is_store`](Error::is_store) (not unavailable) | the stored token cannot be read (another encryption key) | the lease holder replaces it | check the fleet's keys |
+//! | [`is_no_runtime`](Error::is_no_runtime) | a token was needed outside a Tokio runtime | — | run requests on a runtime |
+//! | [`is_config`](Error::is_config) | a bad header value, origin, URL or option | — | fix the code or configuration |
+//!
+//! `Display` tells one level; the cause is [`std::error::Error::source`]. Walk
+//! the chain (or use a reporter that does) to print it all; no level carries a
+//! secret.
 
 use std::fmt;
 use std::sync::Arc;
