@@ -84,6 +84,15 @@ use crate::{BoxError, Credential, Error};
 /// Its hash is computed once, when it is made (SipHash with this process's
 /// random keys, so that chosen user ids cannot flood one bucket): cloning a key
 /// and looking it up per request costs no hashing.
+///
+/// ```
+/// use tower_client_auth::users::UserKey;
+///
+/// let mut req = http::Request::get("https://api.example.com/v1/me").body(()).unwrap();
+/// // From your session: the user this request acts for.
+/// req.extensions_mut().insert(UserKey::new("user-42"));
+/// assert_eq!(req.extensions().get::<UserKey>().unwrap().as_str(), "user-42");
+/// ```
 #[derive(Clone)]
 pub struct UserKey {
     key: Arc<str>,

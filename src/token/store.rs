@@ -282,6 +282,14 @@ impl fmt::Debug for MemoryStore {
 }
 
 /// What a credential does when its shared store cannot be reached.
+///
+/// ```
+/// use tower_client_auth::token::{MemoryStore, SharedStore, WhenUnavailable};
+///
+/// // A provider where a second token ends the first: never fetch without the lease.
+/// let shared = SharedStore::new(MemoryStore::new()).when_unavailable(WhenUnavailable::FailClosed);
+/// # let _ = shared;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WhenUnavailable {
