@@ -442,7 +442,11 @@ impl Users {
 impl UsersBuilder {
     /// Where users' tokens live (required): a [`SharedStore`] on a durable
     /// [`TokenStore`](crate::token::TokenStore), with its namespace, encryption
-    /// and lease settings. Each user's key is its namespace and a hash of the
+    /// and lease settings. Its [`WhenUnavailable`](crate::token::WhenUnavailable)
+    /// is set to `FailClosed`: without the store a process cannot know a user's
+    /// latest (rotated) refresh token, so a request fails with
+    /// [`Error::is_store_unavailable`] rather than use a stale one or send the
+    /// user to the login. Each user's key is its namespace and a hash of the
     /// token URL, client id and user key.
     pub fn store(mut self, shared: SharedStore) -> Self {
         // Without the store a process cannot know the user's latest refresh

@@ -80,6 +80,8 @@ struct Waiting<S, B> {
     service: S,
     stamp: Arc<Stamp>,
     max_replay_body: usize,
+    /// Whether the token was already replaced once after a retirement.
+    reacquired: bool,
 }
 
 /// What a request that carried a managed token keeps to be re-sent.
@@ -154,6 +156,7 @@ where
                     service,
                     stamp,
                     max_replay_body,
+                    reacquired: false,
                 })),
                 retry: None,
             },
@@ -206,7 +209,7 @@ where
                             done!(Err(polled_after_completion()));
                         };
                         attempt!(ready!(w.service.poll_ready(cx)));
-                        if token.is_retired() {
+                        if token.is_retired() && !w.reacquired {
                             // Retired (expired, invalidated) while the service got
                             // ready: give the readiness back and wait for the
                             // successor, as on the first wait.
@@ -214,6 +217,9 @@ where
                                 let fut = manager.acquire(None);
                                 let fresh = w.service.clone();
                                 drop(std::mem::replace(&mut w.service, fresh));
+                                // Once: a request must not starve behind a stream
+                                // of retirements (a 401 retry covers the rest).
+                                w.reacquired = true;
                                 state.set(State::Acquiring { fut });
                                 continue;
                             }

@@ -410,7 +410,13 @@ impl TokenManager {
                     let wait_too_long = e
                         .retry_after()
                         .is_some_and(|r| r > self.options.backoff_max);
-                    if e.is_transient() && attempt < self.options.max_attempts && !wait_too_long {
+                    // "Log in again" is transient for the gate (another replica
+                    // may store a login) but not worth asking again at once.
+                    if e.is_transient()
+                        && !e.is_login_required()
+                        && attempt < self.options.max_attempts
+                        && !wait_too_long
+                    {
                         let delay =
                             self.lock()
                                 .core

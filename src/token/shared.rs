@@ -201,7 +201,10 @@ impl Shared {
                             generation: next_generation(base),
                             data: super::store::encode_login_required(user),
                         };
-                        let _ = self.store.compare_and_set(&self.key, base, entry).await;
+                        if let Err(store) = self.store.compare_and_set(&self.key, base, entry).await
+                        {
+                            tracing::warn!(key = self.key.as_str(), error = %store, "login-required mark not stored");
+                        }
                     }
                 }
                 return Err(e);
@@ -270,7 +273,13 @@ impl Shared {
                 _ = renew.tick() => {
                     match self.store.renew_lease(&self.key, &self.owner, self.lease_ttl).await {
                         Ok(true) => {}
-                        Ok(false) if self.when_unavailable == WhenUnavailable::FailClosed => {
+                        // A refresh-token request in flight is let finish: it may
+                        // have rotated the only live refresh token (its write is
+                        // fenced if someone else wrote).
+                        Ok(false)
+                            if self.when_unavailable == WhenUnavailable::FailClosed
+                                && !source.needs_previous() =>
+                        {
                             // Someone else may hold the lease now: a token we got
                             // would end theirs (Altrata). Give the request up.
                             tracing::warn!(key = self.key.as_str(), "lease lost while fetching; giving the request up");
