@@ -201,9 +201,11 @@ async fn failed_refresh_ahead_keeps_the_token_and_backs_off_then_recovers() {
     let failures = cred.stats().unwrap().token_failures;
     assert_eq!(failures as usize, attempts);
     // Let the source recover: the next backoff retry succeeds before expiry or
-    // the next request after retirement fetches.
+    // the next request after retirement fetches. The gate set by the last
+    // failure is jittered and can reach 8 s past it (up to ~102 s here): ask
+    // at 110 s, when it is open whatever the jitter drew.
     fail_until.store(0, Ordering::SeqCst);
-    tokio::time::sleep_until(t0 + S(100)).await;
+    tokio::time::sleep_until(t0 + S(110)).await;
     let b = body(&svc).await;
     assert_ne!(b, "Bearer tok-1");
     assert!(source.calls() <= attempts + 3);
