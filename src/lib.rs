@@ -129,6 +129,9 @@
 
 pub mod credential;
 pub mod error;
+#[cfg(feature = "https")]
+#[cfg_attr(docsrs, doc(cfg(feature = "https")))]
+pub mod https;
 pub mod layer;
 pub mod oauth2;
 pub mod origin;
