@@ -70,7 +70,7 @@ use tower_service::Service;
 
 use crate::credential::has_header;
 use crate::layer::local::Stamp;
-use crate::layer::{stamp_and_send, Mode, NoRetry, ResponseFuture, Retry};
+use crate::layer::{send_when_not_fresh, stamp_and_send, Mode, NoRetry, ResponseFuture, Retry};
 use crate::oauth2::{TokenClient, TokenRequestMarker};
 use crate::replay::DEFAULT_MAX_REPLAY_BODY;
 use crate::token::{
@@ -678,20 +678,7 @@ where
             return stamp_and_send(&mut self.inner, req, token, &entry.stamp, cap);
         }
         drop(current);
-        if let Some(current) = manager.usable_now() {
-            let token = (&current.authorization, current.generation);
-            return stamp_and_send(&mut self.inner, req, token, &entry.stamp, cap);
-        }
-        // Wait for the token without holding the inner service's readiness.
-        let waiting = self.inner.clone();
-        drop(std::mem::replace(&mut self.inner, waiting.clone()));
-        ResponseFuture::acquire(
-            manager.acquire(None),
-            req,
-            waiting,
-            entry.stamp.clone(),
-            cap,
-        )
+        send_when_not_fresh(&mut self.inner, req, manager, &entry.stamp, cap)
     }
 }
 

@@ -306,19 +306,41 @@ where
             self.local.stamp.stamp_statics(req.headers_mut());
             return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
         }
-        // Not fresh: a token whose driver task is gone, still valid by the clock.
-        if let Some(current) = manager.usable_now() {
-            let token = (&current.authorization, current.generation);
-            return stamp_and_send(&mut self.inner, req, token, &self.local.stamp, cap);
-        }
-        // Slow path: no valid token. Give back the readiness this call was granted
-        // (a concurrency permit, a buffer slot) and wait with an unready clone,
-        // driven to readiness only once the token is here.
-        let waiting = self.inner.clone();
-        drop(std::mem::replace(&mut self.inner, waiting.clone()));
-        let stamp = self.local.stamp.clone();
-        ResponseFuture::acquire(manager.acquire(None), req, waiting, stamp, cap)
+        send_when_not_fresh(&mut self.inner, req, manager, &self.local.stamp, cap)
     }
+}
+
+/// The path for a token that is not fresh, shared by every layer that stamps
+/// managed tokens: a token whose driver task is gone but that the clock says
+/// is valid is sent at once; otherwise the readiness this call was granted (a
+/// concurrency permit, a buffer slot) is given back and the request waits for
+/// its token with an unready clone, driven to readiness only once it is here.
+#[cold]
+pub(crate) fn send_when_not_fresh<S, B, M>(
+    service: &mut S,
+    req: Request<B>,
+    manager: &Arc<crate::token::TokenManager>,
+    stamp: &Arc<Stamp>,
+    max_replay_body: usize,
+) -> ResponseFuture<S, B, M>
+where
+    M: Mode,
+    S: Service<Request<M::Body<B>>> + Clone,
+    B: Body,
+{
+    if let Some(current) = manager.usable_now() {
+        let token = (&current.authorization, current.generation);
+        return stamp_and_send(service, req, token, stamp, max_replay_body);
+    }
+    let waiting = service.clone();
+    drop(std::mem::replace(service, waiting.clone()));
+    ResponseFuture::acquire(
+        manager.acquire(None),
+        req,
+        waiting,
+        stamp.clone(),
+        max_replay_body,
+    )
 }
 
 /// The one place a request is stamped with a token and sent, through the ready
