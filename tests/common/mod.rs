@@ -66,6 +66,10 @@ impl Log {
         *copy.headers_mut() = req.headers().clone();
         self.0.lock().unwrap().push(copy);
     }
+    /// Everything logged so far, leaving the log empty.
+    pub fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
     pub fn len(&self) -> usize {
         self.0.lock().unwrap().len()
     }
