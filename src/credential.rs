@@ -41,6 +41,8 @@ pub struct Credential {
 }
 
 struct Inner {
+    /// Names the credential in spans, events and metric labels.
+    name: Arc<str>,
     origins: Box<[Origin]>,
     headers: Box<[(HeaderName, HeaderValue)]>,
     managed: Option<Arc<TokenManager>>,
@@ -80,6 +82,19 @@ impl Credential {
             .origin(origin)
             .api_key(header, key)
             .build()
+    }
+
+    /// The name this credential goes by in spans, events and metric labels:
+    /// the one given to [`CredentialBuilder::name`], else its origins and, for
+    /// an OAuth2 source, its token URL.
+    ///
+    /// ```
+    /// let credential = tower_client_auth::Credential::bearer("https://api.example.com", "pat")?;
+    /// assert_eq!(credential.name(), "https://api.example.com:443");
+    /// # Ok::<_, tower_client_auth::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.inner.name
     }
 
     /// The origins this credential is sent to.
@@ -338,8 +353,11 @@ impl CredentialBuilder {
     }
 
     /// A name for this credential in tracing spans and events (`credential =
-    /// …`), such as the provider's. Default: its origins. Never put a secret
-    /// here.
+    /// …`) and in the `credential` label of its metrics, such as the
+    /// provider's. Default: its origins and, for an OAuth2 source, its token
+    /// URL (`https://api.example.com:443 via https://auth.example.com/token`).
+    /// Never put a secret here, nor anything per user (metrics label values
+    /// should be few).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -396,6 +414,21 @@ impl CredentialBuilder {
                 }
             })
             .collect::<Result<Box<[Origin]>, Error>>()?;
+        let origin_names = || {
+            origins
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let name: Arc<str> = match (&self.name, &self.source) {
+            (Some(name), _) => name.as_str().into(),
+            (None, Some((source, _))) => match source.endpoint() {
+                Some(endpoint) => format!("{} via {endpoint}", origin_names()).into(),
+                None => origin_names().into(),
+            },
+            (None, None) => origin_names().into(),
+        };
         let managed = match self.source {
             Some((source, options)) => {
                 if self.headers.iter().any(|(n, _)| n == header::AUTHORIZATION) {
@@ -407,19 +440,12 @@ impl CredentialBuilder {
                     Some(config) => Some(Shared::new(config, source.identity())?),
                     None => None,
                 };
-                let name = self.name.clone().unwrap_or_else(|| {
-                    origins
-                        .iter()
-                        .map(|o| o.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                });
                 Some(TokenManager::new(
                     source,
                     options,
                     shared,
                     self.on_change,
-                    name.into(),
+                    Arc::clone(&name),
                 ))
             }
             None if self.shared.is_some() => {
@@ -434,6 +460,7 @@ impl CredentialBuilder {
         }
         Ok(Credential {
             inner: Arc::new(Inner {
+                name,
                 origins,
                 headers: self.headers.into_boxed_slice(),
                 managed,

@@ -123,6 +123,54 @@
 //!   task: keep the credential's requests on runtimes that run, or call
 //!   [`Credential::invalidate`] when you move them.
 
+//!
+//! # Observability
+//!
+//! **Tracing.** Every span and event names its credential in a `credential`
+//! field, on the event or on the `token_request` span around it: the name given
+//! to [`CredentialBuilder::name`], else the credential's origins and, for an
+//! OAuth2 source, its token URL without the query
+//! ([`Credential::name`]). No field carries a token, secret or header value. A
+//! token request runs in its own task, inside a `token_request` span (DEBUG;
+//! fields `credential`, `flight`) whose parent is the span of the request that
+//! started it, so a first fetch shows up under the caller's own request span.
+//! Targets are the module paths below `tower_client_auth`:
+//!
+//! | target | level | message | fields |
+//! |---|---|---|---|
+//! | `token::manager` | DEBUG | `token fetched` | `generation`, `attempts`, `elapsed_ms` |
+//! | `token::manager` | DEBUG | `token request failed, retrying` | `attempt`, `delay_ms`, `error` |
+//! | `token::manager` | WARN | `token request failed` | `attempts`, `transient`, `elapsed_ms`, `error` |
+//! | `token::manager` | DEBUG | `refreshing token ahead of expiry`, `token retired at expiry`, `token invalidated`, `cool-down ended early` | `credential`, `generation` |
+//! | `token::manager` | ERROR | `token-change hook panicked` | `credential` |
+//! | `layer::future` | DEBUG | `retrying request after 401` | `credential`, `failed_generation`, `generation` |
+//! | `layer::future` | DEBUG | `401 not retried: request body cannot be replayed`, `401 not retried: no newer token` | `credential` (`error`) |
+//! | `layer::guard` | DEBUG | `credential headers removed from a request to another origin` | `credential`, `removed` |
+//! | `oauth2::grant` | DEBUG | `refresh token rejected, running the grant again` | |
+//! | `token::shared` | DEBUG / INFO | `token adopted from the shared store`, `token fetched for the fleet`, `shared token store reachable again` | `key` (the store key: a hash, no secret) |
+//! | `token::shared` | WARN | `shared token store unavailable`, `fetched token not stored: using it locally`, `stored token unusable; it will be replaced`, `lease lost while fetching; …` | `key`, `error` |
+//! | `users` | DEBUG / INFO | `login stored`, `refresh token rejected: login required` | `credential`, `user` (the application's user key) |
+//!
+//! **Metrics** (feature `metrics`) go through the [`metrics`](https://docs.rs/metrics)
+//! facade, so whatever exporter the application installs (Prometheus,
+//! OpenTelemetry, StatsD) gets them; without a recorder they cost nothing more
+//! than a check. Each has the label `credential` (as above; one value per
+//! credential, never per user) and, where said, `outcome` =
+//! `success` / `transient_error` / `permanent_error`:
+//!
+//! | metric | kind | what |
+//! |---|---|---|
+//! | `tower_client_auth_token_requests_total` | counter, `outcome` | token requests sent, each attempt |
+//! | `tower_client_auth_token_fetch_duration_seconds` | histogram, `outcome` | a token fetch from start to token (retries included) |
+//! | `tower_client_auth_retries_on_401_total` | counter | requests re-sent after a 401 |
+//! | `tower_client_auth_coalesced_waiters_total` | counter | requests that waited on a fetch someone else started |
+//! | `tower_client_auth_refreshes_ahead_total` | counter | background refreshes before expiry |
+//! | `tower_client_auth_cooldowns_total` | counter | permanent failures that started a cool-down |
+//! | `tower_client_auth_token_expires_in_seconds` | gauge | the new token's seconds until expiry, set when it arrives |
+//! | `tower_client_auth_token_expiry_timestamp_seconds` | gauge | when it expires (Unix time): `… - time()` in PromQL is the seconds left now |
+//!
+//! [`Credential::stats`] gives the same counts without the feature.
+
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

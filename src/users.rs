@@ -179,6 +179,9 @@ pub struct Users {
 }
 
 struct Inner {
+    /// Every user's credential goes by this name in spans, events and metric
+    /// labels: the origin and token URL, never a user.
+    name: Arc<str>,
     origin: String,
     allow_http: bool,
     client: TokenClient,
@@ -273,7 +276,11 @@ impl Users {
                 // A fresh credential picks the new token up (and drops any
                 // cool-down of the old one).
                 self.lock().map.remove(user);
-                tracing::debug!(user = user.as_str(), "login stored");
+                tracing::debug!(
+                    credential = &*self.inner.name,
+                    user = user.as_str(),
+                    "login stored"
+                );
                 return Ok(());
             }
         }
@@ -424,7 +431,9 @@ impl Users {
             client: inner.client.clone(),
             user: user.clone(),
         };
-        let mut b = Credential::builder().origin(inner.origin.clone());
+        let mut b = Credential::builder()
+            .origin(inner.origin.clone())
+            .name(&*inner.name);
         if inner.allow_http {
             b = b.allow_http();
         }
@@ -509,9 +518,18 @@ impl UsersBuilder {
         if self.allow_http {
             probe = probe.allow_http();
         }
-        probe.build()?;
+        let probe = probe.build()?;
+        let url = self.client.token_url();
+        let name = format!(
+            "{} via {}://{}{}",
+            probe.name(),
+            url.scheme_str().unwrap_or("https"),
+            url.authority().map_or("", |a| a.as_str()),
+            url.path()
+        );
         Ok(Users {
             inner: Arc::new(Inner {
+                name: name.into(),
                 origin: self.origin,
                 allow_http: self.allow_http,
                 client: self.client,

@@ -145,6 +145,7 @@ where
                 let removed = credential.remove_stamped(req.headers_mut());
                 if removed > 0 {
                     tracing::debug!(
+                        credential = credential.name(),
                         removed,
                         "credential headers removed from a request to another origin"
                     );

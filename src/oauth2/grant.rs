@@ -167,6 +167,16 @@ impl OAuth2Source {
 }
 
 impl TokenSource for OAuth2Source {
+    fn endpoint(&self) -> Option<String> {
+        let url = self.client.token_url();
+        Some(format!(
+            "{}://{}{}",
+            url.scheme_str().unwrap_or("https"),
+            url.authority().map_or("", |a| a.as_str()),
+            url.path()
+        ))
+    }
+
     fn identity(&self) -> Option<String> {
         let user = match &self.grant {
             Some(Grant::Password { username, .. }) => username.as_str(),

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::core::{later, Ahead, Core, Current, Decision};
+use super::telemetry;
 use super::{ManagedOptions, Shared, Stats, Token, TokenSource};
 use crate::error::{Error, Kind};
 
@@ -153,6 +154,7 @@ impl TokenManager {
 
     pub(crate) fn count_retry(&self) {
         self.counters.retries_on_401.fetch_add(1, Ordering::Relaxed);
+        telemetry::retry_on_401(&self.name);
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -310,6 +312,7 @@ impl TokenManager {
                 self.counters
                     .coalesced_waiters
                     .fetch_add(1, Ordering::Relaxed);
+                telemetry::coalesced_waiter(&self.name);
                 Box::pin(flight)
             }
             Decision::Start(flight) => Box::pin(flight),
@@ -392,8 +395,17 @@ impl TokenManager {
                 }
                 Ok(stamped)
             });
+            telemetry::token_request(&self.name, result.as_ref().map(|_| ()));
             match result {
                 Ok(stamped) => {
+                    telemetry::token_flight(&self.name, Ok(()), started.elapsed());
+                    telemetry::token_installed(
+                        &self.name,
+                        stamped
+                            .token
+                            .expires_at()
+                            .map(|at| at.saturating_duration_since(Instant::now())),
+                    );
                     let stamped = self.install(id, stamped);
                     tracing::debug!(
                         generation = stamped.generation,
@@ -426,6 +438,10 @@ impl TokenManager {
                         continue;
                     }
                     self.record_failure(id, &e);
+                    telemetry::token_flight(&self.name, Err(&e), started.elapsed());
+                    if !e.is_transient() {
+                        telemetry::cooldown(&self.name);
+                    }
                     tracing::warn!(
                         attempts = attempt,
                         transient = e.is_transient(),
@@ -551,6 +567,7 @@ impl TokenManager {
             self.counters
                 .refreshes_ahead
                 .fetch_add(1, Ordering::Relaxed);
+            telemetry::refresh_ahead(&self.name);
             tracing::debug!(credential = %self.name, generation, "refreshing token ahead of expiry");
         }
         ahead

@@ -44,6 +44,7 @@ mod postgres;
 mod redis;
 mod shared;
 mod store;
+mod telemetry;
 
 use std::fmt;
 use std::time::Duration;
@@ -192,6 +193,14 @@ pub trait TokenSource: Send + Sync + 'static {
     /// at once (to say who must log in) without taking a lease or writing.
     fn needs_previous(&self) -> bool {
         false
+    }
+
+    /// Where tokens come from (a token URL without its query), to name the
+    /// credential in spans, events and metrics when no
+    /// [`name`](crate::CredentialBuilder::name) was given. `None` (the
+    /// default): the credential is named by its origins alone.
+    fn endpoint(&self) -> Option<String> {
+        None
     }
 }
 
