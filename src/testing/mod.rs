@@ -24,6 +24,10 @@
 //!   OAuth2 API): authorize endpoint that approves at once, code exchange with
 //!   Basic client authentication and PKCE, refresh-token rotation, personal
 //!   access tokens.
+//! * [`token_server::TokenServer`]: a plain RFC 6749 authorization server for
+//!   your own tests: `client_credentials`, `password` and `refresh_token`,
+//!   Basic or form client authentication, lifetimes, rotation, lock-out and
+//!   failures on demand, per-grant counters.
 
 // Handlers return ready responses as their errors.
 #![allow(clippy::result_large_err)]
@@ -32,6 +36,7 @@ pub mod algoreg;
 pub mod altrata;
 pub mod oauth;
 mod server;
+pub mod token_server;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
