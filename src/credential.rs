@@ -29,7 +29,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
 use crate::origin::Origin;
-use crate::token::{ManagedOptions, Shared, SharedStore, TokenManager, TokenSource};
+use crate::token::{ManagedOptions, TokenManager, TokenSource};
+#[cfg(feature = "store")]
+use crate::token::{Shared, SharedStore};
 
 /// A credential: the headers to stamp and the origins they may go to.
 ///
@@ -233,6 +235,7 @@ pub struct CredentialBuilder {
     allow_http: bool,
     headers: Vec<(HeaderName, HeaderValue)>,
     source: Option<(Arc<dyn TokenSource>, ManagedOptions)>,
+    #[cfg(feature = "store")]
     shared: Option<SharedStore>,
     on_change: Option<crate::token::TokenHook>,
     name: Option<String>,
@@ -321,6 +324,8 @@ impl CredentialBuilder {
     /// credential on the same store: one token request per lifetime for the
     /// whole fleet, a lease so that only one process fetches, fencing, and 401s
     /// that never make replicas revoke each other. See [`SharedStore`].
+    #[cfg(feature = "store")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "store")))]
     pub fn shared_store(mut self, shared: SharedStore) -> Self {
         self.shared = Some(shared);
         self
@@ -436,10 +441,13 @@ impl CredentialBuilder {
                         "a managed token and a static Authorization header cannot be combined",
                     ));
                 }
+                #[cfg(feature = "store")]
                 let shared = match self.shared {
                     Some(config) => Some(Shared::new(config, source.identity())?),
                     None => None,
                 };
+                #[cfg(not(feature = "store"))]
+                let shared = None;
                 Some(TokenManager::new(
                     source,
                     options,
@@ -448,6 +456,7 @@ impl CredentialBuilder {
                     Arc::clone(&name),
                 ))
             }
+            #[cfg(feature = "store")]
             None if self.shared.is_some() => {
                 return Err(Error::config("a shared store needs a token source"));
             }

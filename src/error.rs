@@ -48,6 +48,10 @@
 //! the chain (or use a reporter that does) to print it all; no level carries a
 //! secret.
 
+// Some kinds come only from the token client or the stores, which features
+// can leave out.
+#![cfg_attr(not(all(feature = "oauth2", feature = "users")), allow(dead_code))]
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

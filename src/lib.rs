@@ -181,8 +181,12 @@ pub mod error;
 #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
 pub mod https;
 pub mod layer;
+#[cfg(feature = "oauth2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 pub mod oauth2;
 pub mod origin;
+#[cfg(feature = "providers")]
+#[cfg_attr(docsrs, doc(cfg(feature = "providers")))]
 pub mod providers;
 pub mod replay;
 #[cfg(feature = "reqwest")]
@@ -192,6 +196,8 @@ pub mod reqwest;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod token;
+#[cfg(feature = "users")]
+#[cfg_attr(docsrs, doc(cfg(feature = "users")))]
 pub mod users;
 
 pub use credential::{Credential, CredentialBuilder};

@@ -60,11 +60,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::Full;
 use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::error::{BoxError, Error, Kind};
+#[cfg(feature = "oauth2")]
 use crate::oauth2::{HttpService, IntoHttpService};
 
 /// The most redirects a [`ReqwestService`] follows within one origin, as
@@ -232,6 +232,7 @@ fn into_http(res: ::reqwest::Response) -> Response<::reqwest::Body> {
     res
 }
 
+#[cfg(feature = "oauth2")]
 /// `&ReqwestService` as a token endpoint client: pass `&http` to
 /// [`TokenClientBuilder::build`](crate::oauth2::TokenClientBuilder::build) or a
 /// preset's `build`.
@@ -242,12 +243,14 @@ impl IntoHttpService<ReqwestService> for &ReqwestService {
     }
 }
 
+#[cfg(feature = "oauth2")]
 /// A `ReqwestService` that takes token requests' bodies only, so that the
 /// blanket [`IntoHttpService`] impl picks one body type.
 #[derive(Clone)]
 struct ForTokens(ReqwestService);
 
-impl Service<Request<Full<Bytes>>> for ForTokens {
+#[cfg(feature = "oauth2")]
+impl Service<Request<http_body_util::Full<Bytes>>> for ForTokens {
     type Response = Response<::reqwest::Body>;
     type Error = ::reqwest::Error;
     type Future = ResponseFuture;
@@ -256,7 +259,7 @@ impl Service<Request<Full<Bytes>>> for ForTokens {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Full<Bytes>>) -> Self::Future {
+    fn call(&mut self, req: Request<http_body_util::Full<Bytes>>) -> Self::Future {
         self.0.call(req)
     }
 }

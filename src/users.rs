@@ -70,8 +70,9 @@ use tower_service::Service;
 
 use crate::credential::has_header;
 use crate::layer::local::Stamp;
+use crate::layer::TokenRequestMarker;
 use crate::layer::{send_when_not_fresh, stamp_and_send, Mode, NoRetry, ResponseFuture, Retry};
-use crate::oauth2::{TokenClient, TokenRequestMarker};
+use crate::oauth2::TokenClient;
 use crate::replay::DEFAULT_MAX_REPLAY_BODY;
 use crate::token::{
     ManagedOptions, SharedStore, StoreKey, StoredEntry, Token, TokenHook, TokenSource,

@@ -129,6 +129,7 @@ where
     }
 
     /// A future that fails at once with `error`.
+    #[cfg(feature = "users")]
     pub(crate) fn failed(error: Error) -> Self {
         ResponseFuture {
             kind: Kind::Managed {

@@ -8,8 +8,8 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::TokenRequestMarker;
 use crate::credential::Credential;
-use crate::oauth2::TokenRequestMarker;
 
 /// Layer that applies [`Guard`]: the last line before the wire. Removes every header a
 /// credential stamped from any request to an origin the credential is not for.

@@ -102,11 +102,7 @@ where
     }
 }
 
-/// Marks a request as a token request. [`AuthService`](crate::AuthService) never
-/// stamps such a request, so a token client given an authenticated client by
-/// mistake cannot send credentials twice or wait on itself.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenRequestMarker;
+pub use crate::layer::TokenRequestMarker;
 
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -267,7 +267,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 fn random_urlsafe(bytes: usize) -> Result<String, Error> {
     let mut buf = vec![0u8; bytes];
-    getrandom::getrandom(&mut buf).map_err(|_| Error::config("system random source failed"))?;
+    getrandom::fill(&mut buf).map_err(|_| Error::config("system random source failed"))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 

@@ -27,7 +27,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::oauth2::{ClientAuth, IntoHttpService, OAuth2Source, ParamStyle, TokenClient};
-use crate::token::{ManagedOptions, SharedStore, WhenUnavailable};
+use crate::token::ManagedOptions;
+#[cfg(feature = "store")]
+use crate::token::{SharedStore, WhenUnavailable};
 use crate::{Credential, Error};
 
 /// The token endpoint.
@@ -49,6 +51,7 @@ pub fn client_credentials(
         password: password.into(),
         token_url: TOKEN_URL.to_owned(),
         origins: Vec::new(),
+        #[cfg(feature = "store")]
         shared: None,
     }
 }
@@ -60,6 +63,7 @@ pub struct AltrataBuilder {
     password: SecretString,
     token_url: String,
     origins: Vec<String>,
+    #[cfg(feature = "store")]
     shared: Option<SharedStore>,
 }
 
@@ -69,6 +73,8 @@ impl AltrataBuilder {
     /// reached, requests that need a new token fail with
     /// [`Error::is_store_unavailable`] rather than request one that would log the
     /// rest of the fleet out.
+    #[cfg(feature = "store")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "store")))]
     pub fn shared_store(mut self, shared: SharedStore) -> Self {
         self.shared = Some(shared.when_unavailable(WhenUnavailable::FailClosed));
         self
@@ -118,6 +124,7 @@ impl AltrataBuilder {
         b = b
             .api_key("x-api-key", self.api_key)
             .token_source_with(OAuth2Source::client_credentials(client), Self::options());
+        #[cfg(feature = "store")]
         if let Some(shared) = self.shared {
             b = b.shared_store(shared);
         }

@@ -263,7 +263,7 @@ pub(crate) fn basic(authorization: Option<&str>) -> Option<(String, String)> {
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     // Test tokens only need to be unique; fall back to a counter-ish value.
-    if getrandom::getrandom(&mut b).is_err() {
+    if getrandom::fill(&mut b).is_err() {
         return 0x5eed;
     }
     u64::from_le_bytes(b)

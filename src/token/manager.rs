@@ -227,6 +227,7 @@ impl TokenManager {
     /// The current token, read without taking a reference count on it (an
     /// `arc_swap` guard; hold it briefly): the per-user path.
     #[inline]
+    #[cfg(feature = "users")]
     pub(crate) fn current(&self) -> arc_swap::Guard<Option<Arc<Stamped>>> {
         self.current.load()
     }
@@ -640,10 +641,8 @@ async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>, _alive: Driver
         };
         match wake {
             Some(at) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at) => {}
-                    _ = &mut notified => {}
-                }
+                let sleep = std::pin::pin!(tokio::time::sleep_until(at));
+                future::select(sleep, notified.as_mut()).await;
             }
             None => notified.await,
         }

@@ -35,14 +35,19 @@
 //! ```
 
 mod core;
+#[cfg(feature = "store")]
 mod fleet;
 mod manager;
+#[cfg(not(feature = "store"))]
+mod no_store;
 mod options;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "store")]
 mod shared;
+#[cfg(feature = "store")]
 mod store;
 mod telemetry;
 
@@ -62,9 +67,15 @@ pub use self::postgres::PgStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisStore;
 pub(crate) use manager::{Stamped, TokenCache, TokenManager};
+#[cfg(not(feature = "store"))]
+pub(crate) use no_store::Shared;
 pub use options::ManagedOptions;
+#[cfg(feature = "store")]
 pub(crate) use shared::Shared;
+#[cfg(feature = "users")]
 pub(crate) use store::encode_for_store;
+#[cfg(feature = "store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "store")))]
 pub use store::{MemoryStore, SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable};
 
 /// Called with each new token a credential fetched (after a refresh-token

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chacha20poly1305::XChaCha20Poly1305;
+use futures_util::future::{self, Either};
 use tokio::time::Instant;
 
 use super::fleet::{after_read, next_generation, AfterRead, Stored};
@@ -50,7 +51,7 @@ impl Shared {
             )
         })?;
         let mut nonce = [0u8; 8];
-        getrandom::getrandom(&mut nonce)
+        getrandom::fill(&mut nonce)
             .map_err(|_| Error::config("no randomness for a lease owner"))?;
         Ok(Shared {
             store: config.store,
@@ -260,8 +261,9 @@ impl Shared {
         let mut renew = tokio::time::interval(self.lease_ttl / 3);
         renew.tick().await;
         loop {
-            tokio::select! {
-                result = &mut fetch => {
+            let tick = std::pin::pin!(renew.tick());
+            match future::select(fetch.as_mut(), tick).await {
+                Either::Left((result, _)) => {
                     return match result {
                         Ok(r) => r,
                         Err(_) => Err(Error::with_source(
@@ -270,8 +272,12 @@ impl Shared {
                         )),
                     };
                 }
-                _ = renew.tick() => {
-                    match self.store.renew_lease(&self.key, &self.owner, self.lease_ttl).await {
+                Either::Right((_, _)) => {
+                    match self
+                        .store
+                        .renew_lease(&self.key, &self.owner, self.lease_ttl)
+                        .await
+                    {
                         Ok(true) => {}
                         // A refresh-token request in flight is let finish: it may
                         // have rotated the only live refresh token (its write is
@@ -282,11 +288,19 @@ impl Shared {
                         {
                             // Someone else may hold the lease now: a token we got
                             // would end theirs (Altrata). Give the request up.
-                            tracing::warn!(key = self.key.as_str(), "lease lost while fetching; giving the request up");
+                            tracing::warn!(
+                                key = self.key.as_str(),
+                                "lease lost while fetching; giving the request up"
+                            );
                             return Err(Error::store_unavailable("lease lost while fetching"));
                         }
-                        Ok(false) => tracing::warn!(key = self.key.as_str(), "lease lost while fetching; the write is fenced"),
-                        Err(e) => tracing::debug!(key = self.key.as_str(), error = %e, "lease renewal failed"),
+                        Ok(false) => tracing::warn!(
+                            key = self.key.as_str(),
+                            "lease lost while fetching; the write is fenced"
+                        ),
+                        Err(e) => {
+                            tracing::debug!(key = self.key.as_str(), error = %e, "lease renewal failed")
+                        }
                     }
                 }
             }

@@ -438,8 +438,7 @@ pub(crate) fn encode(
         return Ok([PLAIN.as_slice(), &plain].concat());
     };
     let mut nonce = [0u8; 24];
-    getrandom::getrandom(&mut nonce)
-        .map_err(|_| Error::store_codec("no randomness for a nonce"))?;
+    getrandom::fill(&mut nonce).map_err(|_| Error::store_codec("no randomness for a nonce"))?;
     let sealed = cipher
         .encrypt(
             &XNonce::from(nonce),
@@ -453,6 +452,7 @@ pub(crate) fn encode(
 }
 
 /// Encodes `token` as `shared` stores it (sealed when it has a key).
+#[cfg(feature = "users")]
 pub(crate) fn encode_for_store(
     token: &Token,
     key: &StoreKey,
