@@ -100,6 +100,9 @@ pub struct RetryCtx<S, B, Sent> {
     pub(crate) body: Option<Sent>,
     pub(crate) service: S,
     pub(crate) stamp: Arc<Stamp>,
+    /// The retry is for a new DPoP nonce (same token, new proof).
+    #[cfg(feature = "jose")]
+    pub(crate) dpop_nonce: bool,
 }
 
 impl<S, B, M> ResponseFuture<S, B, M>
@@ -244,7 +247,16 @@ where
                         let Some(ctx) = retry.as_mut().map(M::kept::<S, B, S::Response>) else {
                             done!(Ok(response));
                         };
-                        if !policy::retryable_401(&response) {
+                        #[cfg(feature = "jose")]
+                        {
+                            ctx.dpop_nonce = response.status() == http::StatusCode::UNAUTHORIZED
+                                && asks_for_new_nonce(ctx, response.headers());
+                        }
+                        #[cfg(feature = "jose")]
+                        let nonce_retry = ctx.dpop_nonce;
+                        #[cfg(not(feature = "jose"))]
+                        let nonce_retry = false;
+                        if !nonce_retry && !policy::retryable_401(&response) {
                             done!(Ok(response));
                         }
                         let Some(manager) = ctx.stamp.credential.manager().cloned() else {
@@ -262,8 +274,11 @@ where
                             done!(Ok(response));
                         };
                         ctx.body = Some(body);
+                        // A new nonce: the same token with a new proof. Otherwise
+                        // a token newer than the one refused.
+                        let retired = (!nonce_retry).then_some(generation);
                         state.set(State::Refreshing {
-                            fut: manager.acquire(Some(generation)),
+                            fut: manager.acquire(retired),
                             response: M::hold(response),
                         });
                     }
@@ -290,8 +305,25 @@ where
                             done!(Err(polled_after_completion()));
                         };
                         stamp_headers(&mut head.headers, Some(&token.authorization), &ctx.stamp);
+                        #[cfg(feature = "jose")]
+                        if let Some(proof) = super::dpop_proof(
+                            &ctx.stamp,
+                            &head.method,
+                            &head.uri,
+                            &token.authorization,
+                        ) {
+                            head.headers.insert(crate::oauth2::dpop::DPOP, proof);
+                        }
+                        #[cfg(feature = "jose")]
+                        let nonce_retry = ctx.dpop_nonce;
+                        #[cfg(not(feature = "jose"))]
+                        let nonce_retry = false;
                         if let Some(m) = ctx.stamp.credential.manager() {
-                            m.count_retry();
+                            if nonce_retry {
+                                m.count_dpop_nonce_retry();
+                            } else {
+                                m.count_retry();
+                            }
                         }
                         tracing::debug!(
                             credential = ctx.stamp.credential.manager().map(|m| m.name()),
@@ -323,6 +355,19 @@ where
             self.as_mut().project().kind.set(sent.kind);
         }
     }
+}
+
+/// Whether a 401 asks for a DPoP nonce this credential did not have (and
+/// keeps it): the request is then sent once more with a new proof.
+#[cfg(feature = "jose")]
+fn asks_for_new_nonce<S, B, Sent>(ctx: &RetryCtx<S, B, Sent>, headers: &http::HeaderMap) -> bool {
+    let Some(dpop) = ctx.stamp.credential.manager().and_then(|m| m.dpop()) else {
+        return false;
+    };
+    let Some(head) = ctx.replay.head.as_ref() else {
+        return false;
+    };
+    crate::oauth2::dpop::asks_for_nonce(headers) && dpop.remember_nonce(&head.uri, headers)
 }
 
 fn polled_after_completion() -> BoxError {

@@ -381,12 +381,24 @@ where
 {
     let carried = !has_header(req.headers(), &header::AUTHORIZATION);
     if !(M::RETRY && carried) {
+        #[cfg(feature = "jose")]
+        let proof = carried
+            .then(|| dpop_proof(stamp, req.method(), req.uri(), authorization))
+            .flatten();
         stamp_headers(req.headers_mut(), carried.then_some(authorization), stamp);
+        #[cfg(feature = "jose")]
+        if let Some(proof) = proof {
+            req.headers_mut().insert(crate::oauth2::dpop::DPOP, proof);
+        }
         return ResponseFuture::direct(service.call(M::wrap_request(req)));
     }
     let (mut parts, body) = req.into_parts();
     let head = parts.clone();
     stamp_headers(&mut parts.headers, Some(authorization), stamp);
+    #[cfg(feature = "jose")]
+    if let Some(proof) = dpop_proof(stamp, &parts.method, &parts.uri, authorization) {
+        parts.headers.insert(crate::oauth2::dpop::DPOP, proof);
+    }
     let (body, recording) = M::record(body, max_replay_body);
     let clone = service.clone();
     let mut service = std::mem::replace(service, clone);
@@ -402,8 +414,33 @@ where
             body: None,
             service,
             stamp: stamp.clone(),
+            #[cfg(feature = "jose")]
+            dpop_nonce: false,
         },
     )
+}
+
+/// The DPoP proof for a request carrying `authorization`, when the
+/// credential's tokens are DPoP-bound (RFC 9449 §7): a new one per request,
+/// for its method and URL, hashed to the token.
+#[cfg(feature = "jose")]
+#[inline]
+pub(crate) fn dpop_proof(
+    stamp: &Stamp,
+    method: &http::Method,
+    uri: &http::Uri,
+    authorization: &HeaderValue,
+) -> Option<HeaderValue> {
+    let dpop = stamp.credential.manager()?.dpop()?;
+    let token = authorization.as_bytes().strip_prefix(b"DPoP ")?;
+    let token = std::str::from_utf8(token).ok()?;
+    match dpop.proof(method, uri, Some(token)) {
+        Ok(proof) => Some(proof),
+        Err(e) => {
+            tracing::warn!(credential = stamp.credential.name(), error = %e, "no DPoP proof");
+            None
+        }
+    }
 }
 
 /// The one place headers are stamped: the managed token's `Authorization` (when

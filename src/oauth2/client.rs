@@ -119,6 +119,11 @@ pub enum ClientAuth {
     Body,
     /// A public client: only `client_id` in the parameters.
     None,
+    /// A JWT signed with the client's private key (`private_key_jwt`); set by
+    /// [`TokenClientBuilder::private_key_jwt`], which also gives the key.
+    #[cfg(feature = "jose")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+    PrivateKeyJwt,
 }
 
 /// Where the grant parameters go.
@@ -164,6 +169,19 @@ struct Endpoint {
     params: Vec<(String, String)>,
     timeout: Duration,
     max_response: usize,
+    #[cfg(feature = "jose")]
+    jose: Jose,
+}
+
+/// What the `jose` feature adds to a token endpoint: DPoP proofs and
+/// `private_key_jwt` client assertions.
+#[cfg(feature = "jose")]
+#[derive(Clone, Default)]
+struct Jose {
+    dpop: Option<super::Dpop>,
+    assertion_key: Option<super::PrivateKey>,
+    /// The assertion's `aud` (default: the token URL).
+    audience: Option<String>,
 }
 
 impl TokenClient {
@@ -180,8 +198,17 @@ impl TokenClient {
             timeout: DEFAULT_TIMEOUT,
             max_response: DEFAULT_MAX_RESPONSE,
             allow_http: false,
+            #[cfg(feature = "jose")]
+            jose: Jose::default(),
             error: None,
         }
+    }
+
+    /// The DPoP key and nonces this client proves possession with, if any.
+    #[cfg(feature = "jose")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+    pub fn dpop(&self) -> Option<&super::Dpop> {
+        self.endpoint.jose.dpop.as_ref()
     }
 
     /// The token endpoint URL.
@@ -214,11 +241,20 @@ impl TokenClient {
         scopes: &[String],
     ) -> impl std::future::Future<Output = Result<Token, Error>> + Send + 'static {
         let request = self.build_request(grant, scopes);
+        // A second request, if the endpoint asks for a new DPoP nonce, is
+        // built afresh: a client assertion must not be sent twice.
+        #[cfg(feature = "jose")]
+        let rebuild = {
+            let (this, grant, scopes) = (self.clone(), grant.clone(), scopes.to_vec());
+            move || this.build_request(&grant, &scopes)
+        };
+        #[cfg(not(feature = "jose"))]
+        let rebuild = || unreachable!("only DPoP sends a token request twice");
         let endpoint = self.endpoint.clone();
         let http = self.http.clone();
         async move {
             let timeout = endpoint.timeout;
-            match tokio::time::timeout(timeout, exchange(http, request?, endpoint)).await {
+            match tokio::time::timeout(timeout, exchange(http, request?, rebuild, endpoint)).await {
                 Ok(result) => result,
                 Err(_) => Err(Error::new(Kind::Timeout)),
             }
@@ -317,6 +353,8 @@ impl TokenClient {
             params.push((k, v));
         }
         let mut authorization = None;
+        #[cfg(feature = "jose")]
+        let assertion: String;
         match e.auth {
             ClientAuth::Basic | ClientAuth::BasicRaw => {
                 let id = e.client_id.as_deref().unwrap_or("");
@@ -347,6 +385,38 @@ impl TokenClient {
                 if let Some(id) = &e.client_id {
                     params.push(("client_id", id));
                 }
+            }
+            #[cfg(feature = "jose")]
+            ClientAuth::PrivateKeyJwt => {
+                let (Some(id), Some(key)) = (&e.client_id, &e.jose.assertion_key) else {
+                    return Err(Error::config("private_key_jwt needs a client id and a key"));
+                };
+                let now = super::jose::unix_now();
+                let audience = match &e.jose.audience {
+                    Some(a) => a.clone(),
+                    None => e.url.to_string(),
+                };
+                let mut header = serde_json::Map::new();
+                header.insert("typ".into(), "JWT".into());
+                if let Some(kid) = key.kid() {
+                    header.insert("kid".into(), kid.into());
+                }
+                let claims = serde_json::json!({
+                    "iss": id,
+                    "sub": id,
+                    "aud": audience,
+                    "jti": super::jose::new_jti()?,
+                    "iat": now,
+                    "exp": now + 60,
+                });
+                assertion = key.sign(header, &claims);
+                params.push(("client_id", id));
+                params.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                params.push(("client_assertion", &assertion));
+                secret_params = true;
             }
         }
 
@@ -401,13 +471,71 @@ impl TokenClient {
 async fn exchange(
     http: HttpService,
     request: Request<Full<Bytes>>,
+    rebuild: impl FnOnce() -> Result<Request<Full<Bytes>>, Error>,
     endpoint: Arc<Endpoint>,
 ) -> Result<Token, Error> {
-    let response = http
-        .oneshot(request)
-        .await
-        .map_err(|e| Error::with_source(Kind::Transport, e))?;
-    let (parts, mut body) = response.into_parts();
+    #[cfg(feature = "jose")]
+    if let Some(dpop) = endpoint.jose.dpop.clone() {
+        return exchange_with_dpop(http, request, rebuild, endpoint, &dpop).await;
+    }
+    #[cfg(not(feature = "jose"))]
+    let _ = rebuild;
+    send_and_parse(http, request, &endpoint).await.1
+}
+
+/// A token request with a DPoP proof; sent once more when the endpoint asks
+/// for a new nonce (RFC 9449 §8).
+#[cfg(feature = "jose")]
+async fn exchange_with_dpop(
+    http: HttpService,
+    request: Request<Full<Bytes>>,
+    rebuild: impl FnOnce() -> Result<Request<Full<Bytes>>, Error>,
+    endpoint: Arc<Endpoint>,
+    dpop: &super::Dpop,
+) -> Result<Token, Error> {
+    let endpoint = &*endpoint;
+    let prove = |mut req: Request<Full<Bytes>>| -> Result<Request<Full<Bytes>>, Error> {
+        let proof = dpop.proof(req.method(), req.uri(), None)?;
+        req.headers_mut().insert(super::dpop::DPOP, proof);
+        Ok(req)
+    };
+    let (headers, result) = send_and_parse(http.clone(), prove(request)?, endpoint).await;
+    let new_nonce = headers
+        .as_ref()
+        .is_some_and(|h| dpop.remember_nonce(&endpoint.url, h));
+    match result {
+        Err(e) if new_nonce && e.oauth2_code() == Some("use_dpop_nonce") => {
+            let (headers, result) = send_and_parse(http, prove(rebuild()?)?, endpoint).await;
+            if let Some(h) = &headers {
+                dpop.remember_nonce(&endpoint.url, h);
+            }
+            result
+        }
+        other => other,
+    }
+}
+
+/// Sends a token request and parses the answer; gives back the response
+/// headers too (DPoP nonces), when there was a response.
+async fn send_and_parse(
+    http: HttpService,
+    request: Request<Full<Bytes>>,
+    endpoint: &Endpoint,
+) -> (Option<http::HeaderMap>, Result<Token, Error>) {
+    let response = match http.oneshot(request).await {
+        Ok(r) => r,
+        Err(e) => return (None, Err(Error::with_source(Kind::Transport, e))),
+    };
+    let (parts, body) = response.into_parts();
+    let result = read_and_parse(&parts, body, endpoint).await;
+    (Some(parts.headers), result)
+}
+
+async fn read_and_parse(
+    parts: &http::response::Parts,
+    mut body: UnsyncBoxBody<Bytes, BoxError>,
+    endpoint: &Endpoint,
+) -> Result<Token, Error> {
     // Read the body frame by frame up to the cap: a huge answer is an error, not an OOM.
     let mut bytes = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
@@ -465,6 +593,8 @@ pub struct TokenClientBuilder {
     timeout: Duration,
     max_response: usize,
     allow_http: bool,
+    #[cfg(feature = "jose")]
+    jose: Jose,
     error: Option<Error>,
 }
 
@@ -531,6 +661,41 @@ impl TokenClientBuilder {
         self
     }
 
+    /// Proves possession of `dpop`'s key at the token endpoint (RFC 9449), so
+    /// that the server binds the tokens it issues to the key. A credential
+    /// built on this client then sends `Authorization: DPoP …` with a fresh
+    /// proof on every request. Nonces the endpoint asks for are used, with one
+    /// more round trip when it asks for a new one.
+    #[cfg(feature = "jose")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+    pub fn dpop(mut self, dpop: super::Dpop) -> Self {
+        self.jose.dpop = Some(dpop);
+        self
+    }
+
+    /// Authenticates the client with a JWT signed by `key` (`private_key_jwt`,
+    /// RFC 7523 §2.2 and OpenID Connect Core §9): no shared secret. Each token
+    /// request gets a new assertion: `iss` and `sub` the client id, `aud` the
+    /// token URL (see [`client_assertion_audience`](Self::client_assertion_audience)),
+    /// a fresh `jti`, and `exp` a minute ahead. Register the key's
+    /// [`public_jwk`](super::PrivateKey::public_jwk) with the server.
+    #[cfg(feature = "jose")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+    pub fn private_key_jwt(mut self, key: super::PrivateKey) -> Self {
+        self.jose.assertion_key = Some(key);
+        self.auth = ClientAuth::PrivateKeyJwt;
+        self
+    }
+
+    /// The `aud` of client assertions, for servers that want their issuer
+    /// identifier rather than the token URL.
+    #[cfg(feature = "jose")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+    pub fn client_assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.jose.audience = Some(audience.into());
+        self
+    }
+
     /// Allows a plain `http://` token URL that is not loopback.
     pub fn allow_http(mut self) -> Self {
         self.allow_http = true;
@@ -576,6 +741,8 @@ impl TokenClientBuilder {
                 params: self.params,
                 timeout: self.timeout,
                 max_response: self.max_response,
+                #[cfg(feature = "jose")]
+                jose: self.jose,
             }),
         })
     }

@@ -167,6 +167,11 @@ impl OAuth2Source {
 }
 
 impl TokenSource for OAuth2Source {
+    #[cfg(feature = "jose")]
+    fn dpop(&self) -> Option<super::Dpop> {
+        self.client.dpop().cloned()
+    }
+
     fn endpoint(&self) -> Option<String> {
         let url = self.client.token_url();
         Some(format!(

@@ -107,7 +107,12 @@
 //! ```
 
 mod client;
+mod discovery;
+#[cfg(feature = "jose")]
+pub(crate) mod dpop;
 mod grant;
+#[cfg(feature = "jose")]
+pub(crate) mod jose;
 mod pkce;
 mod response;
 
@@ -115,7 +120,14 @@ pub use client::{
     ClientAuth, HttpService, IntoHttpService, ParamStyle, TokenClient, TokenClientBuilder,
     TokenRequestBody, TokenRequestMarker, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT,
 };
+pub use discovery::{Discovery, ProviderMetadata, METADATA_TTL};
+#[cfg(feature = "jose")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+pub use dpop::Dpop;
 pub use grant::{Grant, OAuth2Source};
+#[cfg(feature = "jose")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+pub use jose::PrivateKey;
 pub use pkce::{
     AuthorizationCode, AuthorizationRequest, AuthorizationUrl, PkceMethod, PkceVerifier,
 };

@@ -100,6 +100,9 @@ pub(crate) struct TokenManager {
     name: Arc<str>,
     changed: Arc<Notify>,
     counters: Counters,
+    /// The DPoP key the tokens are bound to, if the source has one.
+    #[cfg(feature = "jose")]
+    dpop: Option<crate::oauth2::Dpop>,
 }
 
 #[derive(Default)]
@@ -109,6 +112,7 @@ struct Counters {
     coalesced_waiters: AtomicU64,
     retries_on_401: AtomicU64,
     refreshes_ahead: AtomicU64,
+    dpop_nonce_retries: AtomicU64,
 }
 
 #[derive(Default)]
@@ -127,6 +131,8 @@ impl TokenManager {
         on_change: Option<super::TokenHook>,
         name: Arc<str>,
     ) -> Arc<Self> {
+        #[cfg(feature = "jose")]
+        let dpop = source.dpop();
         Arc::new(TokenManager {
             current: Arc::new(ArcSwapOption::empty()),
             state: Mutex::new(State::default()),
@@ -137,6 +143,8 @@ impl TokenManager {
             name,
             changed: Arc::new(Notify::new()),
             counters: Counters::default(),
+            #[cfg(feature = "jose")]
+            dpop,
         })
     }
 
@@ -150,6 +158,19 @@ impl TokenManager {
     /// The credential's name in spans and events.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The DPoP key of this credential's tokens.
+    #[cfg(feature = "jose")]
+    #[inline]
+    pub(crate) fn dpop(&self) -> Option<&crate::oauth2::Dpop> {
+        self.dpop.as_ref()
+    }
+
+    pub(crate) fn count_dpop_nonce_retry(&self) {
+        self.counters
+            .dpop_nonce_retries
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_retry(&self) {
@@ -166,6 +187,7 @@ impl TokenManager {
             coalesced_waiters: c.coalesced_waiters.load(Ordering::Relaxed),
             retries_on_401: c.retries_on_401.load(Ordering::Relaxed),
             refreshes_ahead: c.refreshes_ahead.load(Ordering::Relaxed),
+            dpop_nonce_retries: c.dpop_nonce_retries.load(Ordering::Relaxed),
             generation: current.as_ref().map_or(0, |s| s.generation),
             expires_at: current.as_ref().and_then(|s| s.token.expires_at()),
         }
@@ -484,14 +506,18 @@ impl TokenManager {
             token.expires_in = self.options.default_lifetime;
         }
         token.expires_in = token.expires_in.map(|d| d.min(super::MAX_LIFETIME));
-        if !token.token_type.eq_ignore_ascii_case("bearer") {
+        let scheme = if token.token_type.eq_ignore_ascii_case("bearer") {
+            "Bearer"
+        } else if token.token_type.eq_ignore_ascii_case("dpop") && self.has_dpop() {
+            "DPoP"
+        } else {
             return Err(Error::unsupported_token_type(&token.token_type));
-        }
+        };
         let secret = token.access_token.expose_secret();
         if secret.is_empty() {
             return Err(Error::invalid_response("empty access_token"));
         }
-        let mut authorization = HeaderValue::try_from(format!("Bearer {secret}"))
+        let mut authorization = HeaderValue::try_from(format!("{scheme} {secret}"))
             .map_err(|_| Error::invalid_response("access token is not a valid header value"))?;
         authorization.set_sensitive(true);
         let (refresh_at, stale_at) = match token.expires_in {
@@ -513,6 +539,13 @@ impl TokenManager {
             refresh_at,
             stale_at,
         })
+    }
+
+    fn has_dpop(&self) -> bool {
+        #[cfg(feature = "jose")]
+        return self.dpop.is_some();
+        #[cfg(not(feature = "jose"))]
+        false
     }
 
     fn install(self: &Arc<Self>, id: u64, mut stamped: Stamped) -> Arc<Stamped> {

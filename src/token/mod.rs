@@ -213,6 +213,16 @@ pub trait TokenSource: Send + Sync + 'static {
     fn endpoint(&self) -> Option<String> {
         None
     }
+
+    /// The DPoP key the source's tokens are bound to (RFC 9449): a
+    /// credential with one sends `DPoP` tokens as `Authorization: DPoP …`
+    /// with a fresh proof per request. `None` (the default): bearer tokens
+    /// only.
+    #[cfg(feature = "jose")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+    fn dpop(&self) -> Option<crate::oauth2::Dpop> {
+        None
+    }
 }
 
 /// A snapshot of a managed credential's counters.
@@ -229,6 +239,9 @@ pub struct Stats {
     pub retries_on_401: u64,
     /// Refreshes started in the background before expiry.
     pub refreshes_ahead: u64,
+    /// Requests re-sent with a new DPoP proof because the resource asked for a
+    /// new nonce (`use_dpop_nonce`); not counted in `retries_on_401`.
+    pub dpop_nonce_retries: u64,
     /// The generation of the current token (1 for the first, 0 for none yet).
     pub generation: u64,
     /// When the current token expires, if known.

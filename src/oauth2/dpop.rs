@@ -1,0 +1,279 @@
+//! DPoP (RFC 9449, feature `jose`): sender-constrained tokens. The token
+//! client proves possession of a key when it asks for a token, the server binds
+//! the token to that key (`token_type` `DPoP`), and every request that carries
+//! the token carries a fresh proof for its method and URL, hashed to the token
+//! (`ath`).
+//!
+//! Servers may demand a nonce of their choosing in proofs (`DPoP-Nonce`), and
+//! change it whenever they like: a request with a stale nonce gets a
+//! `use_dpop_nonce` error and is sent once more with the new one. Nonces are
+//! kept per origin (the token endpoint's and each API's are separate).
+//!
+//! ```
+//! use tower_client_auth::oauth2::{Dpop, PrivateKey, TokenClient};
+//!
+//! # fn f(http: tower_client_auth::oauth2::HttpService) -> Result<(), tower_client_auth::Error> {
+//! let dpop = Dpop::new(PrivateKey::generate_es256()?);
+//! let tokens = TokenClient::builder("https://auth.example.com/token")
+//!     .client_id("my-client")
+//!     .client_secret("secret")
+//!     .dpop(dpop.clone()) // token requests carry proofs; tokens come back bound
+//!     .build(http)?;
+//! // A credential built on an OAuth2Source of this client sends
+//! // `Authorization: DPoP …` with a new `DPoP` proof on every request.
+//! # let _ = tokens; Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use sha2::{Digest, Sha256};
+
+use super::jose::{new_jti, unix_now, PrivateKey};
+use crate::error::Error;
+
+/// The `DPoP` request header.
+pub const DPOP: &str = "dpop";
+/// The `DPoP-Nonce` response header.
+pub const DPOP_NONCE: &str = "dpop-nonce";
+
+/// A DPoP key with the nonces servers gave for it. Cheap to clone; clones
+/// share the nonces. Give the same `Dpop` to the token client and nothing
+/// else: the credential picks it up from its token source.
+#[derive(Clone)]
+pub struct Dpop {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key: PrivateKey,
+    /// The header of every proof: `typ`, `alg`, `jwk` (without `alg`, added
+    /// when signing).
+    header: serde_json::Map<String, serde_json::Value>,
+    /// Latest nonce per origin (`scheme://authority`).
+    nonces: Mutex<HashMap<String, String>>,
+}
+
+impl Dpop {
+    /// Proofs signed with `key` (ES256 is what servers universally accept).
+    pub fn new(key: PrivateKey) -> Self {
+        let header = serde_json::Map::from_iter([
+            ("typ".to_owned(), "dpop+jwt".into()),
+            ("jwk".to_owned(), key.public_jwk().clone()),
+        ]);
+        Dpop {
+            inner: Arc::new(Inner {
+                key,
+                header,
+                nonces: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The key proofs are signed with.
+    pub fn key(&self) -> &PrivateKey {
+        &self.inner.key
+    }
+
+    /// The key's thumbprint: the `jkt` a bound token's `cnf` names.
+    pub fn thumbprint(&self) -> &str {
+        self.inner.key.thumbprint()
+    }
+
+    /// A proof for a request with `method` to `uri`, for an access token
+    /// (`ath`) or for a token request (`None`), with the origin's latest nonce.
+    pub fn proof(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        access_token: Option<&str>,
+    ) -> Result<HeaderValue, Error> {
+        let origin = origin_key(uri);
+        let mut claims = serde_json::json!({
+            "jti": new_jti()?,
+            "htm": method.as_str(),
+            "htu": htu(uri),
+            "iat": unix_now(),
+        });
+        if let Some(token) = access_token {
+            claims["ath"] = B64.encode(Sha256::digest(token.as_bytes())).into();
+        }
+        if let Some(nonce) = self.nonce_for(&origin) {
+            claims["nonce"] = nonce.into();
+        }
+        let jws = self.inner.key.sign(self.inner.header.clone(), &claims);
+        HeaderValue::try_from(jws).map_err(|_| Error::config("DPoP proof is not a header value"))
+    }
+
+    fn nonce_for(&self, origin: &str) -> Option<String> {
+        let nonces = self.inner.nonces.lock().unwrap_or_else(|e| e.into_inner());
+        nonces.get(origin).cloned()
+    }
+
+    /// Keeps the `DPoP-Nonce` of a response from `uri`'s origin; returns
+    /// whether it was new.
+    pub fn remember_nonce(&self, uri: &Uri, headers: &HeaderMap) -> bool {
+        let Some(nonce) = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        // A nonce is an opaque NQCHAR string (RFC 9449 §8.1); keep what fits.
+        if nonce.is_empty() || nonce.len() > 1024 {
+            return false;
+        }
+        let origin = origin_key(uri);
+        let mut nonces = self.inner.nonces.lock().unwrap_or_else(|e| e.into_inner());
+        if nonces.get(&origin).map(String::as_str) == Some(nonce) {
+            return false;
+        }
+        // Bounded: one entry per origin this credential talks to.
+        if nonces.len() >= 64 && !nonces.contains_key(&origin) {
+            nonces.clear();
+        }
+        nonces.insert(origin, nonce.to_owned());
+        true
+    }
+}
+
+/// `scheme://authority`, lower-cased: the key nonces are kept under.
+fn origin_key(uri: &Uri) -> String {
+    format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("https"),
+        uri.authority().map_or("", |a| a.as_str())
+    )
+    .to_ascii_lowercase()
+}
+
+/// The proof's `htu`: the request URI without query and fragment (RFC 9449 §4.2).
+fn htu(uri: &Uri) -> String {
+    format!(
+        "{}://{}{}",
+        uri.scheme_str().unwrap_or("https"),
+        uri.authority().map_or("", |a| a.as_str()),
+        uri.path()
+    )
+}
+
+/// Whether a response asks for a (new) nonce: `error="use_dpop_nonce"`, in the
+/// JSON body of a token endpoint (checked by the caller) or in a `DPoP`
+/// challenge at a resource.
+pub(crate) fn asks_for_nonce(headers: &HeaderMap) -> bool {
+    headers.contains_key(DPOP_NONCE)
+        && headers
+            .get_all(http::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(crate::layer::policy::parse_challenges)
+            .any(|c| {
+                c.scheme.eq_ignore_ascii_case("dpop") && c.param("error") == Some("use_dpop_nonce")
+            })
+}
+
+impl fmt::Debug for Dpop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origins = self
+            .inner
+            .nonces
+            .lock()
+            .map(|n| n.len())
+            .unwrap_or_default();
+        f.debug_struct("Dpop")
+            .field("key", &self.inner.key)
+            .field("origins_with_nonce", &origins)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(part: &str) -> serde_json::Value {
+        serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn proof_claims_and_header() {
+        let dpop = Dpop::new(PrivateKey::generate_es256().unwrap());
+        let uri: Uri = "https://API.example.com:8443/v1/things?page=2#frag"
+            .parse()
+            .unwrap();
+        let proof = dpop.proof(&Method::POST, &uri, Some("tok")).unwrap();
+        let parts: Vec<&str> = proof.to_str().unwrap().split('.').collect();
+        let (header, claims) = (decode(parts[0]), decode(parts[1]));
+        assert_eq!(header["typ"], "dpop+jwt");
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(header["jwk"], *dpop.key().public_jwk());
+        assert!(header["jwk"].get("d").is_none(), "no private part");
+        assert_eq!(claims["htm"], "POST");
+        assert_eq!(claims["htu"], "https://API.example.com:8443/v1/things");
+        assert!(claims["iat"].as_u64().unwrap() > 1_700_000_000);
+        assert!(claims.get("nonce").is_none());
+        // Two proofs never share a jti.
+        let again = dpop.proof(&Method::POST, &uri, Some("tok")).unwrap();
+        let again = decode(again.to_str().unwrap().split('.').nth(1).unwrap());
+        assert_ne!(claims["jti"], again["jti"]);
+    }
+
+    /// RFC 9449 §7.1: the `ath` of its example access token.
+    #[test]
+    fn ath_matches_the_rfc_example() {
+        let dpop = Dpop::new(PrivateKey::generate_es256().unwrap());
+        let uri: Uri = "https://resource.example.org/protectedresource"
+            .parse()
+            .unwrap();
+        let proof = dpop
+            .proof(
+                &Method::GET,
+                &uri,
+                Some("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),
+            )
+            .unwrap();
+        let claims = decode(proof.to_str().unwrap().split('.').nth(1).unwrap());
+        assert_eq!(claims["ath"], "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo");
+    }
+
+    #[test]
+    fn nonces_are_kept_per_origin() {
+        let dpop = Dpop::new(PrivateKey::generate_es256().unwrap());
+        let api: Uri = "https://api.example.com/x".parse().unwrap();
+        let auth: Uri = "https://auth.example.com/token".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(DPOP_NONCE, HeaderValue::from_static("n-1"));
+        assert!(dpop.remember_nonce(&api, &h));
+        assert!(!dpop.remember_nonce(&api, &h), "the same nonce again");
+        let claims = |uri: &Uri| {
+            let p = dpop.proof(&Method::GET, uri, None).unwrap();
+            decode(p.to_str().unwrap().split('.').nth(1).unwrap())
+        };
+        assert_eq!(claims(&api)["nonce"], "n-1");
+        assert!(claims(&auth).get("nonce").is_none());
+        h.insert(DPOP_NONCE, HeaderValue::from_static("n-2"));
+        assert!(dpop.remember_nonce(&"HTTPS://api.EXAMPLE.com/y".parse().unwrap(), &h));
+        assert_eq!(claims(&api)["nonce"], "n-2");
+    }
+
+    #[test]
+    fn use_dpop_nonce_challenges() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#),
+        );
+        assert!(!asks_for_nonce(&h), "no nonce given");
+        h.insert(
+            DPOP_NONCE,
+            HeaderValue::from_static("eyJ7S_zG.eyJH0-Z.HX4w-7v"),
+        );
+        assert!(asks_for_nonce(&h));
+        h.insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"DPoP error="invalid_token""#),
+        );
+        assert!(!asks_for_nonce(&h));
+    }
+}

@@ -1,0 +1,160 @@
+// A real authorization server for tests/oidc_provider.rs: panva's
+// oidc-provider (certified OpenID Provider) on 127.0.0.1, with DPoP (nonces
+// required at the token endpoint), client_credentials, private_key_jwt and
+// discovery; plus a protected resource that verifies DPoP proofs the way
+// RFC 9449 §7 and §9 say (signature, typ, htm, htu, iat, jti replay, ath,
+// the resource's own nonce, and the token's key binding via the provider).
+//
+// Prints `listening http://127.0.0.1:PORT` on stdout once ready.
+// Environment: PKJWT_JWK: the public JWK registered for the private_key_jwt
+// client.
+import crypto from 'node:crypto';
+import http from 'node:http';
+
+import * as jose from 'jose';
+import Provider from 'oidc-provider';
+
+const pkjwtJwk = JSON.parse(process.env.PKJWT_JWK || 'null');
+
+const server = http.createServer();
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const { port } = server.address();
+const issuer = `http://127.0.0.1:${port}`;
+
+const clients = [
+  {
+    client_id: 'dpop-client',
+    client_secret: 'dpop-secret',
+    grant_types: ['client_credentials'],
+    redirect_uris: [],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+];
+if (pkjwtJwk) {
+  clients.push({
+    client_id: 'pkjwt-client',
+    grant_types: ['client_credentials'],
+    redirect_uris: [],
+    response_types: [],
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: pkjwtJwk.crv === 'Ed25519' ? 'EdDSA' : 'ES256',
+    jwks: { keys: [pkjwtJwk] },
+  });
+}
+
+const provider = new Provider(issuer, {
+  clients,
+  clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none'],
+  enabledJWA: {
+    clientAuthSigningAlgValues: ['ES256', 'EdDSA'],
+    dPoPSigningAlgValues: ['ES256', 'EdDSA'],
+  },
+  features: {
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    dPoP: {
+      enabled: true,
+      nonceSecret: crypto.randomBytes(32),
+      requireNonce: () => true,
+    },
+    devInteractions: { enabled: false },
+  },
+  ttl: { ClientCredentials: 600 },
+});
+provider.proxy = false;
+
+// The protected resource's own state.
+const stats = {
+  token_requests: 0,
+  resource_requests: 0,
+  resource_ok: 0,
+  nonce_challenges: 0,
+  replays_rejected: 0,
+  bad_proofs: 0,
+};
+let resourceNonce = crypto.randomBytes(16).toString('base64url');
+const seenJti = new Set();
+
+function send(res, status, body, headers = {}) {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+function challenge(res, error, description) {
+  send(res, 401, { error }, {
+    'www-authenticate': `DPoP error="${error}", error_description="${description}", algs="ES256 EdDSA"`,
+    'dpop-nonce': resourceNonce,
+  });
+}
+
+async function resource(req, res) {
+  stats.resource_requests += 1;
+  const auth = req.headers.authorization || '';
+  const proof = req.headers.dpop;
+  if (!auth.startsWith('DPoP ') || !proof) {
+    stats.bad_proofs += 1;
+    return challenge(res, 'invalid_token', 'DPoP token and proof required');
+  }
+  const token = auth.slice(5);
+  let header;
+  let payload;
+  try {
+    header = jose.decodeProtectedHeader(proof);
+    if (header.typ !== 'dpop+jwt' || !header.jwk || header.jwk.d) throw new Error('header');
+    const key = await jose.importJWK(header.jwk, header.alg);
+    ({ payload } = await jose.jwtVerify(proof, key, {
+      typ: 'dpop+jwt',
+      algorithms: ['ES256', 'EdDSA'],
+    }));
+  } catch (e) {
+    stats.bad_proofs += 1;
+    return challenge(res, 'invalid_dpop_proof', 'bad proof');
+  }
+  const htu = `${issuer}${new URL(req.url, issuer).pathname}`;
+  const now = Math.floor(Date.now() / 1000);
+  const ath = crypto.createHash('sha256').update(token).digest('base64url');
+  if (payload.htm !== req.method || payload.htu !== htu || Math.abs(now - payload.iat) > 60
+      || payload.ath !== ath || typeof payload.jti !== 'string') {
+    stats.bad_proofs += 1;
+    return challenge(res, 'invalid_dpop_proof', 'proof does not match the request');
+  }
+  if (payload.nonce !== resourceNonce) {
+    stats.nonce_challenges += 1;
+    return challenge(res, 'use_dpop_nonce', 'Resource server requires nonce in DPoP proof');
+  }
+  if (seenJti.has(payload.jti)) {
+    stats.replays_rejected += 1;
+    return challenge(res, 'invalid_dpop_proof', 'proof replayed');
+  }
+  seenJti.add(payload.jti);
+  const found = await provider.ClientCredentials.find(token);
+  if (!found || found.isExpired) {
+    return challenge(res, 'invalid_token', 'unknown or expired token');
+  }
+  const jkt = await jose.calculateJwkThumbprint(header.jwk, 'sha256');
+  if (found.jkt !== jkt) {
+    stats.bad_proofs += 1;
+    return challenge(res, 'invalid_token', 'token not bound to this key');
+  }
+  stats.resource_ok += 1;
+  return send(res, 200, { ok: true, client_id: found.clientId, jkt });
+}
+
+const callback = provider.callback();
+server.on('request', (req, res) => {
+  const path = new URL(req.url, issuer).pathname;
+  if (path === '/resource') {
+    resource(req, res).catch((e) => send(res, 500, { error: String(e) }));
+  } else if (path === '/control/rotate-nonce' && req.method === 'POST') {
+    resourceNonce = crypto.randomBytes(16).toString('base64url');
+    send(res, 200, { ok: true });
+  } else if (path === '/control/stats') {
+    send(res, 200, stats);
+  } else {
+    if (path === '/token') stats.token_requests += 1;
+    callback(req, res);
+  }
+});
+
+console.log(`listening ${issuer}`);

@@ -1,0 +1,229 @@
+//! Against a real authorization server (feature `jose`): panva's oidc-provider
+//! (tests/oidc/server.mjs, on Node, installed by `npm ci --prefix tests/oidc`)
+//! with a protected resource that verifies DPoP proofs. Discovery from the
+//! issuer URL; a DPoP-bound token used at the resource (nonces required at
+//! both the token endpoint and the resource); a nonce rotation mid-traffic
+//! costing one extra round trip; a replayed proof rejected; private_key_jwt
+//! with no client secret. Never skipped: without Node or the packages it fails.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tower::{service_fn, Layer, ServiceExt};
+use tower_client_auth::oauth2::{Discovery, Dpop, OAuth2Source, PrivateKey, TokenClient};
+use tower_client_auth::{AuthLayer, BoxError, Credential, ReplayBody};
+
+type Http = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
+
+struct Server {
+    issuer: String,
+    _child: Child,
+}
+
+async fn start(pkjwt_public: &serde_json::Value) -> Server {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/oidc-provider")
+            .exists(),
+        "run `npm ci --prefix tests/oidc` first (.ci/run does)"
+    );
+    let mut child = Command::new("node")
+        .arg("server.mjs")
+        .current_dir(dir)
+        .env("PKJWT_JWK", pkjwt_public.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let issuer = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the server says where it listens");
+        if let Some(url) = line.strip_prefix("listening ") {
+            break url.to_owned();
+        }
+    };
+    Server {
+        issuer,
+        _child: child,
+    }
+}
+
+async fn stats(http: &Http, issuer: &str) -> serde_json::Value {
+    let req = Request::get(format!("{issuer}/control/stats"))
+        .body(ReplayBody::passthrough(Full::new(Bytes::new())))
+        .unwrap();
+    let body = http
+        .request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    serde_json::from_slice(&body.to_bytes()).unwrap()
+}
+
+fn n(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_private_key_jwt_and_discovery_against_oidc_provider() -> Result<(), BoxError> {
+    let assertion_key = PrivateKey::generate_es256()?;
+    let server = start(assertion_key.public_jwk()).await;
+    let issuer = server.issuer.clone();
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+
+    // ---- Discovery from the issuer URL, the issuer checked.
+    let discovery = Discovery::new(http.clone()).allow_http();
+    let metadata = discovery.metadata(&issuer).await?;
+    assert_eq!(metadata.issuer(), issuer);
+    assert_eq!(metadata.token_endpoint(), format!("{issuer}/token"));
+    assert!(metadata.supports_dpop_alg("ES256"));
+    assert!(metadata.supports_auth_method("private_key_jwt"));
+    assert!(metadata.supports_grant("client_credentials"));
+    let again = discovery.metadata(&issuer).await?;
+    assert!(Arc::ptr_eq(&metadata, &again), "cached");
+    let other = Discovery::new(http.clone()).allow_http();
+    let e = other.metadata(&format!("{issuer}/")).await.unwrap_err();
+    assert!(
+        e.is_invalid_response(),
+        "another issuer's metadata is refused: {e}"
+    );
+
+    // ---- A DPoP-bound token, used at a resource that verifies the proofs.
+    let dpop = Dpop::new(PrivateKey::generate_es256()?);
+    let tokens = metadata
+        .token_client()
+        .client_id("dpop-client")
+        .client_secret("dpop-secret")
+        .dpop(dpop.clone())
+        .build(http.clone())?;
+    let credential = Credential::builder()
+        .origin(&issuer)
+        .allow_http()
+        .token_source(OAuth2Source::client_credentials(tokens))
+        .build()?;
+    // Keep the last request sent, to replay its proof later.
+    let last_sent: Arc<Mutex<Option<http::HeaderMap>>> = Arc::default();
+    let seen = last_sent.clone();
+    let client = http.clone();
+    let recording = service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
+        *seen.lock().unwrap() = Some(req.headers().clone());
+        let client = client.clone();
+        async move { client.request(req).await.map(|r| r.map(|b| b.boxed())) }
+    });
+    let api = AuthLayer::new(credential.clone()).layer(recording);
+    let get = || {
+        Request::get(format!("{issuer}/resource?page=1"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let body = |res: Response<http_body_util::combinators::BoxBody<Bytes, hyper::Error>>| async {
+        let b = res.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&b).unwrap()
+    };
+
+    let res = api.clone().oneshot(get()).await?;
+    assert_eq!(res.status(), 200);
+    let answer = body(res).await;
+    assert_eq!(answer["client_id"], "dpop-client");
+    assert_eq!(
+        answer["jkt"],
+        dpop.thumbprint(),
+        "the token is bound to our key"
+    );
+    let s = stats(&http, &issuer).await;
+    // The token endpoint demands a nonce: one more round trip for the first token.
+    assert_eq!(n(&s, "token_requests"), 2, "{s}");
+    // The resource demands its own nonce: one more round trip, counted apart.
+    assert_eq!(n(&s, "nonce_challenges"), 1, "{s}");
+    let st = credential.stats().unwrap();
+    assert_eq!(st.dpop_nonce_retries, 1);
+    assert_eq!(st.retries_on_401, 0);
+    let token = credential.token().await?;
+    assert_eq!(token.token_type(), "DPoP");
+
+    // Steady traffic: a new proof each time, no more challenges.
+    for _ in 0..5 {
+        assert_eq!(api.clone().oneshot(get()).await?.status(), 200);
+    }
+    let s = stats(&http, &issuer).await;
+    assert_eq!(n(&s, "resource_ok"), 6, "{s}");
+    assert_eq!(n(&s, "nonce_challenges"), 1, "{s}");
+    assert_eq!(n(&s, "bad_proofs"), 0, "{s}");
+
+    // ---- The resource rotates its nonce mid-traffic: one extra round trip.
+    let rotate = Request::post(format!("{issuer}/control/rotate-nonce"))
+        .body(ReplayBody::passthrough(Full::new(Bytes::new())))?;
+    assert_eq!(http.request(rotate).await?.status(), 200);
+    for _ in 0..3 {
+        assert_eq!(api.clone().oneshot(get()).await?.status(), 200);
+    }
+    let s = stats(&http, &issuer).await;
+    assert_eq!(n(&s, "nonce_challenges"), 2, "{s}");
+    assert_eq!(n(&s, "resource_ok"), 9, "{s}");
+    assert_eq!(n(&s, "token_requests"), 2, "no new token for a new nonce");
+    assert_eq!(credential.stats().unwrap().dpop_nonce_retries, 2);
+
+    // ---- A replayed proof is rejected.
+    let headers = last_sent.lock().unwrap().clone().unwrap();
+    let mut replay = Request::get(format!("{issuer}/resource?page=1"))
+        .body(ReplayBody::passthrough(Full::new(Bytes::new())))?;
+    for name in ["authorization", "dpop"] {
+        replay
+            .headers_mut()
+            .insert(name, headers.get(name).unwrap().clone());
+    }
+    let res = http.request(replay).await?;
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str()?.to_owned();
+    assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+    let s = stats(&http, &issuer).await;
+    assert_eq!(n(&s, "replays_rejected"), 1, "{s}");
+
+    // ---- private_key_jwt: no client secret anywhere.
+    let pkjwt = metadata
+        .token_client()
+        .client_id("pkjwt-client")
+        .private_key_jwt(assertion_key.clone())
+        .build(http.clone())?;
+    let t = pkjwt.client_credentials(&[]).await?;
+    assert_eq!(t.token_type(), "Bearer");
+    // Each request a new assertion (a replayed jti would be refused).
+    pkjwt.client_credentials(&[]).await?;
+    // Another key is refused.
+    let impostor = metadata
+        .token_client()
+        .client_id("pkjwt-client")
+        .private_key_jwt(PrivateKey::generate_es256()?)
+        .build(http.clone())?;
+    let e = impostor.client_credentials(&[]).await.unwrap_err();
+    assert!(e.is_invalid_client(), "{e}");
+
+    // A DPoP token client without the nonce dance is also fine with
+    // private_key_jwt: both at once.
+    let both = TokenClient::builder(metadata.token_endpoint())
+        .allow_http()
+        .client_id("pkjwt-client")
+        .private_key_jwt(assertion_key)
+        .dpop(Dpop::new(PrivateKey::generate_es256()?))
+        .build(http.clone())?;
+    let t = both.client_credentials(&[]).await?;
+    assert_eq!(t.token_type(), "DPoP");
+    Ok(())
+}
