@@ -41,7 +41,11 @@ async fn start(pkjwt_public: &serde_json::Value) -> Server {
         .current_dir(dir)
         .env("PKJWT_JWK", pkjwt_public.to_string())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::File::create(std::env::temp_dir().join("tca-oidc-provider.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
         .kill_on_drop(true)
         .spawn()
         .expect("node runs");
@@ -56,6 +60,8 @@ async fn start(pkjwt_public: &serde_json::Value) -> Server {
             break url.to_owned();
         }
     };
+    // Keep reading: the provider logs to stdout, and a closed pipe kills it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Server {
         issuer,
         _child: child,
@@ -225,5 +231,128 @@ async fn dpop_private_key_jwt_and_discovery_against_oidc_provider() -> Result<()
         .build(http.clone())?;
     let t = both.client_credentials(&[]).await?;
     assert_eq!(t.token_type(), "DPoP");
+
+    // ---- The device flow, approved by the test through the provider's own
+    // pages (user code, confirmation, login, consent) while the client polls.
+    let device_endpoint = metadata
+        .endpoint("device_authorization_endpoint")
+        .expect("advertised")
+        .to_owned();
+    let tv = metadata
+        .token_client()
+        .client_id("device-client")
+        .client_auth(tower_client_auth::oauth2::ClientAuth::None)
+        .build(http.clone())?;
+    let (shown_tx, shown_rx) = tokio::sync::oneshot::channel();
+    let polling = tokio::spawn(async move {
+        tv.device_flow(&device_endpoint, &["openid".to_owned()], move |auth| {
+            let _ = shown_tx.send((
+                auth.user_code().to_owned(),
+                auth.verification_uri_complete().map(str::to_owned),
+            ));
+        })
+        .await
+    });
+    let (user_code, complete) = shown_rx.await?;
+    let complete = complete.expect("oidc-provider gives verification_uri_complete");
+    assert!(complete.contains(&user_code));
+    let pages = Browser::default().approve(&issuer, &complete).await;
+    let token = polling.await??;
+    assert_eq!(token.token_type(), "Bearer");
+    assert!(pages.iter().any(|p| p.contains("login")), "{pages:?}");
     Ok(())
+}
+
+/// A user at a browser, as far as these pages need one: cookies, redirects,
+/// and forms filled in with their hidden fields (and any login and password).
+#[derive(Default)]
+struct Browser {
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    /// Follows the pages from `start` until one has no form left (the
+    /// provider's success page); returns what each page was.
+    async fn approve(&mut self, issuer: &str, start: &str) -> Vec<String> {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let mut next = (http::Method::GET, start.to_owned(), String::new());
+        let mut seen = Vec::new();
+        for _ in 0..12 {
+            let (method, url, form) = next;
+            let url = if url.starts_with('/') {
+                format!("{issuer}{url}")
+            } else {
+                url
+            };
+            let mut req = Request::builder().method(method.clone()).uri(&url);
+            if !self.cookies.is_empty() {
+                let jar: Vec<String> = self
+                    .cookies
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                req = req.header("cookie", jar.join("; "));
+            }
+            if method == http::Method::POST {
+                req = req.header("content-type", "application/x-www-form-urlencoded");
+            }
+            let res = client
+                .request(req.body(Full::new(Bytes::from(form))).unwrap())
+                .await
+                .unwrap();
+            for c in res.headers().get_all("set-cookie") {
+                let pair = c.to_str().unwrap().split(';').next().unwrap();
+                if let Some((k, v)) = pair.split_once('=') {
+                    self.cookies.insert(k.trim().to_owned(), v.to_owned());
+                }
+            }
+            if res.status().is_redirection() {
+                let location = res.headers()["location"].to_str().unwrap().to_owned();
+                seen.push(format!("redirect {location}"));
+                next = (http::Method::GET, location, String::new());
+                continue;
+            }
+            let status = res.status();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            let page = String::from_utf8_lossy(&body).into_owned();
+            assert!(status.is_success(), "{status}: {page}");
+            let Some(form_at) = page.find("<form") else {
+                assert!(page.to_lowercase().contains("success"), "ended on: {page}");
+                seen.push("success".to_owned());
+                return seen;
+            };
+            let form_html = &page[form_at
+                ..page[form_at..]
+                    .find("</form>")
+                    .map_or(page.len(), |e| form_at + e)];
+            let action = attr(form_html, "action").expect("a form action");
+            let mut fields = form_urlencoded::Serializer::new(String::new());
+            let mut kind = "form";
+            for input in form_html.split("<input").skip(1) {
+                let Some(name) = attr(input, "name") else {
+                    continue;
+                };
+                let value = match name.as_str() {
+                    "login" => {
+                        kind = "login";
+                        "alice".to_owned()
+                    }
+                    "password" => "any-password".to_owned(),
+                    _ => attr(input, "value").unwrap_or_default(),
+                };
+                fields.append_pair(&name, &value);
+            }
+            seen.push(kind.to_owned());
+            next = (http::Method::POST, action, fields.finish());
+        }
+        panic!("no end to the pages: {seen:?}");
+    }
+}
+
+/// The value of `name="…"` in an HTML tag.
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let at = tag.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = tag[at..].find('"')? + at;
+    Some(tag[at..end].to_owned())
 }

@@ -87,6 +87,35 @@ pub fn warm_credential(rt: &tokio::runtime::Runtime, api_key: bool) -> Credentia
     cred
 }
 
+/// A DPoP-bound managed credential (feature `jose`), cache warm: each request
+/// signs a new ES256 proof.
+#[cfg(feature = "jose")]
+pub fn warm_dpop_credential(rt: &tokio::runtime::Runtime) -> Credential {
+    use tower_client_auth::oauth2::{Dpop, PrivateKey};
+    struct FixedDpop(Dpop);
+    impl TokenSource for FixedDpop {
+        fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+            Box::pin(async {
+                Ok(
+                    Token::bearer(variants::TOKEN, Some(Duration::from_secs(24 * 3600)))
+                        .with_token_type("DPoP"),
+                )
+            })
+        }
+        fn dpop(&self) -> Option<Dpop> {
+            Some(self.0.clone())
+        }
+    }
+    let dpop = Dpop::new(PrivateKey::generate_es256().unwrap());
+    let cred = Credential::builder()
+        .origin("https://api.example.com")
+        .token_source_with(FixedDpop(dpop), ManagedOptions::default())
+        .build()
+        .unwrap();
+    rt.block_on(cred.token()).unwrap();
+    cred
+}
+
 /// A managed credential on a shared Redis store (`REDIS_URL`, default the local
 /// server), cache warm: the cached path must not notice the store.
 #[cfg(feature = "redis")]

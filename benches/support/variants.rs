@@ -147,6 +147,13 @@ pub fn variant(name: &str, rt: &tokio::runtime::Runtime) -> Box<dyn FnMut()> {
             );
             Box::new(move || call(&mut svc, request()))
         }
+        // Not in the criterion group: a DPoP-bound token, a new proof signed per
+        // request (`FEATURES=jose EXTRA=oauth2_cached_dpop bash benches/icount.sh`).
+        #[cfg(feature = "jose")]
+        "oauth2_cached_dpop" => {
+            let mut svc = AuthLayer::new(super::warm_dpop_credential(rt)).layer(Noop);
+            Box::new(move || call(&mut svc, request()))
+        }
         // Not in the criterion group: the cached path on a Redis-shared credential
         // (`FEATURES=redis EXTRA=oauth2_cached_redis_store bash benches/icount.sh`).
         #[cfg(feature = "redis")]

@@ -29,6 +29,33 @@ pub const DEFAULT_MAX_RESPONSE: usize = 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The HTTP service a [`TokenClient`] sends through, type-erased.
+///
+/// Box a client once with [`IntoHttpService`], then share it:
+///
+/// ```
+/// use tower::ServiceExt;
+/// use tower_client_auth::oauth2::{HttpService, IntoHttpService, TokenClient};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+/// #         bytes::Bytes::from_static(br#"{"access_token":"my-token","token_type":"Bearer","expires_in":3600}"#),
+/// #     )))
+/// # });
+/// let http: HttpService = endpoint.into_http_service();
+/// let reader = TokenClient::builder("https://auth.example.com/token")
+///     .client_id("reader")
+///     .build(http.clone())?;
+/// let writer = TokenClient::builder("https://auth.example.com/token")
+///     .client_id("writer")
+///     .build(http.clone())?;
+/// # let _ = (reader, writer);
+/// let res = http.oneshot(http::Request::post("https://auth.example.com/token").body(Default::default())?).await?;
+/// assert_eq!(res.status(), 200);
+/// # Ok(())
+/// # }
+/// ```
 pub type HttpService =
     BoxCloneSyncService<Request<Full<Bytes>>, Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>;
 
@@ -36,6 +63,30 @@ pub type HttpService =
 /// [`ReplayBody<Full<Bytes>>`](crate::ReplayBody) so that one hyper-util client can
 /// serve both the token endpoint and, behind an [`AuthLayer`](crate::AuthLayer),
 /// the API.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use hyper_util::client::legacy::Client;
+/// use hyper_util::rt::TokioExecutor;
+/// use tower::Layer;
+/// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+/// use tower_client_auth::{AuthLayer, Credential, ReplayBody};
+///
+/// // One client, one connection pool, for the token endpoint and the API.
+/// let http = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
+/// let tokens = TokenClient::builder("https://auth.example.com/token")
+///     .client_id("my-client")
+///     .client_secret("my-secret")
+///     .build(http.clone())?;
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source(OAuth2Source::client_credentials(tokens))
+///     .build()?;
+/// let api = AuthLayer::new(credential).layer(http);
+/// # let _ = api;
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 pub trait TokenRequestBody: sealed::Sealed + Send + 'static {
     /// Wraps the token request's body.
     fn from_full(body: Full<Bytes>) -> Self;
@@ -64,6 +115,30 @@ mod sealed {
 /// client fits, and may be the same one the API requests go through) taking `Request<Full<Bytes>>` or `Request<ReplayBody<Full<Bytes>>>` (see
 /// [`TokenRequestBody`]), such as a hyper-util client. `M` is inferred; it only
 /// lets one blanket implementation cover every body type.
+///
+/// ```
+/// use tower::ServiceBuilder;
+/// use tower_client_auth::oauth2::TokenClient;
+/// # use tower_client_auth::secrecy::ExposeSecret;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::Error> {
+/// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+/// #         bytes::Bytes::from_static(br#"{"access_token":"my-token","token_type":"Bearer","expires_in":3600}"#),
+/// #     )))
+/// # });
+/// // A concurrency limit makes the client `!Sync`: it is accepted all the same.
+/// let limited = ServiceBuilder::new().concurrency_limit(8).service(endpoint);
+/// let tokens = TokenClient::builder("https://auth.example.com/token")
+///     .client_id("my-client")
+///     .client_secret("my-secret")
+///     .build(limited)?;
+/// let token = tokens.client_credentials(&[]).await?;
+/// assert_eq!(token.access_token().expose_secret(), "my-token");
+/// # Ok(())
+/// # }
+/// ```
 pub trait IntoHttpService<M> {
     /// Boxes the client for the token endpoint.
     fn into_http_service(self) -> HttpService;
@@ -105,6 +180,33 @@ where
 pub use crate::layer::TokenRequestMarker;
 
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::{BodyExt, Full};
+/// use tower::service_fn;
+/// use tower_client_auth::oauth2::{ClientAuth, TokenClient};
+/// use tower_client_auth::BoxError;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// // A token endpoint that wants the client's id and secret in the form.
+/// let endpoint = service_fn(|req: Request<Full<Bytes>>| async move {
+///     assert!(!req.headers().contains_key("authorization"));
+///     let form = req.into_body().collect().await?.to_bytes();
+///     assert_eq!(form, "grant_type=client_credentials&client_id=my-client&client_secret=my-secret");
+///     Ok::<_, BoxError>(Response::new(Full::new(Bytes::from_static(br#"{"access_token":"my-token"}"#))))
+/// });
+/// let tokens = TokenClient::builder("https://auth.example.com/token")
+///     .client_id("my-client")
+///     .client_secret("my-secret")
+///     .client_auth(ClientAuth::Body)
+///     .build(endpoint)?;
+/// tokens.client_credentials(&[]).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientAuth {
@@ -127,6 +229,31 @@ pub enum ClientAuth {
 }
 
 /// Where the grant parameters go.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::service_fn;
+/// use tower_client_auth::oauth2::{ParamStyle, TokenClient};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::Error> {
+/// let endpoint = service_fn(|req: Request<Full<Bytes>>| async move {
+///     assert_eq!(req.uri().query(), Some("grant_type=client_credentials"));
+///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(br#"{"access_token":"my-token"}"#))))
+/// });
+/// let tokens = TokenClient::builder("https://auth.example.com/oauth2/token")
+///     .client_id("my-user")
+///     .client_secret("my-password")
+///     .params_in(ParamStyle::Query)
+///     .build(endpoint)?;
+/// tokens.client_credentials(&[]).await?;
+/// // Secret parameters never go into a URL.
+/// assert!(tokens.password("jane", "her-password", &[]).await.unwrap_err().is_config());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ParamStyle {
@@ -315,11 +442,25 @@ impl TokenClient {
         grant: &Grant,
         scopes: &[String],
     ) -> Result<Request<Full<Bytes>>, Error> {
+        self.build_request_to(&self.endpoint.url, Some(grant), scopes)
+    }
+
+    /// A request to `url` (the token endpoint, or another endpoint that takes
+    /// the same client authentication, like the device authorization
+    /// endpoint) with `grant`'s parameters, if any.
+    pub(crate) fn build_request_to(
+        &self,
+        url: &Uri,
+        grant: Option<&Grant>,
+        scopes: &[String],
+    ) -> Result<Request<Full<Bytes>>, Error> {
         let e = &*self.endpoint;
         let mut params: Vec<(&str, &str)> = Vec::with_capacity(8);
         let mut secret_params = false;
-        params.push(("grant_type", grant.grant_type()));
-        match grant {
+        if let Some(grant) = grant {
+            params.push(("grant_type", grant.grant_type()));
+        }
+        match grant.unwrap_or(&Grant::ClientCredentials) {
             Grant::ClientCredentials => {}
             Grant::Password { username, password } => {
                 params.push(("username", username));
@@ -342,6 +483,32 @@ impl TokenClient {
             }
             Grant::RefreshToken { refresh_token } => {
                 params.push(("refresh_token", refresh_token.expose_secret()));
+                secret_params = true;
+            }
+            Grant::DeviceCode { device_code } => {
+                params.push(("device_code", device_code.expose_secret()));
+                secret_params = true;
+            }
+            Grant::JwtBearer { assertion } => {
+                params.push(("assertion", assertion.expose_secret()));
+                secret_params = true;
+            }
+            Grant::TokenExchange(x) => {
+                params.push(("subject_token", x.subject_token.expose_secret()));
+                params.push(("subject_token_type", &x.subject_token_type));
+                if let Some((token, token_type)) = &x.actor {
+                    params.push(("actor_token", token.expose_secret()));
+                    params.push(("actor_token_type", token_type));
+                }
+                if let Some(t) = &x.requested_token_type {
+                    params.push(("requested_token_type", t));
+                }
+                for a in &x.audience {
+                    params.push(("audience", a));
+                }
+                for r in &x.resource {
+                    params.push(("resource", r));
+                }
                 secret_params = true;
             }
         }
@@ -394,7 +561,7 @@ impl TokenClient {
                 let now = super::jose::unix_now();
                 let audience = match &e.jose.audience {
                     Some(a) => a.clone(),
-                    None => e.url.to_string(),
+                    None => url.to_string(),
                 };
                 let mut header = serde_json::Map::new();
                 header.insert("typ".into(), "JWT".into());
@@ -422,7 +589,7 @@ impl TokenClient {
 
         let (uri, content_type, body) = match e.style {
             ParamStyle::Form => (
-                e.url.clone(),
+                url.clone(),
                 "application/x-www-form-urlencoded",
                 Bytes::from(form_body(&params)),
             ),
@@ -433,7 +600,7 @@ impl TokenClient {
                     .collect();
                 let body = serde_json::to_vec(&map)
                     .map_err(|_| Error::config("cannot encode token request as JSON"))?;
-                (e.url.clone(), "application/json", Bytes::from(body))
+                (url.clone(), "application/json", Bytes::from(body))
             }
             ParamStyle::Query => {
                 if secret_params {
@@ -442,8 +609,8 @@ impl TokenClient {
                     ));
                 }
                 let query = form_body(&params);
-                let base = e.url.to_string();
-                let sep = if e.url.query().is_some() { '&' } else { '?' };
+                let base = url.to_string();
+                let sep = if url.query().is_some() { '&' } else { '?' };
                 let uri: Uri = format!("{base}{sep}{query}")
                     .parse()
                     .map_err(|_| Error::config("token URL with parameters is not a valid URI"))?;
@@ -533,9 +700,18 @@ async fn send_and_parse(
 
 async fn read_and_parse(
     parts: &http::response::Parts,
-    mut body: UnsyncBoxBody<Bytes, BoxError>,
+    body: UnsyncBoxBody<Bytes, BoxError>,
     endpoint: &Endpoint,
 ) -> Result<Token, Error> {
+    let bytes = read_body(body, endpoint).await?;
+    parse_token_response(parts.status, &parts.headers, &bytes)
+}
+
+/// Reads a response body up to the endpoint's cap.
+async fn read_body(
+    mut body: UnsyncBoxBody<Bytes, BoxError>,
+    endpoint: &Endpoint,
+) -> Result<Bytes, Error> {
     // Read the body frame by frame up to the cap: a huge answer is an error, not an OOM.
     let mut bytes = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
@@ -547,7 +723,39 @@ async fn read_and_parse(
             bytes.extend_from_slice(&data);
         }
     }
-    parse_token_response(parts.status, &parts.headers, &bytes)
+    Ok(bytes.freeze())
+}
+
+impl TokenClient {
+    /// Starts a device authorization (RFC 8628 §3.1) at `endpoint` (the
+    /// server's `device_authorization_endpoint`), with this client's
+    /// authentication. Show the answer's user code and verification URI to the
+    /// user, then [`poll_device_token`](Self::poll_device_token).
+    pub async fn device_authorization(
+        &self,
+        endpoint: &str,
+        scopes: &[String],
+    ) -> Result<super::DeviceAuthorization, Error> {
+        let url: Uri = endpoint
+            .parse()
+            .map_err(|_| Error::config("device authorization endpoint is not a URI"))?;
+        let request = self.build_request_to(&url, None, scopes)?;
+        let e = self.endpoint.clone();
+        let http = self.http.clone();
+        let answer = async move {
+            let response = http
+                .oneshot(request)
+                .await
+                .map_err(|e| Error::with_source(Kind::Transport, e))?;
+            let (parts, body) = response.into_parts();
+            let bytes = read_body(body, &e).await?;
+            super::device::parse_device_authorization(&parts, &bytes)
+        };
+        match tokio::time::timeout(self.endpoint.timeout, answer).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(Kind::Timeout)),
+        }
+    }
 }
 
 fn form_encode(s: &str) -> String {
@@ -582,6 +790,33 @@ impl fmt::Debug for TokenClient {
 }
 
 /// Builds a [`TokenClient`]; errors are reported by [`build`](Self::build).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_client_auth::oauth2::{ClientAuth, TokenClient};
+///
+/// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+/// #         bytes::Bytes::from_static(br#"{"access_token":"my-token","token_type":"Bearer","expires_in":3600}"#),
+/// #     )))
+/// # });
+/// let tokens = TokenClient::builder("https://auth.example.com/oauth/token")
+///     .client_id("my-client")
+///     .client_secret("my-secret")
+///     .client_auth(ClientAuth::Body)
+///     .param("audience", "https://api.example.com")
+///     .timeout(Duration::from_secs(10))
+///     .build(endpoint.clone())?;
+/// assert_eq!(tokens.client_id(), Some("my-client"));
+///
+/// // Plain http to a host that is not loopback is refused, at `build`.
+/// let err = TokenClient::builder("http://auth.example.com/token")
+///     .client_id("my-client")
+///     .build(endpoint)
+///     .unwrap_err();
+/// assert!(err.is_config());
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 pub struct TokenClientBuilder {
     url: String,
     client_id: Option<String>,

@@ -107,6 +107,7 @@
 //! ```
 
 mod client;
+mod device;
 mod discovery;
 #[cfg(feature = "jose")]
 pub(crate) mod dpop;
@@ -120,11 +121,15 @@ pub use client::{
     ClientAuth, HttpService, IntoHttpService, ParamStyle, TokenClient, TokenClientBuilder,
     TokenRequestBody, TokenRequestMarker, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT,
 };
+pub use device::{DeviceAuthorization, DEFAULT_DEVICE_INTERVAL};
 pub use discovery::{Discovery, ProviderMetadata, METADATA_TTL};
 #[cfg(feature = "jose")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub use dpop::Dpop;
-pub use grant::{Grant, OAuth2Source};
+pub use grant::{
+    Grant, OAuth2Source, TokenExchange, ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE,
+    REFRESH_TOKEN_TYPE,
+};
 #[cfg(feature = "jose")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub use jose::PrivateKey;

@@ -82,6 +82,20 @@ pub use store::{MemoryStore, SharedStore, StoreKey, StoredEntry, TokenStore, Whe
 /// rotation, say), before it replaces the old one: for applications that keep
 /// tokens in storage of their own. See
 /// [`CredentialBuilder::on_token_change`](crate::CredentialBuilder::on_token_change).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use tower_client_auth::token::{Token, TokenHook};
+///
+/// // Keeps the latest refresh token (in your database, in real life).
+/// let saved = Arc::new(Mutex::new(None));
+/// let hook: TokenHook = {
+///     let saved = saved.clone();
+///     Arc::new(move |token: &Token| *saved.lock().unwrap() = token.refresh_token().cloned())
+/// };
+/// hook(&Token::bearer("my-access-token", None).with_refresh_token("my-refresh-token"));
+/// assert!(saved.lock().unwrap().is_some());
+/// ```
 pub type TokenHook = std::sync::Arc<dyn Fn(&Token) + Send + Sync>;
 
 /// The longest lifetime a token is taken to have; larger `expires_in` values are
@@ -89,6 +103,21 @@ pub type TokenHook = std::sync::Arc<dyn Fn(&Token) + Send + Sync>;
 pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// An access token with what came with it.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_client_auth::secrecy::ExposeSecret;
+/// use tower_client_auth::token::Token;
+///
+/// let token = Token::bearer("my-access-token", Some(Duration::from_secs(3600)))
+///     .with_refresh_token("my-refresh-token");
+/// assert_eq!(token.token_type(), "Bearer");
+/// assert_eq!(token.access_token().expose_secret(), "my-access-token");
+/// assert_eq!(token.expires_in(), Some(Duration::from_secs(3600)));
+/// assert!(token.expires_at().is_some());
+/// // `Debug` never shows the secrets.
+/// assert!(!format!("{token:?}").contains("my-"));
+/// ```
 #[derive(Clone)]
 pub struct Token {
     pub(crate) access_token: SecretString,
@@ -112,6 +141,26 @@ impl Token {
             scope: None,
             extra: serde_json::Map::new(),
         }
+    }
+
+    /// Sets the token type: `DPoP` for a token bound to the source's
+    /// [`dpop`](TokenSource::dpop) key; any casing of `bearer` is `Bearer`.
+    /// A credential refuses a type it cannot send.
+    ///
+    /// ```
+    /// use tower_client_auth::token::Token;
+    ///
+    /// let token = Token::bearer("t0k", None).with_token_type("DPoP");
+    /// assert_eq!(token.token_type(), "DPoP");
+    /// ```
+    pub fn with_token_type(mut self, token_type: impl Into<String>) -> Token {
+        let t = token_type.into();
+        self.token_type = if t.eq_ignore_ascii_case("bearer") {
+            "Bearer".to_owned()
+        } else {
+            t
+        };
+        self
     }
 
     /// Sets the refresh token.
@@ -187,6 +236,39 @@ impl fmt::Debug for Token {
 /// refresh token. Return errors built by this crate (for OAuth2) or wrap your own
 /// with [`Error::from_source`]; [`Error::is_transient`] decides whether the cache
 /// retries with backoff or cools down.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::time::Duration;
+/// use futures_util::future::BoxFuture;
+/// use tower_client_auth::secrecy::ExposeSecret;
+/// use tower_client_auth::token::{Token, TokenSource};
+/// use tower_client_auth::{Credential, Error};
+///
+/// /// Numbers its tokens.
+/// struct Numbered(AtomicU64);
+///
+/// impl TokenSource for Numbered {
+///     fn fetch(&self, _previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+///         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+///         Box::pin(async move { Ok(Token::bearer(format!("token-{n}"), Some(Duration::from_secs(600)))) })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source(Numbered(AtomicU64::new(0)))
+///     .build()?;
+/// credential.token().await?;
+/// let cached = credential.token().await?; // still valid: not fetched again
+/// assert_eq!(cached.access_token().expose_secret(), "token-1");
+/// credential.invalidate();
+/// assert_eq!(credential.token().await?.access_token().expose_secret(), "token-2");
+/// # Ok(())
+/// # }
+/// ```
 pub trait TokenSource: Send + Sync + 'static {
     /// Fetches a new token.
     fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>>;
@@ -226,6 +308,37 @@ pub trait TokenSource: Send + Sync + 'static {
 }
 
 /// A snapshot of a managed credential's counters.
+///
+/// ```
+/// use tower_client_auth::Credential;
+///
+/// # struct MySource;
+/// # impl tower_client_auth::token::TokenSource for MySource {
+/// #     fn fetch(
+/// #         &self,
+/// #         _: Option<&tower_client_auth::token::Token>,
+/// #     ) -> futures_util::future::BoxFuture<'static, Result<tower_client_auth::token::Token, tower_client_auth::Error>> {
+/// #         let lifetime = Some(std::time::Duration::from_secs(600));
+/// #         Box::pin(async move { Ok(tower_client_auth::token::Token::bearer("my-token", lifetime)) })
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::Error> {
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source(MySource)
+///     .build()?;
+/// assert_eq!(credential.stats().unwrap().generation, 0); // nothing fetched yet
+/// credential.token().await?;
+/// let stats = credential.stats().unwrap();
+/// assert_eq!((stats.token_requests, stats.generation), (1, 1));
+/// assert!(stats.expires_at.is_some());
+///
+/// // A static credential has no counters.
+/// assert!(Credential::bearer("https://api.example.com", "my-token")?.stats().is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

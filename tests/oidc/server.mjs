@@ -14,6 +14,9 @@ import http from 'node:http';
 import * as jose from 'jose';
 import Provider from 'oidc-provider';
 
+// Nobody may be reading our output any more: never die of it.
+process.stdout.on('error', () => {});
+
 const pkjwtJwk = JSON.parse(process.env.PKJWT_JWK || 'null');
 
 const server = http.createServer();
@@ -31,6 +34,14 @@ const clients = [
     token_endpoint_auth_method: 'client_secret_basic',
   },
 ];
+// A public client on a TV: the device flow.
+clients.push({
+  client_id: 'device-client',
+  grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+  redirect_uris: [],
+  response_types: [],
+  token_endpoint_auth_method: 'none',
+});
 if (pkjwtJwk) {
   clients.push({
     client_id: 'pkjwt-client',
@@ -44,6 +55,7 @@ if (pkjwtJwk) {
 }
 
 const provider = new Provider(issuer, {
+  findAccount: (ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
   clients,
   clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none'],
   enabledJWA: {
@@ -58,7 +70,10 @@ const provider = new Provider(issuer, {
       nonceSecret: crypto.randomBytes(32),
       requireNonce: () => true,
     },
-    devInteractions: { enabled: false },
+    deviceFlow: { enabled: true },
+    // The provider's own login and consent pages (any login name, any
+    // password), which the test fills in as a user would.
+    devInteractions: { enabled: true },
   },
   ttl: { ClientCredentials: 600 },
 });
