@@ -40,6 +40,29 @@ use crate::{Credential, ReplayBody};
 /// client and an [`AuthLayer`](crate::AuthLayer) with 401 retry. Plain `http://`
 /// is allowed at the connector; the crate refuses credentials over it except to
 /// loopback.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{Layer, ServiceExt};
+/// use tower_client_auth::https::{self, HttpsClient};
+/// use tower_client_auth::{AuthLayer, AuthService, Credential};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// # let server = tower_client_auth::testing::serve(|req| async move {
+/// #     Response::new(Full::new(Bytes::from(req.headers().contains_key("authorization").to_string())))
+/// # })
+/// # .await;
+/// # let base_url = server.base_url(); // "https://api.example.com" in real life
+/// let credential = Credential::bearer(&base_url, "my-token")?;
+/// let api: AuthService<HttpsClient> = AuthLayer::new(credential).layer(https::client());
+/// let req = Request::get(format!("{base_url}/v1/me")).body(Full::new(Bytes::new()))?;
+/// assert_eq!(api.oneshot(req).await?.status(), 200);
+/// # Ok(())
+/// # }
+/// ```
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, ReplayBody<Full<Bytes>>>;
 
 /// A new [`HttpsClient`]. Clone it to share its connection pool.
@@ -56,6 +79,117 @@ pub fn client() -> HttpsClient {
 /// under [`AuthLayer`](crate::AuthLayer), whatever follows redirects in between.
 pub fn guarded(credential: Credential) -> Guard<HttpsClient> {
     GuardLayer::new(credential).layer(client())
+}
+
+/// TLS settings for an [`HttpsClient`] other than [`client`]'s: a private CA
+/// to trust besides the Mozilla roots, and a client certificate for mutual
+/// TLS (RFC 8705: `tls_client_auth` or `self_signed_tls_client_auth` at the
+/// token endpoint; the tokens it issues are then bound to the certificate,
+/// and API requests through the same client present it, so nothing else
+/// is needed at the API).
+///
+/// ```no_run
+/// use tower_client_auth::https::TlsSettings;
+/// use tower_client_auth::oauth2::{ClientAuth, TokenClient};
+///
+/// # fn f() -> Result<(), tower_client_auth::Error> {
+/// let http = TlsSettings::new()
+///     .identity_pem(
+///         &std::fs::read("client.pem").unwrap(),
+///         &std::fs::read("client.key").unwrap(),
+///     )?
+///     .client()?;
+/// let tokens = TokenClient::builder("https://mtls.auth.example.com/token")
+///     .client_id("my-client")
+///     .client_auth(ClientAuth::None) // the certificate authenticates the client
+///     .build(http.clone())?;
+/// # let _ = tokens; Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct TlsSettings {
+    roots: rustls::RootCertStore,
+    identity: Option<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )>,
+}
+
+impl TlsSettings {
+    /// The Mozilla roots (`webpki-roots`), no client certificate.
+    pub fn new() -> Self {
+        TlsSettings {
+            roots: rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+            identity: None,
+        }
+    }
+
+    /// Also trusts the CA certificates in `pem`.
+    pub fn add_roots_pem(mut self, pem: &[u8]) -> Result<Self, crate::Error> {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut added = 0;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|_| crate::Error::config("not a PEM certificate"))?;
+            self.roots
+                .add(cert)
+                .map_err(|_| crate::Error::config("not a usable CA certificate"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(crate::Error::config("no certificate in the PEM"));
+        }
+        Ok(self)
+    }
+
+    /// Presents `cert_chain_pem` (leaf first) with `key_pem` (PKCS#8, SEC1 or
+    /// PKCS#1) to servers that ask for a client certificate.
+    pub fn identity_pem(
+        mut self,
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<Self, crate::Error> {
+        use rustls::pki_types::pem::PemObject as _;
+        let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert_chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| crate::Error::config("not a PEM certificate chain"))?;
+        if chain.is_empty() {
+            return Err(crate::Error::config("no certificate in the chain"));
+        }
+        // The error never echoes the key.
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem)
+            .map_err(|_| crate::Error::config("not a PEM private key"))?;
+        self.identity = Some((chain, key));
+        Ok(self)
+    }
+
+    /// A client with these settings (ring, TLS 1.2 and 1.3, HTTP/1.1).
+    pub fn client(self) -> Result<HttpsClient, crate::Error> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|_| crate::Error::config("TLS versions"))?
+            .with_root_certificates(self.roots);
+        let config = match self.identity {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|_| crate::Error::config("the client certificate and key do not fit"))?,
+            None => builder.with_no_client_auth(),
+        };
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Client::builder(TokioExecutor::new()).build(https))
+    }
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Like [`guarded`], for several credentials sharing one client.

@@ -9,7 +9,9 @@
 // Environment: PKJWT_JWK: the public JWK registered for the private_key_jwt
 // client.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 
 import * as jose from 'jose';
 import Provider from 'oidc-provider';
@@ -19,10 +21,21 @@ process.stdout.on('error', () => {});
 
 const pkjwtJwk = JSON.parse(process.env.PKJWT_JWK || 'null');
 
-const server = http.createServer();
+// MTLS_DIR: serve https with the certificates there (ca.pem, server.pem,
+// server.key), asking for client certificates: mutual TLS (RFC 8705).
+const mtlsDir = process.env.MTLS_DIR;
+const server = mtlsDir
+  ? https.createServer({
+    key: fs.readFileSync(`${mtlsDir}/server.key`),
+    cert: fs.readFileSync(`${mtlsDir}/server.pem`),
+    ca: fs.readFileSync(`${mtlsDir}/ca.pem`),
+    requestCert: true,
+    rejectUnauthorized: false,
+  })
+  : http.createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const { port } = server.address();
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = `${mtlsDir ? 'https' : 'http'}://127.0.0.1:${port}`;
 
 const clients = [
   {
@@ -42,6 +55,17 @@ clients.push({
   response_types: [],
   token_endpoint_auth_method: 'none',
 });
+// Mutual TLS: the certificate (issued by our CA to CN=mtls-client) is the
+// client authentication, and the tokens are bound to it.
+if (mtlsDir) clients.push({
+  client_id: 'mtls-client',
+  grant_types: ['client_credentials'],
+  redirect_uris: [],
+  response_types: [],
+  token_endpoint_auth_method: 'tls_client_auth',
+  tls_client_auth_subject_dn: 'CN=mtls-client',
+  tls_client_certificate_bound_access_tokens: true,
+});
 if (pkjwtJwk) {
   clients.push({
     client_id: 'pkjwt-client',
@@ -57,7 +81,7 @@ if (pkjwtJwk) {
 const provider = new Provider(issuer, {
   findAccount: (ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
   clients,
-  clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none'],
+  clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none', 'tls_client_auth'],
   enabledJWA: {
     clientAuthSigningAlgValues: ['ES256', 'EdDSA'],
     dPoPSigningAlgValues: ['ES256', 'EdDSA'],
@@ -71,6 +95,20 @@ const provider = new Provider(issuer, {
       requireNonce: () => true,
     },
     deviceFlow: { enabled: true },
+    mTLS: {
+      enabled: Boolean(mtlsDir),
+      certificateBoundAccessTokens: true,
+      tlsClientAuth: true,
+      getCertificate(ctx) {
+        const cert = ctx.socket.getPeerX509Certificate?.();
+        return cert ? cert.toString() : undefined;
+      },
+      certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+      certificateSubjectMatches(ctx, property, expected) {
+        const cert = ctx.socket.getPeerX509Certificate?.();
+        return property === 'tls_client_auth_subject_dn' && cert?.subject === expected;
+      },
+    },
     // The provider's own login and consent pages (any login name, any
     // password), which the test fills in as a user would.
     devInteractions: { enabled: true },
@@ -156,10 +194,32 @@ async function resource(req, res) {
   return send(res, 200, { ok: true, client_id: found.clientId, jkt });
 }
 
+// The certificate-bound resource: a bearer token whose `x5t#S256` is the
+// thumbprint of the client certificate on this very connection.
+async function mtlsResource(req, res) {
+  stats.resource_requests += 1;
+  const auth = req.headers.authorization || '';
+  const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+  const found = token && await provider.ClientCredentials.find(token);
+  const peer = req.socket.getPeerX509Certificate?.();
+  if (!found || found.isExpired || !peer) {
+    return send(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+  }
+  const thumbprint = crypto.createHash('sha256').update(peer.raw).digest('base64url');
+  if (found['x5t#S256'] !== thumbprint) {
+    stats.bad_proofs += 1;
+    return send(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token", error_description="certificate mismatch"' });
+  }
+  stats.resource_ok += 1;
+  return send(res, 200, { ok: true, client_id: found.clientId, 'x5t#S256': thumbprint });
+}
+
 const callback = provider.callback();
 server.on('request', (req, res) => {
   const path = new URL(req.url, issuer).pathname;
-  if (path === '/resource') {
+  if (path === '/mtls-resource') {
+    mtlsResource(req, res).catch((e) => send(res, 500, { error: String(e) }));
+  } else if (path === '/resource') {
     resource(req, res).catch((e) => send(res, 500, { error: String(e) }));
   } else if (path === '/control/rotate-nonce' && req.method === 'POST') {
     resourceNonce = crypto.randomBytes(16).toString('base64url');
