@@ -37,6 +37,20 @@ use crate::token::{Shared, SharedStore};
 ///
 /// Cheap to clone (an `Arc` inside). `Debug` shows header names and origins, never
 /// a value.
+///
+/// ```
+/// use tower_client_auth::Credential;
+///
+/// let credential = Credential::basic("https://api.example.com", "me@example.com", "my-password")?;
+/// assert!(!credential.is_managed());
+/// assert_eq!(credential.origins()[0].host(), "api.example.com");
+/// assert!(!format!("{credential:?}").contains("my-password"));
+///
+/// // Clones share one credential (and, for a managed one, one token).
+/// let for_another_client = credential.clone();
+/// assert_eq!(for_another_client.name(), credential.name());
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Credential {
     inner: Arc<Inner>,
@@ -229,6 +243,25 @@ impl fmt::Debug for Credential {
 
 /// Builds a [`Credential`]. Errors are kept until [`CredentialBuilder::build`],
 /// which reports the first one.
+///
+/// ```
+/// use tower_client_auth::Credential;
+///
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .origin("https://uploads.example.com")
+///     .api_key("x-api-key", "my-api-key")
+///     .header("x-tenant", "acme")
+///     .name("example-api")
+///     .build()?;
+/// assert_eq!(credential.origins().len(), 2);
+/// assert_eq!(credential.name(), "example-api");
+///
+/// // Nothing fails before `build`, which reports the first mistake.
+/// let err = Credential::builder().bearer("my-token").build().unwrap_err();
+/// assert!(err.is_config()); // no origin
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[derive(Default)]
 pub struct CredentialBuilder {
     origins: Vec<String>,

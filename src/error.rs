@@ -59,12 +59,69 @@ use std::time::Duration;
 use http::StatusCode;
 
 /// Boxed error, as used by tower.
+///
+/// A request through the layer fails with a `BoxError`: this crate's [`Error`]
+/// when no token could be had, or the inner service's own error.
+///
+/// ```
+/// use tower_client_auth::{BoxError, Credential, Error};
+///
+/// fn blame(e: &BoxError) -> &'static str {
+///     match e.downcast_ref::<Error>() {
+///         Some(e) if e.is_config() => "configuration",
+///         Some(_) => "token",
+///         None => "HTTP client",
+///     }
+/// }
+///
+/// let config: BoxError = Credential::bearer("not a URL", "my-token").unwrap_err().into();
+/// assert_eq!(blame(&config), "configuration");
+/// let io: BoxError = std::io::Error::other("connection reset").into();
+/// assert_eq!(blame(&io), "HTTP client");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An error from building a credential, calling a token endpoint or managing tokens.
 ///
 /// Cheap to clone (an `Arc` inside), so one failed token request can be handed to
 /// every request that was waiting for it.
+///
+/// A token endpoint that refuses the client, and the cool-down that follows:
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::service_fn;
+/// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+/// use tower_client_auth::Credential;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let endpoint = service_fn(|_: Request<Full<Bytes>>| async {
+///     Response::builder()
+///         .status(401)
+///         .header("content-type", "application/json")
+///         .body(Full::new(Bytes::from_static(br#"{"error":"invalid_client"}"#)))
+/// });
+/// let tokens = TokenClient::builder("https://auth.example.com/token")
+///     .client_id("my-client")
+///     .client_secret("wrong-secret")
+///     .build(endpoint)?;
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source(OAuth2Source::client_credentials(tokens))
+///     .build()?;
+///
+/// let err = credential.token().await.unwrap_err();
+/// assert!(err.is_invalid_client() && !err.is_transient());
+/// assert_eq!(err.oauth2_code(), Some("invalid_client"));
+/// // No token request during the cool-down; the predicates see the cause.
+/// let again = credential.token().await.unwrap_err();
+/// assert!(again.is_cooling_down() && again.is_invalid_client());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Error {
     inner: Arc<Inner>,

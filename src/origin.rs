@@ -24,6 +24,18 @@ use crate::error::Error;
 /// of the credential's origins. Host names compare case-insensitively and an
 /// omitted port means the scheme's default, so `https://API.example.com` and
 /// `https://api.example.com:443/v1` are the same origin.
+///
+/// ```
+/// use tower_client_auth::Origin;
+///
+/// let origin = Origin::parse("https://API.example.com/v1")?;
+/// assert_eq!((origin.host(), origin.port()), ("api.example.com", 443));
+/// assert_eq!(origin.to_string(), "https://api.example.com:443");
+/// assert!(origin.matches(&"https://api.example.com:443/users".parse().unwrap()));
+/// assert!(!origin.matches(&"http://api.example.com/users".parse().unwrap()));
+/// assert!(!origin.matches(&"https://api.example.com:8443/users".parse().unwrap()));
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Origin {
     https: bool,

@@ -55,6 +55,28 @@ pub const DEFAULT_MAX_REPLAY_BODY: usize = 64 * 1024;
 pin_project! {
     /// A request body that forwards to `B` and, when asked to, keeps what it sends
     /// so the request can be sent again. See the [module docs](self).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    /// use tower_client_auth::{AuthLayer, BoxError, Credential, ReplayBody};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BoxError> {
+    /// let credential = Credential::bearer("https://api.example.com", "my-token")?;
+    /// // Stands in for a hyper-util client built for `ReplayBody<Full<Bytes>>`.
+    /// let http_client = service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
+    ///     let body = req.into_body().collect().await?.to_bytes();
+    ///     Ok::<_, BoxError>(Response::new(body))
+    /// });
+    /// let api = AuthLayer::new(credential).layer(http_client);
+    /// let req = Request::post("https://api.example.com/v1/items").body(Full::from(r#"{"id":1}"#))?;
+    /// assert_eq!(api.oneshot(req).await?.into_body(), r#"{"id":1}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub struct ReplayBody<B> {
         #[pin]
         inner: Inner<B>,
@@ -259,6 +281,18 @@ impl<B> ReplayHandle<B> {
 }
 
 /// The first body was superseded by its replay and will not yield more.
+///
+/// An HTTP client that still reads a request's first body after the layer
+/// re-sent the request gets this error from it:
+///
+/// ```
+/// use tower_client_auth::replay::BodyReplayed;
+/// use tower_client_auth::BoxError;
+///
+/// let err: BoxError = Box::new(BodyReplayed);
+/// assert!(err.is::<BodyReplayed>());
+/// assert_eq!(err.to_string(), "request body was handed over to a retry");
+/// ```
 #[derive(Debug)]
 pub struct BodyReplayed;
 

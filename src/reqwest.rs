@@ -193,6 +193,27 @@ type Pending = <::reqwest::Client as Service<::reqwest::Request>>::Future;
 
 pin_project_lite::pin_project! {
     /// The future of a [`ReqwestService`] request.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::Request;
+    /// use http_body_util::Full;
+    /// use tower::{Service, ServiceExt};
+    /// use tower_client_auth::reqwest::{ReqwestService, ResponseFuture};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let server = tower_client_auth::testing::serve(|_| async { http::Response::new(Full::new(Bytes::new())) }).await;
+    /// # let base_url = server.base_url();
+    /// let mut http = ReqwestService::new()?;
+    /// let req = Request::get(format!("{base_url}/health")).body(Full::new(Bytes::new()))?;
+    /// // It serves many body types: say which one `ready` is for.
+    /// let ready = ServiceExt::<Request<Full<Bytes>>>::ready(&mut http).await?;
+    /// let future: ResponseFuture = ready.call(req);
+    /// assert_eq!(future.await?.status(), 200);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture {
         #[pin]
@@ -269,7 +290,27 @@ impl Service<Request<http_body_util::Full<Bytes>>> for ForTokens {
 /// [`AuthService`](crate::AuthService) over a [`ReqwestService`], and gives
 /// back a `reqwest::Response` (with `json()`, `text()`, `error_for_status()`).
 ///
-/// See the [module docs](self) for an example.
+/// ```
+/// use tower::Layer;
+/// use tower_client_auth::reqwest::{ReqwestService, SendRequest};
+/// use tower_client_auth::{AuthLayer, Credential};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// # let server = tower_client_auth::testing::serve(|req| async move {
+/// #     let auth = req.headers().get("authorization").cloned().unwrap_or(http::HeaderValue::from_static(""));
+/// #     http::Response::new(http_body_util::Full::new(bytes::Bytes::copy_from_slice(auth.as_bytes())))
+/// # })
+/// # .await;
+/// # let base_url = server.base_url(); // "https://api.example.com" in real life
+/// let http = ReqwestService::new()?;
+/// let api = AuthLayer::new(Credential::bearer(&base_url, "my-token")?).layer(http.clone());
+///
+/// let res = api.send(http.client().get(format!("{base_url}/v1/me"))).await?;
+/// assert_eq!(res.error_for_status()?.text().await?, "Bearer my-token");
+/// # Ok(())
+/// # }
+/// ```
 pub trait SendRequest {
     /// Builds `request` and sends it through this service (a clone of it,
     /// driven to readiness first).

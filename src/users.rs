@@ -164,6 +164,36 @@ type KeyMap<V> = HashMap<UserKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
 type UserTokenHook = Arc<dyn Fn(&UserKey, &Token) + Send + Sync>;
 
 /// What [`UsersLayer`] does with a request that carries no [`UserKey`].
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_client_auth::token::{MemoryStore, SharedStore};
+/// use tower_client_auth::users::{Users, UsersLayer, WithoutUser};
+/// use tower_client_auth::Error;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// # let token_client = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/oauth/token")
+/// #     .client_id("my-app")
+/// #     .build(tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+/// #     }))?;
+/// let users = Users::builder("https://api.example.com", token_client)
+///     .store(SharedStore::new(MemoryStore::new()))
+///     .without_user(WithoutUser::Fail)
+///     .build()?;
+/// let api = UsersLayer::new(users).without_retry().layer(service_fn(|_: Request<Full<Bytes>>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(()))
+/// }));
+/// let anonymous = Request::get("https://api.example.com/v1/status").body(Full::new(Bytes::new()))?;
+/// let err = api.oneshot(anonymous).await.unwrap_err();
+/// assert!(err.downcast_ref::<Error>().is_some_and(|e| e.is_config()));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WithoutUser {
@@ -174,6 +204,35 @@ pub enum WithoutUser {
 }
 
 /// Many users' credentials, created on first use from the store. Cheap to clone.
+///
+/// ```
+/// use tower_client_auth::secrecy::ExposeSecret;
+/// use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+/// use tower_client_auth::users::{UserKey, Users};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// # let token_client = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/oauth/token")
+/// #     .client_id("my-app")
+/// #     .build(tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+/// #     }))?;
+/// let users = Users::builder("https://api.example.com", token_client)
+///     .store(SharedStore::new(MemoryStore::new())) // `PgStore` or `RedisStore` in production
+///     .build()?;
+/// let alice = UserKey::new("alice");
+/// let login = Token::bearer("alice-access-token", None).with_refresh_token("alice-refresh-token");
+/// users.login(&alice, login).await?;
+/// let token = users.credential(&alice)?.token().await?;
+/// assert_eq!(token.access_token().expose_secret(), "alice-access-token");
+///
+/// // Someone who never logged in:
+/// let err = users.credential(&UserKey::new("bob"))?.token().await.unwrap_err();
+/// assert!(err.is_login_required());
+/// assert_eq!(err.user_key(), Some("bob"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Users {
     inner: Arc<Inner>,
@@ -227,6 +286,31 @@ impl Entry {
 }
 
 /// Builds [`Users`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_client_auth::token::{MemoryStore, SharedStore};
+/// use tower_client_auth::users::Users;
+///
+/// # let token_client = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/oauth/token")
+/// #     .client_id("my-app")
+/// #     .build(tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+/// #     }))?;
+/// let users = Users::builder("https://api.example.com", token_client.clone())
+///     // A placeholder key: take yours from a secret manager.
+///     .store(SharedStore::new(MemoryStore::new()).encrypt_with([7u8; 32]))
+///     .max_users(50_000)
+///     .idle_timeout(Duration::from_secs(600))
+///     .on_token_change(|user, _token| eprintln!("new token for {}", user.as_str()))
+///     .build()?;
+/// assert!(users.is_empty());
+///
+/// // The store is required.
+/// let err = Users::builder("https://api.example.com", token_client).build().unwrap_err();
+/// assert!(err.is_config());
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[must_use]
 pub struct UsersBuilder {
     origin: String,
@@ -583,6 +667,43 @@ impl TokenSource for UserSource {
 /// Layer that applies [`UsersService`]: the credential of the request's
 /// [`UserKey`]. `M` is [`Retry`] (default) or [`NoRetry`], as for
 /// [`AuthLayer`](crate::AuthLayer).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+/// use tower_client_auth::users::{UserKey, Users, UsersLayer};
+/// use tower_client_auth::ReplayBody;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// # let token_client = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/oauth/token")
+/// #     .client_id("my-app")
+/// #     .build(tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+/// #     }))?;
+/// # let users = Users::builder("https://api.example.com", token_client)
+/// #     .store(SharedStore::new(MemoryStore::new()))
+/// #     .build()?;
+/// let login = Token::bearer("alice-access-token", None).with_refresh_token("alice-refresh-token");
+/// users.login(&UserKey::new("alice"), login).await?;
+///
+/// // With 401 retry (the default), the client under the layer gets `ReplayBody`.
+/// let api = UsersLayer::new(users).layer(service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
+///     Ok::<_, std::convert::Infallible>(Response::new(req.headers().get("authorization").cloned()))
+/// }));
+/// let mut req = Request::get("https://api.example.com/v1/me").body(Full::new(Bytes::new()))?;
+/// req.extensions_mut().insert(UserKey::new("alice"));
+/// assert_eq!(api.clone().oneshot(req).await?.into_body().unwrap(), "Bearer alice-access-token");
+///
+/// // A request for no user goes out as it is (see `WithoutUser`).
+/// let anonymous = Request::get("https://api.example.com/v1/status").body(Full::new(Bytes::new()))?;
+/// assert!(api.oneshot(anonymous).await?.into_body().is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub struct UsersLayer<M = Retry> {
     users: Users,
@@ -634,6 +755,45 @@ impl<S, M> Layer<S> for UsersLayer<M> {
 }
 
 /// Middleware that stamps each request with its [`UserKey`]'s token.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_client_auth::layer::NoRetry;
+/// use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+/// use tower_client_auth::users::{UserKey, Users, UsersLayer, UsersService};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// # let token_client = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/oauth/token")
+/// #     .client_id("my-app")
+/// #     .build(tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+/// #     }))?;
+/// # let users = Users::builder("https://api.example.com", token_client)
+/// #     .store(SharedStore::new(MemoryStore::new()))
+/// #     .build()?;
+/// for user in ["alice", "bob"] {
+///     let login = Token::bearer(format!("{user}-access-token"), None).with_refresh_token("my-refresh-token");
+///     users.login(&UserKey::new(user), login).await?;
+/// }
+/// let client = service_fn(|req: Request<Full<Bytes>>| async move {
+///     Ok::<_, std::convert::Infallible>(Response::new(req.headers()["authorization"].clone()))
+/// });
+/// let api: UsersService<_, NoRetry> = UsersLayer::new(users).without_retry().layer(client);
+///
+/// // One service, each request stamped for its own user.
+/// for user in ["alice", "bob"] {
+///     let mut req = Request::get("https://api.example.com/v1/me").body(Full::new(Bytes::new()))?;
+///     req.extensions_mut().insert(UserKey::new(user));
+///     let authorization = api.clone().oneshot(req).await?.into_body();
+///     assert_eq!(authorization.to_str()?, format!("Bearer {user}-access-token"));
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub struct UsersService<S, M = Retry> {
     inner: S,
     users: Users,

@@ -27,6 +27,29 @@ pin_project! {
     ///
     /// On the hot path (static credential, or a valid cached token without 401
     /// retry) it only polls the inner future; nothing is boxed.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, Service, ServiceExt};
+    /// use tower_client_auth::{AuthService, Credential, ReplayBody, ResponseFuture};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let credential = Credential::bearer("https://api.example.com", "my-token")?;
+    /// let mut api = AuthService::new(
+    ///     service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
+    ///         Ok::<_, std::convert::Infallible>(Response::new(req.headers().contains_key("authorization")))
+    ///     }),
+    ///     credential,
+    /// );
+    /// let req = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+    /// let future: ResponseFuture<_, Full<Bytes>> = api.ready().await?.call(req);
+    /// assert!(future.await?.into_body());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<S, B, M = Retry>
     where

@@ -92,6 +92,29 @@ impl<S> Layer<S> for GuardLayer {
 
 /// Middleware that removes a credential's headers from requests to origins the
 /// credential is not for. See [`GuardLayer`].
+///
+/// ```
+/// use http::{Request, Response};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_client_auth::layer::Guard;
+/// use tower_client_auth::Credential;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let credential = Credential::api_key("https://api.example.com", "x-api-key", "my-api-key")?;
+/// let http_client = service_fn(|req: Request<()>| async move {
+///     Ok::<_, std::convert::Infallible>(Response::new(req.headers().contains_key("x-api-key")))
+/// });
+/// let guarded = Guard::new(http_client, credential);
+///
+/// // A redirect hop to another host, carrying the key: it goes out without it.
+/// let hop = Request::get("https://cdn.example.net/file")
+///     .header("x-api-key", "my-api-key")
+///     .body(())?;
+/// assert!(!guarded.oneshot(hop).await?.into_body());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Guard<S> {
     inner: S,

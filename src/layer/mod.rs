@@ -217,6 +217,30 @@ impl<S, M> Layer<S> for AuthLayer<M> {
 
 /// Middleware that authenticates requests with a [`Credential`]. See the
 /// [module docs](self).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, ServiceExt};
+/// use tower_client_auth::{AuthService, Credential, ReplayBody};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let credential = Credential::api_key("https://api.example.com", "x-api-key", "my-api-key")?;
+/// let http_client = service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
+///     Ok::<_, std::convert::Infallible>(Response::new(req.headers().contains_key("x-api-key")))
+/// });
+/// let api = AuthService::new(http_client, credential);
+///
+/// // Only requests to the credential's origin get the key.
+/// let own = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+/// assert!(api.clone().oneshot(own).await?.into_body());
+/// let other = Request::get("https://example.org/").body(Full::new(Bytes::new()))?;
+/// assert!(!api.oneshot(other).await?.into_body());
+/// # Ok(())
+/// # }
+/// ```
 pub struct AuthService<S, M = Retry> {
     inner: S,
     // This service's view of the managed token (see `TokenManager::cache`).

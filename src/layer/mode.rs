@@ -10,6 +10,19 @@ use crate::replay::{ReplayBody, ReplayHandle};
 /// caller's body in [`ReplayBody`] so that a request can be sent twice;
 /// [`NoRetry`] passes the caller's body through untouched, like tower-http's
 /// `AddAuthorization`. Sealed: these two are the modes.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body::Body as _;
+/// use http_body_util::Full;
+/// use tower_client_auth::layer::{Mode, NoRetry, Retry};
+/// use tower_client_auth::ReplayBody;
+///
+/// // What the HTTP client under the layer receives for a caller's `Full<Bytes>`:
+/// let retry: <Retry as Mode>::Body<Full<Bytes>> = ReplayBody::passthrough(Full::from("{}"));
+/// let no_retry: <NoRetry as Mode>::Body<Full<Bytes>> = Full::from("{}");
+/// assert_eq!(retry.size_hint().exact(), no_retry.size_hint().exact());
+/// ```
 pub trait Mode: sealed::Sealed {
     /// The body type the inner service receives for a caller's body `B`.
     type Body<B>;
@@ -18,11 +31,47 @@ pub trait Mode: sealed::Sealed {
 /// The default mode: a request that carried a managed token and got a 401 is
 /// re-sent once with a newer token. The inner service receives
 /// `Request<ReplayBody<B>>`.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, Layer};
+/// use tower_client_auth::layer::Retry;
+/// use tower_client_auth::{AuthLayer, Credential, ReplayBody};
+///
+/// let credential = Credential::bearer("https://api.example.com", "my-token")?;
+/// let layer: AuthLayer<Retry> = AuthLayer::new(credential);
+/// // The client under it is built for the replayable body.
+/// let api = layer.layer(service_fn(|_: Request<ReplayBody<Full<Bytes>>>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(()))
+/// }));
+/// # let _ = api;
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Retry;
 
 /// No 401 retry: the inner service receives the caller's `Request<B>` unchanged
 /// (see [`AuthLayer::without_retry`](crate::AuthLayer::without_retry)).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, Layer};
+/// use tower_client_auth::layer::NoRetry;
+/// use tower_client_auth::{AuthLayer, Credential};
+///
+/// let credential = Credential::bearer("https://api.example.com", "my-token")?;
+/// let layer: AuthLayer<NoRetry> = AuthLayer::new(credential).without_retry();
+/// // The client under it gets the caller's own body type.
+/// let api = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(()))
+/// }));
+/// # let _ = api;
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoRetry;
 

@@ -11,6 +11,20 @@ use crate::error::{Error, Kind};
 
 /// A PKCE code verifier (RFC 7636 §4.1): 43 to 128 characters of
 /// `[A-Za-z0-9-._~]`.
+///
+/// ```
+/// use tower_client_auth::oauth2::PkceVerifier;
+/// use tower_client_auth::secrecy::ExposeSecret;
+///
+/// // The example of RFC 7636, appendix B:
+/// let verifier = PkceVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")?;
+/// assert_eq!(verifier.challenge_s256(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+///
+/// let fresh = PkceVerifier::generate()?;
+/// assert_eq!(fresh.secret().expose_secret().len(), 43);
+/// assert!(PkceVerifier::new("too-short").is_err());
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct PkceVerifier(SecretString);
 
@@ -52,6 +66,17 @@ impl fmt::Debug for PkceVerifier {
 }
 
 /// How the PKCE challenge is derived.
+///
+/// ```
+/// use tower_client_auth::oauth2::{AuthorizationUrl, PkceMethod};
+///
+/// // Only for a server that cannot do S256:
+/// let request = AuthorizationUrl::new("https://auth.example.com/authorize", "my-client", "https://my.app/cb")
+///     .pkce(Some(PkceMethod::Plain))
+///     .build()?;
+/// assert!(request.url().contains("code_challenge_method=plain"));
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PkceMethod {
     /// SHA-256 (the default, and the only one to use when the server supports it).
@@ -172,6 +197,20 @@ impl AuthorizationUrl {
 
 /// An authorization request in progress: keep it (server-side, per user) until the
 /// callback arrives.
+///
+/// ```
+/// use tower_client_auth::oauth2::AuthorizationUrl;
+///
+/// let request = AuthorizationUrl::new("https://auth.example.com/authorize", "my-client", "https://my.app/cb")
+///     .build()?;
+/// // Send the browser to `request.url()`; the callback must bring the same state.
+/// let forged = request.verify_callback("code=abc&state=not-ours").unwrap_err();
+/// assert!(forged.is_state_mismatch());
+/// let code = request.verify_callback(&format!("code=abc&state={}", request.state()))?;
+/// // Then: `token_client.exchange_code(code.code, Some(request.redirect_uri()), request.verifier())`.
+/// # let _ = code;
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 pub struct AuthorizationRequest {
     url: String,
     state: String,
@@ -180,6 +219,19 @@ pub struct AuthorizationRequest {
 }
 
 /// What the callback gave: the code to exchange.
+///
+/// ```
+/// use tower_client_auth::oauth2::{AuthorizationCode, AuthorizationUrl};
+/// use tower_client_auth::secrecy::ExposeSecret;
+///
+/// let request = AuthorizationUrl::new("https://auth.example.com/authorize", "my-client", "https://my.app/cb")
+///     .build()?;
+/// let callback = format!("code=the-code&state={}", request.state());
+/// let code: AuthorizationCode = request.verify_callback(&callback)?;
+/// assert_eq!(code.code.expose_secret(), "the-code");
+/// assert_eq!(format!("{code:?}"), "AuthorizationCode([redacted])");
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct AuthorizationCode {
     /// The authorization code.

@@ -36,6 +36,14 @@ pub const API_BASE: &str = "https://api.algoreg.com";
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The API base of a dedicated instance: `https://api.{instance}.algoreg.com`.
+///
+/// ```
+/// use tower_client_auth::providers::algoreg;
+///
+/// assert_eq!(algoreg::instance_base("acme")?, "https://api.acme.algoreg.com");
+/// assert!(algoreg::instance_base("acme.evil.example").unwrap_err().is_config());
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 pub fn instance_base(instance: &str) -> Result<String, Error> {
     let ok = !instance.is_empty()
         && instance.len() <= 63
@@ -53,6 +61,30 @@ pub fn instance_base(instance: &str) -> Result<String, Error> {
 }
 
 /// Basic `email:password` on every request to `api_base`.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::Request;
+/// use http_body_util::Full;
+/// use tower::{Layer, ServiceExt};
+/// use tower_client_auth::providers::algoreg;
+/// use tower_client_auth::testing::algoreg::Algoreg;
+/// use tower_client_auth::AuthLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let emulator = Algoreg::start("api@acme.com", "my-password", 5).await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// // `algoreg::API_BASE` in production:
+/// let credential = algoreg::basic(&emulator.base_url(), "api@acme.com", "my-password")?;
+/// let api = AuthLayer::new(credential).without_retry().layer(http);
+/// let req = Request::get(format!("{}/api/v1/me", emulator.base_url())).body(Full::new(Bytes::new()))?;
+/// assert_eq!(api.oneshot(req).await?.status(), 200);
+/// assert_eq!(emulator.token_requests(), 0);
+/// # Ok(())
+/// # }
+/// ```
 pub fn basic(
     api_base: &str,
     email: impl Into<String>,
@@ -63,6 +95,24 @@ pub fn basic(
 
 /// Bearer tokens from the JSON password grant at `{api_base}/api/v1/token`, sent
 /// through `http` (a plain client, not one wrapped in the layer).
+///
+/// ```
+/// use tower_client_auth::providers::algoreg;
+/// use tower_client_auth::testing::algoreg::Algoreg;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let emulator = Algoreg::start("api@acme.com", "my-password", 5).await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let credential = algoreg::oauth2(&emulator.base_url(), "api@acme.com", "my-password", http)?;
+/// credential.token().await?;
+/// assert_eq!(emulator.token_requests(), 1);
+/// // Algoreg's answer has no `expires_in`: the documented hour is assumed.
+/// assert!(credential.stats().unwrap().expires_at.is_some());
+/// # Ok(())
+/// # }
+/// ```
 pub fn oauth2<H, M>(
     api_base: &str,
     email: impl Into<String>,

@@ -40,6 +40,35 @@ pub const PROFILE_API: &str = "https://profile.altrata.com";
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(28_800);
 
 /// Starts an Altrata credential.
+///
+/// Against a local stand-in for Altrata:
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::Request;
+/// use http_body_util::Full;
+/// use tower::{Layer, ServiceExt};
+/// use tower_client_auth::providers::altrata;
+/// use tower_client_auth::testing::altrata::Altrata;
+/// use tower_client_auth::AuthLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let emulator = Altrata::start("my-api-key", "my-user", "my-password").await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<tower_client_auth::ReplayBody<http_body_util::Full<bytes::Bytes>>>();
+/// let credential = altrata::client_credentials("my-api-key", "my-user", "my-password")
+///     .token_url(emulator.token_url())
+///     .api_origin(emulator.api_base())
+///     .build(http.clone())?;
+/// let api = AuthLayer::new(credential).layer(http);
+/// let query = Full::new(Bytes::from_static(br#"{"query":"{ me { id } }"}"#));
+/// let req = Request::post(emulator.graphql_url()).header("content-type", "application/json").body(query)?;
+/// assert_eq!(api.oneshot(req).await?.status(), 200);
+/// assert_eq!(emulator.token_requests(), 1);
+/// # Ok(())
+/// # }
+/// ```
 pub fn client_credentials(
     api_key: impl Into<SecretString>,
     username: impl Into<String>,
@@ -57,6 +86,22 @@ pub fn client_credentials(
 }
 
 /// Builds an Altrata credential.
+///
+/// ```
+/// use tower_client_auth::providers::altrata;
+/// use tower_client_auth::token::{MemoryStore, SharedStore};
+///
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let credential = altrata::client_credentials("my-api-key", "my-user", "my-password")
+///     .api_origin(altrata::PROFILE_API)
+///     // Processes that share the account share the token (`RedisStore` for a fleet).
+///     .shared_store(SharedStore::new(MemoryStore::new()))
+///     .build(http)?;
+/// assert_eq!(credential.name(), "altrata");
+/// assert_eq!(credential.origins()[0].host(), "profile.altrata.com");
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 pub struct AltrataBuilder {
     api_key: SecretString,
     username: String,

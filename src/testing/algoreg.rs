@@ -13,6 +13,26 @@ use http::Request;
 use super::{basic, header, json, Common, Counts, Failure, Server};
 
 /// The Algoreg emulator. Stops when dropped.
+///
+/// A wrong password is sent once, never again during the cool-down:
+///
+/// ```
+/// use tower_client_auth::providers::algoreg;
+/// use tower_client_auth::testing::algoreg::Algoreg;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let emulator = Algoreg::start("api@acme.com", "my-password", 3).await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let credential = algoreg::oauth2(&emulator.base_url(), "api@acme.com", "wrong-password", http)?;
+/// assert!(credential.token().await.unwrap_err().is_invalid_grant());
+/// assert!(credential.token().await.unwrap_err().is_cooling_down());
+/// assert_eq!(emulator.wrong_passwords(), 1);
+/// assert!(!emulator.is_locked());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Algoreg {
     server: Server,

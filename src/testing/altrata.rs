@@ -14,6 +14,31 @@ use http::Request;
 use super::{basic, header, json, Common, Counts, Failure, Server};
 
 /// The Altrata emulator. Stops when dropped.
+///
+/// Like Altrata, it ends a token when it issues the next:
+///
+/// ```
+/// use tower_client_auth::oauth2::{ClientAuth, ParamStyle, TokenClient};
+/// use tower_client_auth::testing::altrata::Altrata;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let emulator = Altrata::start("my-api-key", "my-user", "my-password").await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let tokens = TokenClient::builder(emulator.token_url())
+///     .client_id("my-user")
+///     .client_secret("my-password")
+///     .client_auth(ClientAuth::BasicRaw)
+///     .params_in(ParamStyle::Query)
+///     .header("x-api-key", "my-api-key")
+///     .build(http)?;
+/// tokens.client_credentials(&[]).await?;
+/// tokens.client_credentials(&[]).await?;
+/// assert_eq!(emulator.terminated_valid_tokens(), 1); // the second ended the first
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Altrata {
     server: Server,

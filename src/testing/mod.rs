@@ -52,6 +52,30 @@ pub use server::{serve, Server};
 
 /// A failure an emulator's token endpoint produces on demand, once per call to
 /// `fail_next`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_client_auth::oauth2::TokenClient;
+/// use tower_client_auth::testing::token_server::TokenServer;
+/// use tower_client_auth::testing::Failure;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+/// server.fail_next(Failure::TooManyRequests { retry_after_secs: 120 });
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let tokens = TokenClient::builder(server.token_url())
+///     .client_id("my-client")
+///     .client_secret("my-secret")
+///     .build(http)?;
+/// let err = tokens.client_credentials(&[]).await.unwrap_err();
+/// assert!(err.is_transient());
+/// assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
+/// tokens.client_credentials(&[]).await?; // one failure per `fail_next`
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Failure {
@@ -205,6 +229,27 @@ impl Common {
 }
 
 /// Counters an emulator exposes.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::Request;
+/// use http_body_util::Full;
+/// use tower_client_auth::testing::altrata::Altrata;
+/// use tower_client_auth::testing::Counts;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let emulator = Altrata::start("my-api-key", "my-user", "my-password").await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// // A call without credentials is counted, and refused.
+/// let req = Request::post(emulator.graphql_url()).body(Full::new(Bytes::new()))?;
+/// assert_eq!(http.request(req).await?.status(), 401);
+/// let counts = Counts { token_requests: 0, api_requests: 1, api_rejections: 1 };
+/// assert_eq!(emulator.counts(), counts);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     /// Requests to the token endpoint, including failed ones.

@@ -34,6 +34,32 @@ struct Grants {
 }
 
 /// The authorization-code emulator. Stops when dropped.
+///
+/// ```
+/// use tower_client_auth::oauth2::{AuthorizationUrl, TokenClient};
+/// use tower_client_auth::testing::oauth::OAuthServer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let server = OAuthServer::start("my-client-id", "my-client-secret").await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let tokens = TokenClient::builder(server.token_url())
+///     .client_id("my-client-id")
+///     .client_secret("my-client-secret")
+///     .build(http)?;
+/// let request = AuthorizationUrl::new(server.authorize_url(), "my-client-id", "http://127.0.0.1/cb").build()?;
+/// let code = request.verify_callback(&server.approve(request.url()).await?)?;
+/// let first = tokens.exchange_code(code.code, Some(request.redirect_uri()), request.verifier()).await?;
+///
+/// // Refresh-token rotation: a refresh token works once.
+/// let old = first.refresh_token().unwrap();
+/// tokens.refresh(old, &[]).await?;
+/// assert!(tokens.refresh(old, &[]).await.unwrap_err().is_invalid_grant());
+/// assert_eq!(server.refresh_token_reuses(), 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct OAuthServer {
     server: Server,

@@ -18,6 +18,35 @@ pub(crate) type Handler =
     Arc<dyn Fn(Request<Bytes>) -> BoxFuture<'static, Response<Full<Bytes>>> + Send + Sync>;
 
 /// A running loopback server; stops when dropped (or runs on, see [`Server::detach`]).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response, StatusCode};
+/// use http_body_util::Full;
+/// use tower::{Layer, ServiceExt};
+/// use tower_client_auth::testing::{serve, Server};
+/// use tower_client_auth::{AuthLayer, Credential};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// // An API that wants `x-api-key`.
+/// let api: Server = serve(|req| async move {
+///     let mut res = Response::new(Full::new(Bytes::new()));
+///     if req.headers().get("x-api-key").is_none_or(|key| key != "my-api-key") {
+///         *res.status_mut() = StatusCode::UNAUTHORIZED;
+///     }
+///     res
+/// })
+/// .await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let credential = Credential::api_key(&api.base_url(), "x-api-key", "my-api-key")?;
+/// let client = AuthLayer::new(credential).without_retry().layer(http);
+/// let req = Request::get(format!("{}/v1/items", api.base_url())).body(Full::new(Bytes::new()))?;
+/// assert_eq!(client.oneshot(req).await?.status(), 200);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,

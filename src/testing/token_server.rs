@@ -54,6 +54,35 @@ use super::{basic, header, json, lock, Common, Counts, Failure, Server};
 pub const TOKEN_PATH: &str = "/oauth/token";
 
 /// Builds a [`TokenServer`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_client_auth::oauth2::TokenClient;
+/// use tower_client_auth::testing::token_server::TokenServer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let server = TokenServer::builder()
+///     .client("my-client", "my-secret")
+///     .user("alice", "alice-password")
+///     .token_lifetime(Duration::from_secs(60))
+///     .rotate_refresh_tokens(true)
+///     .lock_after_wrong_passwords(3)
+///     .start()
+///     .await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let tokens = TokenClient::builder(server.token_url())
+///     .client_id("my-client")
+///     .client_secret("my-secret")
+///     .build(http)?;
+/// let token = tokens.password("alice", "alice-password", &[]).await?;
+/// assert_eq!(token.expires_in(), Some(Duration::from_secs(60)));
+/// tokens.refresh(token.refresh_token().unwrap(), &[]).await?;
+/// assert_eq!(server.spent_refresh_tokens(), 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct TokenServerBuilder {
@@ -242,6 +271,42 @@ fn token_endpoint(
 }
 
 /// The plain authorization server. Stops when dropped.
+///
+/// Its API answers 401 to a revoked token, and the layer renews the token once:
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::Request;
+/// use http_body_util::Full;
+/// use tower::{Layer, ServiceExt};
+/// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+/// use tower_client_auth::testing::token_server::TokenServer;
+/// use tower_client_auth::{AuthLayer, Credential};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+/// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+/// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+/// #     .build_http::<tower_client_auth::ReplayBody<http_body_util::Full<bytes::Bytes>>>();
+/// let tokens = TokenClient::builder(server.token_url())
+///     .client_id("my-client")
+///     .client_secret("my-secret")
+///     .build(http.clone())?;
+/// let credential = Credential::builder()
+///     .origin(&server.base_url())
+///     .token_source(OAuth2Source::client_credentials(tokens))
+///     .build()?;
+/// let api = AuthLayer::new(credential).layer(http);
+/// let whoami = || Request::get(server.api_url("whoami")).body(Full::new(Bytes::new()));
+/// assert_eq!(api.clone().oneshot(whoami()?).await?.status(), 200);
+///
+/// server.revoke_access_tokens();
+/// assert_eq!(api.oneshot(whoami()?).await?.status(), 200); // renewed and re-sent
+/// assert_eq!(server.grants("client_credentials"), 2);
+/// assert_eq!(server.counts().api_rejections, 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct TokenServer {
     server: Server,

@@ -26,6 +26,35 @@ fn clamp(d: Duration) -> Duration {
 ///   endpoint, ...) starts a cool-down of [`cooldown`](Self::cooldown), doubling on
 ///   each repeat up to a cap (1 hour; both set by `cooldown`), during which no token
 ///   request is made at all: wrong credentials never lock an account.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_client_auth::token::ManagedOptions;
+/// use tower_client_auth::Credential;
+///
+/// # struct MySource;
+/// # impl tower_client_auth::token::TokenSource for MySource {
+/// #     fn fetch(
+/// #         &self,
+/// #         _: Option<&tower_client_auth::token::Token>,
+/// #     ) -> futures_util::future::BoxFuture<'static, Result<tower_client_auth::token::Token, tower_client_auth::Error>> {
+/// #         let lifetime = Some(std::time::Duration::from_secs(600));
+/// #         Box::pin(async move { Ok(tower_client_auth::token::Token::bearer("my-token", lifetime)) })
+/// #     }
+/// # }
+/// let options = ManagedOptions::new()
+///     .max_refresh_ahead(Duration::from_secs(60))
+///     // for a token endpoint that gives no `expires_in`
+///     .default_lifetime(Some(Duration::from_secs(3600)))
+///     .max_attempts(5)
+///     .cooldown(Duration::from_secs(300), Duration::from_secs(6 * 3600));
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source_with(MySource, options)
+///     .build()?;
+/// assert!(credential.is_managed());
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ManagedOptions {
     pub(crate) max_refresh_ahead: Duration,

@@ -36,6 +36,19 @@ use crate::error::Error;
 
 /// The keys of one credential's entry, lease and change channel. All three share
 /// a Redis Cluster hash tag (`{…}`), so a credential's keys live on one slot.
+///
+/// A [`TokenStore`] of your own is handed one in every call:
+///
+/// ```
+/// use tower_client_auth::token::StoreKey;
+///
+/// /// The rows a SQL store keeps for one credential: `namespace:{hash}:token`
+/// /// and the like.
+/// fn rows(key: &StoreKey) -> [String; 3] {
+///     [key.entry(), key.lease(), key.channel()]
+/// }
+/// # let _ = rows;
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct StoreKey {
     base: String,
@@ -80,6 +93,14 @@ impl fmt::Debug for StoreKey {
 
 /// A stored token: its generation (grows by one per write) and its encoded
 /// bytes (opaque to the store; encrypted when the [`SharedStore`] has a key).
+///
+/// ```
+/// use tower_client_auth::token::StoredEntry;
+///
+/// let entry = StoredEntry { generation: 1, data: vec![0; 48] };
+/// // `Debug` shows the size of the data, never the data.
+/// assert_eq!(format!("{entry:?}"), "StoredEntry { generation: 1, data: [48 bytes] }");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredEntry {
     /// 1 for the first token written, then one more per write.
@@ -103,6 +124,69 @@ impl fmt::Debug for StoredEntry {
 /// `PgStore` (features `redis`, `postgres`) across processes.
 ///
 /// Errors are the crate's [`Error`]; wrap your own with [`Error::store`].
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// # use std::time::Duration;
+/// use futures_util::future::BoxFuture;
+/// use tower_client_auth::token::{MemoryStore, SharedStore, StoreKey, StoredEntry, TokenStore};
+/// use tower_client_auth::{Credential, Error};
+///
+/// /// Keeps tokens in memory, and counts the writes.
+/// struct Counting(MemoryStore, Arc<AtomicU64>);
+///
+/// impl TokenStore for Counting {
+///     fn compare_and_set<'a>(
+///         &'a self,
+///         key: &'a StoreKey,
+///         expected: u64,
+///         entry: StoredEntry,
+///     ) -> BoxFuture<'a, Result<bool, Error>> {
+///         self.1.fetch_add(1, Ordering::SeqCst);
+///         self.0.compare_and_set(key, expected, entry)
+///     }
+///     // `load` and the lease and wait methods forward to `self.0` likewise.
+/// #   fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<StoredEntry>, Error>> {
+/// #       self.0.load(key)
+/// #   }
+/// #   fn try_lease<'a>(&'a self, key: &'a StoreKey, owner: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
+/// #       self.0.try_lease(key, owner, ttl)
+/// #   }
+/// #   fn renew_lease<'a>(&'a self, key: &'a StoreKey, owner: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
+/// #       self.0.renew_lease(key, owner, ttl)
+/// #   }
+/// #   fn release_lease<'a>(&'a self, key: &'a StoreKey, owner: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+/// #       self.0.release_lease(key, owner)
+/// #   }
+/// #   fn wait_change<'a>(&'a self, key: &'a StoreKey, seen: u64, timeout: Duration) -> BoxFuture<'a, Result<(), Error>> {
+/// #       self.0.wait_change(key, seen, timeout)
+/// #   }
+/// }
+///
+/// # struct MySource;
+/// # impl tower_client_auth::token::TokenSource for MySource {
+/// #     fn fetch(
+/// #         &self,
+/// #         _: Option<&tower_client_auth::token::Token>,
+/// #     ) -> futures_util::future::BoxFuture<'static, Result<tower_client_auth::token::Token, tower_client_auth::Error>> {
+/// #         let lifetime = Some(std::time::Duration::from_secs(600));
+/// #         Box::pin(async move { Ok(tower_client_auth::token::Token::bearer("my-token", lifetime)) })
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let writes = Arc::new(AtomicU64::new(0));
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source(MySource)
+///     .shared_store(SharedStore::new(Counting(MemoryStore::new(), writes.clone())).identity("my-api"))
+///     .build()?;
+/// credential.token().await?;
+/// assert_eq!(writes.load(Ordering::SeqCst), 1);
+/// # Ok(())
+/// # }
+/// ```
 pub trait TokenStore: Send + Sync + 'static {
     /// The entry under `key`, if any.
     fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<StoredEntry>, Error>>;
@@ -154,6 +238,44 @@ pub trait TokenStore: Send + Sync + 'static {
 
 /// A [`TokenStore`] in this process's memory: processes do not share it. For
 /// tests, and for several credentials of one process sharing one token.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use tower_client_auth::secrecy::ExposeSecret;
+/// use tower_client_auth::token::{MemoryStore, SharedStore};
+/// use tower_client_auth::Credential;
+///
+/// # static FETCHES: AtomicU64 = AtomicU64::new(0);
+/// # struct MySource;
+/// # impl tower_client_auth::token::TokenSource for MySource {
+/// #     fn fetch(
+/// #         &self,
+/// #         _: Option<&tower_client_auth::token::Token>,
+/// #     ) -> futures_util::future::BoxFuture<'static, Result<tower_client_auth::token::Token, tower_client_auth::Error>> {
+/// #         let n = FETCHES.fetch_add(1, Ordering::SeqCst) + 1;
+/// #         let lifetime = Some(std::time::Duration::from_secs(600));
+/// #         Box::pin(async move { Ok(tower_client_auth::token::Token::bearer(format!("token-{n}"), lifetime)) })
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::Error> {
+/// // Two APIs that accept the same token: one token request for both.
+/// let shared = SharedStore::new(MemoryStore::new()).identity("my-token");
+/// let api = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source(MySource)
+///     .shared_store(shared.clone())
+///     .build()?;
+/// let uploads = Credential::builder()
+///     .origin("https://uploads.example.com")
+///     .token_source(MySource)
+///     .shared_store(shared)
+///     .build()?;
+/// assert_eq!(api.token().await?.access_token().expose_secret(), "token-1");
+/// assert_eq!(uploads.token().await?.access_token().expose_secret(), "token-1");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<HashMap<String, MemoryEntry>>,
@@ -309,6 +431,38 @@ pub enum WhenUnavailable {
 /// Without [`encrypt_with`](Self::encrypt_with) tokens (access and refresh
 /// tokens included) are stored as they are: anyone who can read the store can
 /// use them.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_client_auth::token::{MemoryStore, SharedStore};
+/// use tower_client_auth::Credential;
+///
+/// # struct MySource;
+/// # impl tower_client_auth::token::TokenSource for MySource {
+/// #     fn fetch(
+/// #         &self,
+/// #         _: Option<&tower_client_auth::token::Token>,
+/// #     ) -> futures_util::future::BoxFuture<'static, Result<tower_client_auth::token::Token, tower_client_auth::Error>> {
+/// #         let lifetime = Some(std::time::Duration::from_secs(600));
+/// #         Box::pin(async move { Ok(tower_client_auth::token::Token::bearer("my-token", lifetime)) })
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_client_auth::Error> {
+/// let shared = SharedStore::new(MemoryStore::new()) // `RedisStore` or `PgStore` for a fleet
+///     .namespace("billing-service")
+///     .identity("billing-api-token") // needed for a token source of your own
+///     .encrypt_with([7u8; 32]) // a placeholder: take the key from your secret manager
+///     .lease_ttl(Duration::from_secs(10));
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source(MySource)
+///     .shared_store(shared)
+///     .build()?;
+/// credential.token().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 #[derive(Clone)]
 pub struct SharedStore {
