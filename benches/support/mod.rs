@@ -88,9 +88,9 @@ pub fn warm_credential(rt: &tokio::runtime::Runtime, api_key: bool) -> Credentia
 }
 
 /// A DPoP-bound managed credential (feature `jose`), cache warm: each request
-/// signs a new ES256 proof.
+/// signs a new ES256 (or EdDSA) proof.
 #[cfg(feature = "jose")]
-pub fn warm_dpop_credential(rt: &tokio::runtime::Runtime) -> Credential {
+pub fn warm_dpop_credential(rt: &tokio::runtime::Runtime, ed25519: bool) -> Credential {
     use tower_client_auth::oauth2::{Dpop, PrivateKey};
     struct FixedDpop(Dpop);
     impl TokenSource for FixedDpop {
@@ -106,7 +106,12 @@ pub fn warm_dpop_credential(rt: &tokio::runtime::Runtime) -> Credential {
             Some(self.0.clone())
         }
     }
-    let dpop = Dpop::new(PrivateKey::generate_es256().unwrap());
+    let key = if ed25519 {
+        PrivateKey::generate_ed25519()
+    } else {
+        PrivateKey::generate_es256()
+    };
+    let dpop = Dpop::new(key.unwrap());
     let cred = Credential::builder()
         .origin("https://api.example.com")
         .token_source_with(FixedDpop(dpop), ManagedOptions::default())

@@ -150,8 +150,9 @@ pub fn variant(name: &str, rt: &tokio::runtime::Runtime) -> Box<dyn FnMut()> {
         // Not in the criterion group: a DPoP-bound token, a new proof signed per
         // request (`FEATURES=jose EXTRA=oauth2_cached_dpop bash benches/icount.sh`).
         #[cfg(feature = "jose")]
-        "oauth2_cached_dpop" => {
-            let mut svc = AuthLayer::new(super::warm_dpop_credential(rt)).layer(Noop);
+        "oauth2_cached_dpop" | "oauth2_cached_dpop_ed25519" => {
+            let ed25519 = name.ends_with("ed25519");
+            let mut svc = AuthLayer::new(super::warm_dpop_credential(rt, ed25519)).layer(Noop);
             Box::new(move || call(&mut svc, request()))
         }
         // Not in the criterion group: the cached path on a Redis-shared credential

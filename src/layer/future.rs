@@ -384,7 +384,7 @@ where
 /// keeps it): the request is then sent once more with a new proof.
 #[cfg(feature = "jose")]
 fn asks_for_new_nonce<S, B, Sent>(ctx: &RetryCtx<S, B, Sent>, headers: &http::HeaderMap) -> bool {
-    let Some(dpop) = ctx.stamp.credential.manager().and_then(|m| m.dpop()) else {
+    let Some(dpop) = ctx.stamp.dpop.as_ref() else {
         return false;
     };
     let Some(head) = ctx.replay.head.as_ref() else {

@@ -24,6 +24,10 @@ use crate::token::Stamped;
 pub(crate) struct Stamp {
     pub(crate) credential: Credential,
     statics: Box<[(HeaderName, HeaderValue)]>,
+    /// The DPoP key of the credential's tokens, looked up once: the check on
+    /// the hot path is then one load.
+    #[cfg(feature = "jose")]
+    pub(crate) dpop: Option<crate::oauth2::Dpop>,
 }
 
 impl Stamp {
@@ -34,6 +38,8 @@ impl Stamp {
             .map(|(n, v)| (deep_name(n), deep_value(v)))
             .collect();
         Arc::new(Stamp {
+            #[cfg(feature = "jose")]
+            dpop: credential.manager().and_then(|m| m.dpop().cloned()),
             credential,
             statics,
         })

@@ -406,9 +406,11 @@ where
     let carried = !has_header(req.headers(), &header::AUTHORIZATION);
     if !(M::RETRY && carried) {
         #[cfg(feature = "jose")]
-        let proof = carried
-            .then(|| dpop_proof(stamp, req.method(), req.uri(), authorization))
-            .flatten();
+        let proof = if carried && stamp.dpop.is_some() {
+            dpop_proof(stamp, req.method(), req.uri(), authorization)
+        } else {
+            None
+        };
         stamp_headers(req.headers_mut(), carried.then_some(authorization), stamp);
         #[cfg(feature = "jose")]
         if let Some(proof) = proof {
@@ -420,8 +422,10 @@ where
     let head = parts.clone();
     stamp_headers(&mut parts.headers, Some(authorization), stamp);
     #[cfg(feature = "jose")]
-    if let Some(proof) = dpop_proof(stamp, &parts.method, &parts.uri, authorization) {
-        parts.headers.insert(crate::oauth2::dpop::DPOP, proof);
+    if stamp.dpop.is_some() {
+        if let Some(proof) = dpop_proof(stamp, &parts.method, &parts.uri, authorization) {
+            parts.headers.insert(crate::oauth2::dpop::DPOP, proof);
+        }
     }
     let (body, recording) = M::record(body, max_replay_body);
     let clone = service.clone();
@@ -455,7 +459,7 @@ pub(crate) fn dpop_proof(
     uri: &http::Uri,
     authorization: &HeaderValue,
 ) -> Option<HeaderValue> {
-    let dpop = stamp.credential.manager()?.dpop()?;
+    let dpop = stamp.dpop.as_ref()?;
     let token = authorization.as_bytes().strip_prefix(b"DPoP ")?;
     let token = std::str::from_utf8(token).ok()?;
     match dpop.proof(method, uri, Some(token)) {

@@ -38,6 +38,14 @@ const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The device authorization endpoint's answer (RFC 8628 §3.2). `Debug` leaves
 /// the device code out.
+///
+/// ```no_run
+/// # async fn f(tokens: tower_client_auth::oauth2::TokenClient) -> Result<(), tower_client_auth::Error> {
+/// let auth = tokens.device_authorization("https://auth.example.com/device", &[]).await?;
+/// println!("Open {} and enter {}", auth.verification_uri(), auth.user_code());
+/// let token = tokens.poll_device_token(&auth).await?;
+/// # let _ = token; Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct DeviceAuthorization {
     device_code: SecretString,

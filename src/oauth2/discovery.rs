@@ -42,6 +42,19 @@ pub const METADATA_TTL: Duration = Duration::from_secs(3600);
 const MAX_METADATA: usize = 256 * 1024;
 
 /// An authorization server's metadata: the endpoints and what it supports.
+///
+/// ```
+/// use tower_client_auth::oauth2::ProviderMetadata;
+///
+/// let m = ProviderMetadata::from_json(
+///     "https://login.example.com",
+///     br#"{"issuer":"https://login.example.com",
+///          "token_endpoint":"https://login.example.com/oauth/token",
+///          "device_authorization_endpoint":"https://login.example.com/device"}"#,
+/// )?;
+/// assert_eq!(m.endpoint("device_authorization_endpoint"), Some("https://login.example.com/device"));
+/// # Ok::<_, tower_client_auth::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ProviderMetadata {
     issuer: String,
@@ -148,6 +161,15 @@ impl ProviderMetadata {
 }
 
 /// Fetches and caches [`ProviderMetadata`] per issuer.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_client_auth::oauth2::Discovery;
+///
+/// # fn f(http: tower_client_auth::oauth2::HttpService) {
+/// let discovery = Discovery::new(http).ttl(Duration::from_secs(600));
+/// # let _ = discovery; }
+/// ```
 #[derive(Clone)]
 pub struct Discovery {
     http: HttpService,

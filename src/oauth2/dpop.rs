@@ -44,6 +44,16 @@ pub const DPOP_NONCE: &str = "dpop-nonce";
 /// A DPoP key with the nonces servers gave for it. Cheap to clone; clones
 /// share the nonces. Give the same `Dpop` to the token client and nothing
 /// else: the credential picks it up from its token source.
+///
+/// ```
+/// use tower_client_auth::oauth2::{Dpop, PrivateKey};
+///
+/// let dpop = Dpop::new(PrivateKey::generate_es256()?);
+/// let uri: http::Uri = "https://api.example.com/v1/items?page=2".parse().unwrap();
+/// let proof = dpop.proof(&http::Method::GET, &uri, Some("the-access-token"))?;
+/// assert_eq!(proof.to_str().unwrap().split('.').count(), 3); // a compact JWS
+/// # Ok::<_, tower_client_auth::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Dpop {
     inner: Arc<Inner>,

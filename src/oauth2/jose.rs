@@ -29,6 +29,16 @@ use crate::error::Error;
 
 /// A private key that signs JWTs: ES256 (P-256) or EdDSA (Ed25519). Cheap to
 /// clone; `Debug` shows the algorithm and the thumbprint, never the key.
+///
+/// ```
+/// use tower_client_auth::oauth2::PrivateKey;
+///
+/// let key = PrivateKey::generate_ed25519()?.with_kid("2026-11");
+/// assert_eq!(key.algorithm(), "EdDSA");
+/// assert_eq!(key.public_jwk()["crv"], "Ed25519"); // register this with the server
+/// assert!(!format!("{key:?}").contains("\"d\""));
+/// # Ok::<_, tower_client_auth::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct PrivateKey {
     inner: Arc<Inner>,
