@@ -186,6 +186,30 @@ impl PrivateKey {
         &self.inner.thumbprint
     }
 
+    /// Signs `claims` as a JWT (header `typ` `JWT`, `alg`, and `kid` when
+    /// set): an assertion for [`Grant::JwtBearer`](super::Grant::JwtBearer)
+    /// when you are the issuer. Set `iss`, `sub`, `aud` and `exp` as the
+    /// server expects (RFC 7523 §3).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::PrivateKey;
+    ///
+    /// let key = PrivateKey::generate_es256()?;
+    /// let jwt = key.sign_jwt(&serde_json::json!({
+    ///     "iss": "my-idp", "sub": "alice", "aud": "https://auth.example.com/token", "exp": 4102444800u64,
+    /// }));
+    /// assert_eq!(jwt.split('.').count(), 3);
+    /// # Ok::<_, tower_client_auth::Error>(())
+    /// ```
+    pub fn sign_jwt(&self, claims: &serde_json::Value) -> String {
+        let mut header = serde_json::Map::new();
+        header.insert("typ".into(), "JWT".into());
+        if let Some(kid) = self.kid() {
+            header.insert("kid".into(), kid.into());
+        }
+        self.sign(header, claims)
+    }
+
     /// Signs `claims` as a compact JWS with `header` (to which `alg` is added).
     pub(crate) fn sign(
         &self,

@@ -1,0 +1,119 @@
+//! The JWT bearer grant (RFC 7523 §2.1) against a real server that has it
+//! built in: Authlib's `JWTBearerGrant` (tests/authlib/server.py, in the
+//! virtualenv `tests/authlib/setup.sh` makes). An assertion signed by our key
+//! as the identity provider is traded for a token the API accepts, through a
+//! managed credential; an assertion signed by another key is refused.
+//! Never skipped: without the virtualenv it fails.
+
+use std::process::Stdio;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tower::{Layer, ServiceExt};
+use tower_client_auth::oauth2::{Grant, OAuth2Source, PrivateKey, TokenClient};
+use tower_client_auth::{AuthLayer, BoxError, Credential, ReplayBody};
+
+fn assertion(key: &PrivateKey, token_url: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    key.sign_jwt(&serde_json::json!({
+        "iss": "tca-test-idp",
+        "sub": "alice",
+        "aud": token_url,
+        "iat": now,
+        "exp": now + 300,
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_bearer_grant_against_authlib() -> Result<(), BoxError> {
+    let venv = std::env::var("AUTHLIB_VENV")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/authlib-venv").to_owned());
+    let python = format!("{venv}/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "run tests/authlib/setup.sh first (.ci/run does)"
+    );
+    let idp = PrivateKey::generate_es256()?;
+    let mut child = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/authlib/server.py"
+        ))
+        .env("IDP_JWK", idp.public_jwk().to_string())
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::File::create(std::env::temp_dir().join("tca-authlib.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await?
+            .expect("the server says where it listens");
+        if let Some(url) = line.strip_prefix("listening ") {
+            break url.to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let http = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
+    let token_url = format!("{base}/token");
+    let tokens = TokenClient::builder(&token_url)
+        .client_id("jwt-client")
+        .client_secret("jwt-secret")
+        .allow_http()
+        .build(http.clone())?;
+
+    // Directly: one token.
+    let grant = Grant::JwtBearer {
+        assertion: assertion(&idp, &token_url).into(),
+    };
+    let token = tokens.request_token(&grant, &[]).await?;
+    assert_eq!(token.token_type(), "Bearer");
+
+    // Through a managed credential and the layer.
+    let credential = Credential::builder()
+        .origin(&base)
+        .allow_http()
+        .token_source(OAuth2Source::new(
+            tokens.clone(),
+            Some(Grant::JwtBearer {
+                assertion: assertion(&idp, &token_url).into(),
+            }),
+        ))
+        .build()?;
+    let api = AuthLayer::new(credential).layer(http.clone());
+    let req = Request::get(format!("{base}/api/me")).body(Full::new(Bytes::new()))?;
+    let res = api.oneshot(req).await?;
+    assert_eq!(res.status(), 200);
+    let me: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await?.to_bytes())?;
+    assert_eq!(me["sub"], "alice");
+
+    // An assertion from someone else's key: refused.
+    let stranger = PrivateKey::generate_es256()?;
+    let e = tokens
+        .request_token(
+            &Grant::JwtBearer {
+                assertion: assertion(&stranger, &token_url).into(),
+            },
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(e.is_invalid_grant(), "{e}");
+    assert!(!e.is_transient(), "{e}");
+    Ok(())
+}
