@@ -476,7 +476,9 @@ impl CredentialBuilder {
                 }
                 #[cfg(feature = "store")]
                 let shared = match self.shared {
-                    Some(config) => Some(Shared::new(config, source.identity())?),
+                    Some(config) => {
+                        Some(Shared::new(config, source.identity(), Arc::clone(&name))?)
+                    }
                     None => None,
                 };
                 #[cfg(not(feature = "store"))]

@@ -138,17 +138,17 @@
 //!
 //! | target | level | message | fields |
 //! |---|---|---|---|
-//! | `token::manager` | DEBUG | `token fetched` | `generation`, `attempts`, `elapsed_ms` |
-//! | `token::manager` | DEBUG | `token request failed, retrying` | `attempt`, `delay_ms`, `error` |
-//! | `token::manager` | WARN | `token request failed` | `attempts`, `transient`, `elapsed_ms`, `error` |
+//! | `token::manager` | DEBUG | `token fetched` | `credential`, `generation`, `attempts`, `elapsed_ms` |
+//! | `token::manager` | DEBUG | `token request failed, retrying` | `credential`, `attempt`, `delay_ms`, `error` |
+//! | `token::manager` | WARN | `token request failed` | `credential`, `attempts`, `transient`, `elapsed_ms`, `error` |
 //! | `token::manager` | DEBUG | `refreshing token ahead of expiry`, `token retired at expiry`, `token invalidated`, `cool-down ended early` | `credential`, `generation` |
 //! | `token::manager` | ERROR | `token-change hook panicked` | `credential` |
 //! | `layer::future` | DEBUG | `retrying request after 401` | `credential`, `failed_generation`, `generation` |
 //! | `layer::future` | DEBUG | `401 not retried: request body cannot be replayed`, `401 not retried: no newer token` | `credential` (`error`) |
 //! | `layer::guard` | DEBUG | `credential headers removed from a request to another origin` | `credential`, `removed` |
 //! | `oauth2::grant` | DEBUG | `refresh token rejected, running the grant again` | |
-//! | `token::shared` | DEBUG / INFO | `token adopted from the shared store`, `token fetched for the fleet`, `shared token store reachable again` | `key` (the store key: a hash, no secret) |
-//! | `token::shared` | WARN | `shared token store unavailable`, `fetched token not stored: using it locally`, `stored token unusable; it will be replaced`, `lease lost while fetching; …` | `key`, `error` |
+//! | `token::shared` | DEBUG / INFO | `token adopted from the shared store`, `token fetched for the fleet`, `shared token store reachable again` | `credential`, `key` (the store key: a hash, no secret) |
+//! | `token::shared` | WARN | `shared token store unavailable`, `fetched token not stored: using it locally`, `stored token unusable; it will be replaced`, `lease lost while fetching; …` | `credential`, `key`, `error` |
 //! | `users` | DEBUG / INFO | `login stored`, `refresh token rejected: login required` | `credential`, `user` (the application's user key) |
 //!
 //! **Metrics** (feature `metrics`) go through the [`metrics`](https://docs.rs/metrics)
@@ -166,8 +166,12 @@
 //! | `tower_client_auth_coalesced_waiters_total` | counter | requests that waited on a fetch someone else started |
 //! | `tower_client_auth_refreshes_ahead_total` | counter | background refreshes before expiry |
 //! | `tower_client_auth_cooldowns_total` | counter | permanent failures that started a cool-down |
-//! | `tower_client_auth_token_expires_in_seconds` | gauge | the new token's seconds until expiry, set when it arrives |
-//! | `tower_client_auth_token_expiry_timestamp_seconds` | gauge | when it expires (Unix time): `… - time()` in PromQL is the seconds left now |
+//! | `tower_client_auth_dpop_nonce_retries_total` | counter | requests re-sent with a new DPoP nonce (feature `jose`) |
+//! | `tower_client_auth_token_expiry_timestamp_seconds` | gauge | when the current token expires (Unix time): `… - time()` in PromQL is the seconds left, always current (a "seconds left" gauge would be right only when set) |
+//!
+//! Under [`users::Users`] every user's credential has the one label of the
+//! `Users` (never a user key), so the counters add up over the users and the
+//! expiry gauge shows the latest token fetched for any of them.
 //!
 //! [`Credential::stats`] gives the same counts without the feature.
 

@@ -438,10 +438,11 @@ impl Users {
     fn identity(&self, user: &UserKey) -> String {
         let c = &self.inner.client;
         format!(
-            "user|{}|{}|{}",
+            "user|{}|{}|{}{}",
             c.token_url(),
             c.client_id().unwrap_or(""),
-            user.as_str()
+            user.as_str(),
+            c.key_binding()
         )
     }
 
@@ -604,13 +605,10 @@ impl UsersBuilder {
             probe = probe.allow_http();
         }
         let probe = probe.build()?;
-        let url = self.client.token_url();
         let name = format!(
-            "{} via {}://{}{}",
+            "{} via {}",
             probe.name(),
-            url.scheme_str().unwrap_or("https"),
-            url.authority().map_or("", |a| a.as_str()),
-            url.path()
+            crate::oauth2::describe_url(self.client.token_url())
         );
         Ok(Users {
             inner: Arc::new(Inner {
@@ -641,6 +639,11 @@ struct UserSource {
 impl TokenSource for UserSource {
     fn needs_previous(&self) -> bool {
         true
+    }
+
+    #[cfg(feature = "jose")]
+    fn dpop(&self) -> Option<crate::oauth2::Dpop> {
+        self.client.dpop().cloned()
     }
 
     fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {

@@ -250,6 +250,9 @@ async fn login_with_pkce_then_requests_with_the_stored_refresh_token() {
         .unwrap()
         .1
         .into_owned();
+    // Another callback first (a stale tab, a local process guessing): ignored.
+    let foreign = plain_get(&format!("{redirect}?code=forged&state=not-ours")).await;
+    assert!(foreign.contains("not this login"), "{foreign}");
     let page = plain_get(&format!("{redirect}?{query}")).await;
     assert!(page.contains("you can close this tab"), "{page}");
     while let Some(l) = stdout.next_line().await.unwrap() {

@@ -186,6 +186,27 @@ async fn dpop_private_key_jwt_and_discovery_against_oidc_provider() -> Result<()
     assert_eq!(n(&s, "token_requests"), 2, "no new token for a new nonce");
     assert_eq!(credential.stats().unwrap().dpop_nonce_retries, 2);
 
+    // A rotation under concurrent traffic: every request that carried the
+    // stale nonce gets one more round trip, none fails, no new token.
+    let rotate = Request::post(format!("{issuer}/control/rotate-nonce"))
+        .body(ReplayBody::passthrough(Full::new(Bytes::new())))?;
+    assert_eq!(http.request(rotate).await?.status(), 200);
+    let burst: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(api.clone().oneshot(get())))
+        .collect();
+    for r in burst {
+        assert_eq!(r.await??.status(), 200);
+    }
+    let s = stats(&http, &issuer).await;
+    let challenged = n(&s, "nonce_challenges") - 2;
+    assert!((1..=8).contains(&challenged), "{s}");
+    assert_eq!(n(&s, "resource_ok"), 17, "{s}");
+    assert_eq!(n(&s, "token_requests"), 2, "{s}");
+    assert_eq!(
+        credential.stats().unwrap().dpop_nonce_retries,
+        2 + challenged
+    );
+
     // ---- A replayed proof is rejected.
     let headers = last_sent.lock().unwrap().clone().unwrap();
     let mut replay = Request::get(format!("{issuer}/resource?page=1"))

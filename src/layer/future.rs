@@ -272,8 +272,10 @@ where
                         };
                         #[cfg(feature = "jose")]
                         {
-                            ctx.dpop_nonce = response.status() == http::StatusCode::UNAUTHORIZED
-                                && asks_for_new_nonce(ctx, response.headers());
+                            // Learned from every response, asked for or not.
+                            let asked = learn_nonce(ctx, response.headers());
+                            ctx.dpop_nonce =
+                                asked && response.status() == http::StatusCode::UNAUTHORIZED;
                         }
                         #[cfg(feature = "jose")]
                         let nonce_retry = ctx.dpop_nonce;
@@ -288,8 +290,11 @@ where
                         let generation = ctx.replay.generation;
                         let body = ctx.replay.recording.take().and_then(M::replay);
                         let Some(body) = body else {
-                            // Cannot re-send, but later requests must not reuse the token.
-                            drop(manager.acquire(Some(generation)));
+                            // Cannot re-send, but later requests must not reuse a
+                            // refused token (a nonce 401 says nothing against it).
+                            if !nonce_retry {
+                                drop(manager.acquire(Some(generation)));
+                            }
                             tracing::debug!(
                                 credential = manager.name(),
                                 "401 not retried: request body cannot be replayed"
@@ -380,17 +385,21 @@ where
     }
 }
 
-/// Whether a 401 asks for a DPoP nonce this credential did not have (and
-/// keeps it): the request is then sent once more with a new proof.
+/// Keeps the `DPoP-Nonce` of any response to a DPoP credential's request
+/// (RFC 9449 §8.2), and says whether the response asks for a nonce with a new
+/// one given: the request is then sent once more with a new proof. Whether
+/// this request's nonce or a concurrent one's was stale does not matter: a
+/// request is re-sent at most once.
 #[cfg(feature = "jose")]
-fn asks_for_new_nonce<S, B, Sent>(ctx: &RetryCtx<S, B, Sent>, headers: &http::HeaderMap) -> bool {
+fn learn_nonce<S, B, Sent>(ctx: &RetryCtx<S, B, Sent>, headers: &http::HeaderMap) -> bool {
     let Some(dpop) = ctx.stamp.dpop.as_ref() else {
         return false;
     };
     let Some(head) = ctx.replay.head.as_ref() else {
         return false;
     };
-    crate::oauth2::dpop::asks_for_nonce(headers) && dpop.remember_nonce(&head.uri, headers)
+    dpop.remember_nonce(&head.uri, headers);
+    crate::oauth2::dpop::asks_for_nonce(headers)
 }
 
 fn polled_after_completion() -> BoxError {

@@ -331,6 +331,17 @@ impl TokenClient {
         }
     }
 
+    /// What binds this client's tokens to a key, for store identities: a DPoP
+    /// key's thumbprint (a token bound to one key is useless to a process
+    /// holding another, so such processes must not share it).
+    pub(crate) fn key_binding(&self) -> String {
+        #[cfg(feature = "jose")]
+        if let Some(dpop) = &self.endpoint.jose.dpop {
+            return format!("|dpop:{}", dpop.thumbprint());
+        }
+        String::new()
+    }
+
     /// The DPoP key and nonces this client proves possession with, if any.
     #[cfg(feature = "jose")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
@@ -635,6 +646,24 @@ impl TokenClient {
     }
 }
 
+/// `scheme://host[:port]/path` of `url`: no user information, query or
+/// fragment, so it is fit for a span, an event or a metric label.
+pub(crate) fn describe_url(url: &Uri) -> String {
+    let host = url.host().unwrap_or("");
+    match url.port_u16() {
+        Some(port) => format!(
+            "{}://{host}:{port}{}",
+            url.scheme_str().unwrap_or("https"),
+            url.path()
+        ),
+        None => format!(
+            "{}://{host}{}",
+            url.scheme_str().unwrap_or("https"),
+            url.path()
+        ),
+    }
+}
+
 async fn exchange(
     http: HttpService,
     request: Request<Full<Bytes>>,
@@ -667,11 +696,14 @@ async fn exchange_with_dpop(
         Ok(req)
     };
     let (headers, result) = send_and_parse(http.clone(), prove(request)?, endpoint).await;
-    let new_nonce = headers
-        .as_ref()
-        .is_some_and(|h| dpop.remember_nonce(&endpoint.url, h));
+    // Kept from any answer; a request asked for a nonce is sent once more
+    // (whether its own nonce or a concurrent request's was the stale one).
+    let with_nonce = headers.as_ref().is_some_and(|h| {
+        dpop.remember_nonce(&endpoint.url, h);
+        h.contains_key(super::dpop::DPOP_NONCE)
+    });
     match result {
-        Err(e) if new_nonce && e.oauth2_code() == Some("use_dpop_nonce") => {
+        Err(e) if with_nonce && e.oauth2_code() == Some("use_dpop_nonce") => {
             let (headers, result) = send_and_parse(http, prove(rebuild()?)?, endpoint).await;
             if let Some(h) = &headers {
                 dpop.remember_nonce(&endpoint.url, h);

@@ -33,8 +33,11 @@ use crate::token::Token;
 pub const DEFAULT_DEVICE_INTERVAL: Duration = Duration::from_secs(5);
 /// How much `slow_down` adds to the interval (RFC 8628 §3.5).
 const SLOW_DOWN: Duration = Duration::from_secs(5);
-/// The longest interval polled at, whatever the server says.
-const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest a transient failure alone stretches the interval to (the
+/// server's own interval and `slow_down` are always honoured, however long).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// An interval beyond this is the server's mistake; it keeps arithmetic sane.
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The device authorization endpoint's answer (RFC 8628 §3.2). `Debug` leaves
 /// the device code out.
@@ -133,6 +136,7 @@ pub(crate) fn parse_device_authorization(
         verification_uri: verification_uri.to_owned(),
         verification_uri_complete: text("verification_uri_complete").map(str::to_owned),
         expires_in: Duration::from_secs(expires_in.min(24 * 3600)),
+        // Never faster than the server asks (RFC 8628 §3.5), never below 1 s.
         interval: interval.clamp(Duration::from_secs(1), MAX_INTERVAL),
         received_at: Instant::now(),
     })
@@ -153,7 +157,7 @@ impl TokenClient {
     /// user approves (the token), refuses (`access_denied`) or the code
     /// expires (`expired_token`). Waits the server's interval before each
     /// poll, 5 seconds more after each `slow_down`, and twice as long after a
-    /// transient failure (up to a minute).
+    /// transient failure (up to a minute, or the server's interval if longer).
     pub async fn poll_device_token(
         &self,
         authorization: &DeviceAuthorization,
@@ -173,7 +177,9 @@ impl TokenClient {
                 Err(e) => match e.oauth2_code() {
                     Some("authorization_pending") => {}
                     Some("slow_down") => interval = (interval + SLOW_DOWN).min(MAX_INTERVAL),
-                    _ if e.is_transient() => interval = (interval * 2).min(MAX_INTERVAL),
+                    _ if e.is_transient() => {
+                        interval = (interval * 2).min(MAX_BACKOFF.max(interval));
+                    }
                     _ => return Err(e),
                 },
             }
@@ -282,6 +288,79 @@ mod tests {
             .contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code"));
         assert!(log[0].1.contains("device_code=DEV-CODE-SECRET"));
         assert!(log[0].1.contains("client_id=tv"));
+    }
+
+    /// RFC 8693 §2.1's parameters, as sent.
+    #[tokio::test]
+    async fn token_exchange_parameters() {
+        use super::super::{TokenExchange, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
+        let (client, log) = server(vec![(
+            200,
+            r#"{"access_token":"X","token_type":"Bearer","issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#,
+        )]);
+        let grant = Grant::TokenExchange(
+            TokenExchange::new("SUBJECT-TOKEN", ACCESS_TOKEN_TYPE)
+                .actor("ACTOR-TOKEN", JWT_TOKEN_TYPE)
+                .requested_token_type(ACCESS_TOKEN_TYPE)
+                .audience("billing")
+                .audience("ledger")
+                .resource("https://billing.example.com/"),
+        );
+        assert!(!format!("{grant:?}").contains("SUBJECT-TOKEN"));
+        let token = client
+            .request_token(&grant, &["read".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            token.extra()["issued_token_type"],
+            "urn:ietf:params:oauth:token-type:access_token"
+        );
+        let body = log.lock().unwrap()[0].1.clone();
+        let params: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let want = [
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", "SUBJECT-TOKEN"),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("actor_token", "ACTOR-TOKEN"),
+            ("actor_token_type", JWT_TOKEN_TYPE),
+            ("requested_token_type", ACCESS_TOKEN_TYPE),
+            ("audience", "billing"),
+            ("audience", "ledger"),
+            ("resource", "https://billing.example.com/"),
+            ("scope", "read"),
+            ("client_id", "tv"),
+        ];
+        for (k, v) in want {
+            assert!(
+                params.contains(&(k.to_owned(), v.to_owned())),
+                "{k}={v} in {params:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_slow_down_adds_five_seconds() {
+        let (client, log) = server(
+            vec![(400, r#"{"error":"slow_down"}"#); 14]
+                .into_iter()
+                .chain([(200, r#"{"access_token":"AT","token_type":"Bearer"}"#)])
+                .collect(),
+        );
+        let started = Instant::now();
+        // 2 s, then 5 s more after each slow_down: gaps of 7, 12, 17 s.
+        let e = client
+            .device_flow("https://auth.example.com/device", &[], |_| {})
+            .await;
+        let log = log.lock().unwrap();
+        let at: Vec<u64> = log.iter().map(|(t, _)| (*t - started).as_secs()).collect();
+        // The next gap (22 s) would reach the 60 s code's expiry: no poll.
+        assert_eq!(at, vec![2, 9, 21, 38]);
+        assert_eq!(e.unwrap_err().oauth2_code(), Some("expired_token"));
     }
 
     #[tokio::test(start_paused = true)]

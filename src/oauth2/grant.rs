@@ -301,13 +301,7 @@ impl TokenSource for OAuth2Source {
     }
 
     fn endpoint(&self) -> Option<String> {
-        let url = self.client.token_url();
-        Some(format!(
-            "{}://{}{}",
-            url.scheme_str().unwrap_or("https"),
-            url.authority().map_or("", |a| a.as_str()),
-            url.path()
-        ))
+        Some(super::client::describe_url(self.client.token_url()))
     }
 
     fn identity(&self) -> Option<String> {
@@ -326,11 +320,12 @@ impl TokenSource for OAuth2Source {
         let mut scopes = self.scopes.clone();
         scopes.sort();
         Some(format!(
-            "oauth2|{}|{}|{grant}|{user}|{}|{}",
+            "oauth2|{}|{}|{grant}|{user}|{}|{}{}",
             self.client.token_url(),
             self.client.client_id().unwrap_or(""),
             scopes.join(" "),
-            self.client.identity_params()
+            self.client.identity_params(),
+            self.client.key_binding()
         ))
     }
 

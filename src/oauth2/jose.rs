@@ -59,27 +59,15 @@ enum Kind {
 
 impl PrivateKey {
     fn new(key: Kind, kid: Option<String>) -> Self {
-        let (jwk, canonical) = match &key {
+        let (jwk, thumbprint) = match &key {
             Kind::Es256(k) => {
                 let point = k.verifying_key().to_sec1_point(false);
                 let bytes = point.as_bytes();
                 // Uncompressed SEC1: 0x04 || X (32) || Y (32).
-                let (x, y) = (B64.encode(&bytes[1..33]), B64.encode(&bytes[33..65]));
-                (
-                    serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y }),
-                    // RFC 7638 §3.2: required members only, in lexicographic order.
-                    format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#),
-                )
+                ec_p256_jwk(&bytes[1..33], &bytes[33..65])
             }
-            Kind::EdDsa(k) => {
-                let x = B64.encode(k.verifying_key().as_bytes());
-                (
-                    serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x }),
-                    format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
-                )
-            }
+            Kind::EdDsa(k) => ed25519_jwk(k.verifying_key().as_bytes()),
         };
-        let thumbprint = B64.encode(Sha256::digest(canonical.as_bytes()));
         PrivateKey {
             inner: Arc::new(Inner {
                 key,
@@ -248,6 +236,27 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+/// The public JWK of a P-256 point and its RFC 7638 thumbprint.
+fn ec_p256_jwk(x: &[u8], y: &[u8]) -> (serde_json::Value, String) {
+    let (x, y) = (B64.encode(x), B64.encode(y));
+    // RFC 7638 §3.2: the required members only, in lexicographic order.
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    (
+        serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y }),
+        B64.encode(Sha256::digest(canonical.as_bytes())),
+    )
+}
+
+/// The public JWK of an Ed25519 key and its RFC 7638 thumbprint.
+fn ed25519_jwk(x: &[u8]) -> (serde_json::Value, String) {
+    let x = B64.encode(x);
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    (
+        serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x }),
+        B64.encode(Sha256::digest(canonical.as_bytes())),
+    )
+}
+
 /// Seconds since the Unix epoch (for `iat` and `exp`).
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -306,15 +315,16 @@ mod tests {
         );
     }
 
-    /// RFC 9449's example key (§4.1, §6.1): its thumbprint is the `jkt` the
-    /// RFC's token examples carry.
+    /// RFC 9449's example key (§4.1 proof header, §6.1): our JWK and
+    /// thumbprint code gives the `jkt` the RFC's token examples carry.
     #[test]
     fn rfc9449_example_key_thumbprint() {
-        let canonical = r#"{"crv":"P-256","kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA"}"#;
-        assert_eq!(
-            B64.encode(Sha256::digest(canonical.as_bytes())),
-            "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
-        );
+        let x = b64("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs");
+        let y = b64("9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA");
+        let (jwk, thumbprint) = ec_p256_jwk(&x, &y);
+        assert_eq!(thumbprint, "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+        assert_eq!(jwk["x"], "l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs");
+        assert_eq!(jwk["kty"], "EC");
     }
 
     #[test]

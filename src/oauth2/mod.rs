@@ -117,6 +117,7 @@ pub(crate) mod jose;
 mod pkce;
 mod response;
 
+pub(crate) use client::describe_url;
 pub use client::{
     ClientAuth, HttpService, IntoHttpService, ParamStyle, TokenClient, TokenClientBuilder,
     TokenRequestBody, TokenRequestMarker, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT,

@@ -171,6 +171,7 @@ impl TokenManager {
         self.counters
             .dpop_nonce_retries
             .fetch_add(1, Ordering::Relaxed);
+        telemetry::dpop_nonce_retry(&self.name);
     }
 
     pub(crate) fn count_retry(&self) {
@@ -431,6 +432,7 @@ impl TokenManager {
                     );
                     let stamped = self.install(id, stamped);
                     tracing::debug!(
+                        credential = %self.name,
                         generation = stamped.generation,
                         attempts = attempt,
                         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -456,7 +458,7 @@ impl TokenManager {
                             self.lock()
                                 .core
                                 .backoff(&self.options, attempt, e.retry_after());
-                        tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, error = %e, "token request failed, retrying");
+                        tracing::debug!(credential = %self.name, attempt, delay_ms = delay.as_millis() as u64, error = %e, "token request failed, retrying");
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -466,6 +468,7 @@ impl TokenManager {
                         telemetry::cooldown(&self.name);
                     }
                     tracing::warn!(
+                        credential = %self.name,
                         attempts = attempt,
                         transient = e.is_transient(),
                         elapsed_ms = started.elapsed().as_millis() as u64,

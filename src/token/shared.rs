@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     cipher: Option<Arc<XChaCha20Poly1305>>,
     /// Set while the store is unreachable, so that it is logged once.
     down: AtomicBool,
+    /// The credential's name, on every event (warnings too, which a WARN
+    /// filter shows without the DEBUG span around them).
+    credential: Arc<str>,
 }
 
 /// A token from the fleet's protocol, with its store generation (0: fetched
@@ -43,6 +46,7 @@ impl Shared {
     pub(crate) fn new(
         config: SharedStore,
         source_identity: Option<String>,
+        credential: Arc<str>,
     ) -> Result<Shared, Error> {
         let identity = config.identity.or(source_identity).ok_or_else(|| {
             Error::config(
@@ -62,6 +66,7 @@ impl Shared {
             poll_interval: config.poll_interval,
             cipher: config.cipher,
             down: AtomicBool::new(false),
+            credential,
         })
     }
 
@@ -98,6 +103,7 @@ impl Shared {
             if after_read(view, held) == AfterRead::Adopt {
                 if let (Some(token), Some(s)) = (decoded, stored) {
                     tracing::debug!(
+                        credential = &*self.credential,
                         key = self.key.as_str(),
                         generation = s.generation,
                         "token adopted from the shared store"
@@ -137,7 +143,7 @@ impl Shared {
             let result = self.holding_lease(source, previous, held, &usable).await;
             // Compare-and-delete: a lease that expired and was taken is not ours.
             if let Err(e) = self.store.release_lease(&self.key, &self.owner).await {
-                tracing::debug!(key = self.key.as_str(), error = %e, "lease not released; it will expire");
+                tracing::debug!(credential = &*self.credential, key = self.key.as_str(), error = %e, "lease not released; it will expire");
             }
             match result {
                 Ok(Some(fetched)) => return Ok(fetched),
@@ -204,7 +210,7 @@ impl Shared {
                         };
                         if let Err(store) = self.store.compare_and_set(&self.key, base, entry).await
                         {
-                            tracing::warn!(key = self.key.as_str(), error = %store, "login-required mark not stored");
+                            tracing::warn!(credential = &*self.credential, key = self.key.as_str(), error = %store, "login-required mark not stored");
                         }
                     }
                 }
@@ -223,7 +229,7 @@ impl Shared {
                 // The token exists now (and may have rotated a refresh token or
                 // ended the previous one): never throw it away. Use it here; the
                 // next fetch writes from it.
-                tracing::warn!(key = self.key.as_str(), error = %e, "fetched token not stored: using it locally");
+                tracing::warn!(credential = &*self.credential, key = self.key.as_str(), error = %e, "fetched token not stored: using it locally");
                 return Ok(Some(Fetched {
                     token,
                     generation: 0,
@@ -233,6 +239,7 @@ impl Shared {
         };
         if !written {
             tracing::warn!(
+                credential = &*self.credential,
                 key = self.key.as_str(),
                 base,
                 "token write lost to a newer one (lease expired?): adopting the stored token"
@@ -240,6 +247,7 @@ impl Shared {
             return Ok(None);
         }
         tracing::debug!(
+            credential = &*self.credential,
             key = self.key.as_str(),
             generation,
             "token fetched for the fleet"
@@ -289,17 +297,19 @@ impl Shared {
                             // Someone else may hold the lease now: a token we got
                             // would end theirs (Altrata). Give the request up.
                             tracing::warn!(
+                                credential = &*self.credential,
                                 key = self.key.as_str(),
                                 "lease lost while fetching; giving the request up"
                             );
                             return Err(Error::store_unavailable("lease lost while fetching"));
                         }
                         Ok(false) => tracing::warn!(
+                            credential = &*self.credential,
                             key = self.key.as_str(),
                             "lease lost while fetching; the write is fenced"
                         ),
                         Err(e) => {
-                            tracing::debug!(key = self.key.as_str(), error = %e, "lease renewal failed")
+                            tracing::debug!(credential = &*self.credential, key = self.key.as_str(), error = %e, "lease renewal failed")
                         }
                     }
                 }
@@ -324,7 +334,7 @@ impl Shared {
                 // Another key, or damaged: not usable, so the lease holder
                 // fetches and overwrites it (by compare-and-set) rather than the
                 // whole fleet failing on it forever.
-                tracing::warn!(key = self.key.as_str(), error = %e, "stored token unusable; it will be replaced");
+                tracing::warn!(credential = &*self.credential, key = self.key.as_str(), error = %e, "stored token unusable; it will be replaced");
                 let view = Stored {
                     generation: s.generation,
                     usable: false,
@@ -346,7 +356,7 @@ impl Shared {
         previous: Option<&Token>,
     ) -> Result<Fetched, Error> {
         if !self.down.swap(true, Ordering::Relaxed) {
-            tracing::warn!(key = self.key.as_str(), error = %error, policy = ?self.when_unavailable, "shared token store unavailable");
+            tracing::warn!(credential = &*self.credential, key = self.key.as_str(), error = %error, policy = ?self.when_unavailable, "shared token store unavailable");
         }
         match self.when_unavailable {
             WhenUnavailable::FailClosed => Err(Error::store_unavailable(error)),
@@ -361,6 +371,7 @@ impl Shared {
     fn up(&self) {
         if self.down.swap(false, Ordering::Relaxed) {
             tracing::info!(
+                credential = &*self.credential,
                 key = self.key.as_str(),
                 "shared token store reachable again"
             );

@@ -58,10 +58,15 @@ mod on {
             .increment(1);
     }
 
+    pub(crate) fn dpop_nonce_retry(name: &Arc<str>) {
+        counter!("tower_client_auth_dpop_nonce_retries_total", "credential" => label(name))
+            .increment(1);
+    }
+
+    /// The expiry as a timestamp: a gauge of "seconds left" would be right
+    /// only at the moment it was set; `timestamp - time()` is right always.
     pub(crate) fn token_installed(name: &Arc<str>, expires_in: Option<Duration>) {
         let Some(left) = expires_in else { return };
-        gauge!("tower_client_auth_token_expires_in_seconds", "credential" => label(name))
-            .set(left.as_secs_f64());
         if let Some(at) = SystemTime::now().checked_add(left) {
             if let Ok(unix) = at.duration_since(UNIX_EPOCH) {
                 gauge!("tower_client_auth_token_expiry_timestamp_seconds",
@@ -91,6 +96,8 @@ mod on {
     pub(crate) fn coalesced_waiter(_: &Arc<str>) {}
     #[inline(always)]
     pub(crate) fn refresh_ahead(_: &Arc<str>) {}
+    #[inline(always)]
+    pub(crate) fn dpop_nonce_retry(_: &Arc<str>) {}
     #[inline(always)]
     pub(crate) fn token_installed(_: &Arc<str>, _: Option<Duration>) {}
 }

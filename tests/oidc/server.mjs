@@ -81,7 +81,7 @@ if (pkjwtJwk) {
 const provider = new Provider(issuer, {
   findAccount: (ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
   clients,
-  clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none', 'tls_client_auth'],
+  clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none', ...(mtlsDir ? ['tls_client_auth'] : [])],
   enabledJWA: {
     clientAuthSigningAlgValues: ['ES256', 'EdDSA'],
     dPoPSigningAlgValues: ['ES256', 'EdDSA'],

@@ -24,8 +24,17 @@ use crate::{refresh_file, Exit, Failure};
 
 /// A URL without its query and fragment, for messages (a query may carry
 /// something private).
-fn without_query(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
+fn without_query(url: &str) -> String {
+    let bare = url.split(['?', '#']).next().unwrap_or(url);
+    // And without user information (`user:password@`).
+    match bare.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            format!("{scheme}://{host}{path}")
+        }
+        None => bare.to_owned(),
+    }
 }
 
 fn token_client(cfg: &Config, http: HttpsClient) -> Result<TokenClient, Failure> {
@@ -154,28 +163,33 @@ pub async fn check(cfg: &Config, show_token: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Serves `GET /callback` on `listener` until one arrives with a `code` or
-/// an `error`, and returns its query string.
-async fn wait_for_callback(listener: TcpListener) -> String {
+/// Serves `GET /callback` on `listener` until one arrives with our `state`
+/// and a `code` or an `error`, and returns its query string. Others (another
+/// tab, a stale link, a local process guessing) get a 400 and change nothing.
+async fn wait_for_callback(listener: TcpListener, state: String) -> String {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
     let accept = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let tx = tx.clone();
+            let (tx, state) = (tx.clone(), state.clone());
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let tx = tx.clone();
+                let (tx, state) = (tx.clone(), state.clone());
                 async move {
                     let query = req.uri().query().unwrap_or("").to_owned();
-                    let is_callback = req.uri().path() == "/callback"
-                        && form_urlencoded::parse(query.as_bytes())
-                            .any(|(k, _)| k == "code" || k == "error");
-                    let (status, text) = if is_callback {
+                    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                        .into_owned()
+                        .collect();
+                    let ours = params.iter().any(|(k, v)| k == "state" && *v == state);
+                    let answer = params.iter().any(|(k, _)| k == "code" || k == "error");
+                    let (status, text) = if req.uri().path() != "/callback" {
+                        (404, "not found")
+                    } else if ours && answer {
                         let _ = tx.send(query).await;
                         (200, "tower-client-auth: the login went back to the terminal; you can close this tab.")
                     } else {
-                        (404, "not found")
+                        (400, "not this login's callback")
                     };
                     let mut res = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
                     *res.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
@@ -233,7 +247,10 @@ pub async fn login(cfg: &Config) -> Result<(), Failure> {
 
     let query = slow(
         "waiting for the browser",
-        tokio::time::timeout(cfg.login_timeout, wait_for_callback(listener)),
+        tokio::time::timeout(
+            cfg.login_timeout,
+            wait_for_callback(listener, request.state().to_owned()),
+        ),
     )
     .await
     .map_err(|_| {

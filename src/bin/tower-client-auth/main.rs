@@ -60,7 +60,8 @@ EXIT CODES:
     1  request: the API answered with a status other than 2xx
     2  usage or configuration error
     3  the credentials, grant or scope were refused (or a login is needed)
-    4  the token endpoint or API is unreachable, timed out, or failing (5xx, 429)
+    4  the token endpoint or API is unreachable or timed out, or the token
+       endpoint is failing (5xx, 429); an API's own 5xx is exit 1
     5  the token endpoint answered something unusable
     6  login failed: state mismatch, denied in the browser, or no callback in time
 ";
@@ -207,9 +208,24 @@ fn parse_args(args: &[String]) -> Result<(Option<PathBuf>, Command), Failure> {
                         let h = rest
                             .next()
                             .ok_or_else(|| usage("-H needs 'Name: value'".into()))?;
-                        let (name, value) = h
-                            .split_once(':')
-                            .ok_or_else(|| usage(format!("-H {h:?}: expected 'Name: value'")))?;
+                        let Some((name, value)) = h.split_once(':') else {
+                            return Err(usage("-H: expected 'Name: value'".into()));
+                        };
+                        // A credential in a header is a secret on the command
+                        // line; the point of this command is that it adds them.
+                        let lower = name.trim().to_ascii_lowercase();
+                        if matches!(
+                            lower.as_str(),
+                            "authorization" | "proxy-authorization" | "cookie" | "dpop"
+                        ) || lower.contains("api-key")
+                            || lower.contains("token")
+                        {
+                            return Err(usage(format!(
+                                "-H {}: credentials are never taken from the command line; \
+                                 the configured credential is added to the request",
+                                name.trim()
+                            )));
+                        }
                         headers.push((name.trim().to_owned(), value.trim().to_owned()));
                     }
                     "--data-file" => {
@@ -301,13 +317,18 @@ mod tests {
     #[test]
     fn secrets_on_the_command_line_are_refused() {
         for a in [
-            "check --client-secret x",
-            "--password=x check",
-            "request --token t http://x",
+            "check --client-secret s3cr3t",
+            "--password=s3cr3t check",
+            "request --token s3cr3t http://h",
+            "request http://h -H Authorization:s3cr3t",
+            "request http://h -H x-api-key:s3cr3t",
         ] {
             let e = parse_args(&args(a)).unwrap_err();
             assert_eq!(e.exit, Exit::Usage, "{a}");
-            assert!(!e.message.contains(" x"), "the value is not echoed: {e}");
+            assert!(
+                !e.message.contains("s3cr3t"),
+                "the value is not echoed: {e}"
+            );
         }
     }
 

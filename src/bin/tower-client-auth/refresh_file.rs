@@ -31,19 +31,51 @@ pub fn store(
         "refresh_token": refresh_token.expose_secret(),
     })
     .to_string();
-    let tmp = path.with_extension("tmp");
+    // A new file of our own next to the target (never an existing file or a
+    // symlink someone left there), readable by us alone, then renamed over it.
+    let mut suffix = [0u8; 8];
+    let _ = getrandom_suffix(&mut suffix);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{:016x}.tmp",
+        std::process::id(),
+        u64::from_le_bytes(suffix)
+    ));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
     let mut f = options.open(&tmp).map_err(|e| fail("write", e))?;
-    f.write_all(body.as_bytes())
+    let written = f
+        .write_all(body.as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| fail("write", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail("replace", e))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail("write", e));
+    }
+    Ok(())
+}
+
+/// Random bytes for a temporary file's name (the time if the system has none).
+fn getrandom_suffix(out: &mut [u8; 8]) -> std::io::Result<()> {
+    use std::io::Read;
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(out)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            *out = nanos.to_le_bytes();
+            Err(e)
+        }
+    }
 }
 
 pub fn load(
