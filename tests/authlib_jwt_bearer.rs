@@ -1,6 +1,6 @@
 //! The JWT bearer grant (RFC 7523 §2.1) against a real server that has it
 //! built in: Authlib's `JWTBearerGrant` (tests/authlib/server.py, in the
-//! virtualenv `tests/authlib/setup.sh` makes). An assertion signed by our key
+//! virtualenv `tests/python-venv.sh authlib` makes). An assertion signed by our key
 //! as the identity provider is traded for a token the API accepts, through a
 //! managed credential; an assertion signed by another key is refused.
 //! Never skipped: without the virtualenv it fails.
@@ -39,7 +39,7 @@ async fn jwt_bearer_grant_against_authlib() -> Result<(), BoxError> {
     let python = format!("{venv}/bin/python");
     assert!(
         std::path::Path::new(&python).exists(),
-        "run tests/authlib/setup.sh first (.ci/run does)"
+        "run `tests/python-venv.sh authlib` first (.ci/run does)"
     );
     let idp = PrivateKey::generate_es256()?;
     let mut child = Command::new(python)
