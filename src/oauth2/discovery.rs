@@ -109,6 +109,32 @@ impl ProviderMetadata {
         self.document.get(name).and_then(|v| v.as_str())
     }
 
+    /// The endpoint a client with a TLS certificate uses (RFC 8705 §5: the
+    /// `mtls_endpoint_aliases` entry when the server has one, else the
+    /// endpoint itself).
+    pub fn mtls_endpoint(&self, name: &str) -> Option<&str> {
+        self.document
+            .get("mtls_endpoint_aliases")
+            .and_then(|a| a.get(name))
+            .and_then(|v| v.as_str())
+            .or_else(|| self.endpoint(name))
+    }
+
+    /// A token client builder for the mutual-TLS token endpoint (see
+    /// [`mtls_endpoint`](Self::mtls_endpoint)).
+    pub fn mtls_token_client(&self) -> TokenClientBuilder {
+        let url = self
+            .mtls_endpoint("token_endpoint")
+            .unwrap_or(&self.token_endpoint)
+            .to_owned();
+        let b = TokenClient::builder(url);
+        if self.allow_http {
+            b.allow_http()
+        } else {
+            b
+        }
+    }
+
     fn list(&self, name: &str) -> impl Iterator<Item = &str> {
         self.document
             .get(name)
@@ -329,6 +355,20 @@ mod tests {
             ProviderMetadata::from_json("https://a.example", br#"{"issuer":"https://a.example"}"#)
                 .unwrap_err();
         assert!(none.is_invalid_response());
+        let aliased = ProviderMetadata::from_json(
+            "https://a.example",
+            br#"{"issuer":"https://a.example","token_endpoint":"https://a.example/token",
+                "mtls_endpoint_aliases":{"token_endpoint":"https://mtls.a.example/token"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            aliased.mtls_endpoint("token_endpoint"),
+            Some("https://mtls.a.example/token")
+        );
+        assert_eq!(
+            m.mtls_endpoint("token_endpoint"),
+            Some("https://a.example/token")
+        );
         let defaults = ProviderMetadata::from_json(
             "https://a.example",
             br#"{"issuer":"https://a.example","token_endpoint":"https://a.example/t"}"#,
