@@ -5,15 +5,16 @@
 //! managed credential; an assertion signed by another key is refused.
 //! Never skipped: without the virtualenv it fails.
 
-use std::process::Stdio;
+mod common;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+
+use common::start_server;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::{Grant, OAuth2Source, PrivateKey, TokenClient};
 use tower_client_auth::{AuthLayer, BoxError, Credential, ReplayBody};
@@ -42,31 +43,14 @@ async fn jwt_bearer_grant_against_authlib() -> Result<(), BoxError> {
         "run `tests/python-venv.sh authlib` first (.ci/run does)"
     );
     let idp = PrivateKey::generate_es256()?;
-    let mut child = Command::new(python)
+    let mut command = Command::new(python);
+    command
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/authlib/server.py"
         ))
-        .env("IDP_JWK", idp.public_jwk().to_string())
-        .stdout(Stdio::piped())
-        .stderr(
-            std::fs::File::create(std::env::temp_dir().join("tca-authlib.log"))
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::null()),
-        )
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await?
-            .expect("the server says where it listens");
-        if let Some(url) = line.strip_prefix("listening ") {
-            break url.to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .env("IDP_JWK", idp.public_jwk().to_string());
+    let (_server, base) = start_server(command, "tca-authlib.log").await;
 
     let http = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
     let token_url = format!("{base}/token");

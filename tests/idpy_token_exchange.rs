@@ -7,14 +7,15 @@
 //! server did not issue and a wrong client secret are refused. Built with the
 //! `interop` feature (like the django-oauth-toolkit suite); never skipped in CI.
 
-use std::process::Stdio;
+mod common;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+
+use common::start_server;
 use tower_client_auth::oauth2::{
     Grant, OAuth2Source, TokenClient, TokenExchange, ACCESS_TOKEN_TYPE,
 };
@@ -28,24 +29,13 @@ async fn token_exchange_against_idpyoidc() -> Result<(), BoxError> {
         std::path::Path::new(python).exists(),
         "run `tests/python-venv.sh idpy` first (.ci/run does)"
     );
-    let mut child = Command::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idpy/server.py"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (issuer, subject) = loop {
-        let line = lines
-            .next_line()
-            .await?
-            .expect("the server says where it listens");
-        if let Some(rest) = line.strip_prefix("listening ") {
-            let (issuer, token) = rest.split_once(' ').expect("issuer and subject token");
-            break (issuer.to_owned(), token.to_owned());
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut command = Command::new(python);
+    command.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idpy/server.py"));
+    let (_server, listening) = start_server(command, "tca-idpy.log").await;
+    let (issuer, subject) = listening
+        .split_once(' ')
+        .map(|(i, t)| (i.to_owned(), t.to_owned()))
+        .expect("issuer and subject token");
 
     let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let gateway = TokenClient::builder(format!("{issuer}/token"))

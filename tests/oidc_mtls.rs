@@ -5,14 +5,16 @@
 //! connection presenting the same certificate. Certificates are made for the
 //! run with the `openssl` command. Never skipped.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+
+use common::start_server;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::https::TlsSettings;
 use tower_client_auth::oauth2::{ClientAuth, OAuth2Source, TokenClient};
@@ -105,25 +107,12 @@ async fn certificate_bound_tokens_with_tls_client_auth() -> Result<(), BoxError>
         Path::new(dir).join("node_modules/oidc-provider").exists(),
         "run `npm ci --prefix tests/oidc` first (.ci/run does)"
     );
-    let mut child = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg("server.mjs")
         .current_dir(dir)
-        .env("MTLS_DIR", &certs)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let issuer = loop {
-        let line = lines
-            .next_line()
-            .await?
-            .expect("the server says where it listens");
-        if let Some(url) = line.strip_prefix("listening ") {
-            break url.to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .env("MTLS_DIR", &certs);
+    let (_server, issuer) = start_server(command, "tca-oidc-mtls.log").await;
     assert!(issuer.starts_with("https://"));
 
     let read = |f: &str| std::fs::read(certs.join(f)).unwrap();

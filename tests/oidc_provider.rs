@@ -6,7 +6,8 @@
 //! costing one extra round trip; a replayed proof rejected; private_key_jwt
 //! with no client secret. Never skipped: without Node or the packages it fails.
 
-use std::process::Stdio;
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -15,17 +16,18 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_client_auth::oauth2::{Discovery, Dpop, OAuth2Source, PrivateKey, TokenClient};
 use tower_client_auth::{AuthLayer, BoxError, Credential, ReplayBody};
+
+use common::{start_server, ServerProcess};
 
 type Http = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
 
 struct Server {
     issuer: String,
-    _child: Child,
+    _process: ServerProcess,
 }
 
 async fn start(pkjwt_public: &serde_json::Value) -> Server {
@@ -36,35 +38,15 @@ async fn start(pkjwt_public: &serde_json::Value) -> Server {
             .exists(),
         "run `npm ci --prefix tests/oidc` first (.ci/run does)"
     );
-    let mut child = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg("server.mjs")
         .current_dir(dir)
-        .env("PKJWT_JWK", pkjwt_public.to_string())
-        .stdout(Stdio::piped())
-        .stderr(
-            std::fs::File::create(std::env::temp_dir().join("tca-oidc-provider.log"))
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::null()),
-        )
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let issuer = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the server says where it listens");
-        if let Some(url) = line.strip_prefix("listening ") {
-            break url.to_owned();
-        }
-    };
-    // Keep reading: the provider logs to stdout, and a closed pipe kills it.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .env("PKJWT_JWK", pkjwt_public.to_string());
+    let (process, issuer) = start_server(command, "tca-oidc-provider.log").await;
     Server {
         issuer,
-        _child: child,
+        _process: process,
     }
 }
 

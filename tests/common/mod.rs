@@ -164,3 +164,44 @@ pub mod source {
         }
     }
 }
+
+/// A server process of a real-server suite (oidc-provider, Authlib,
+/// idpyoidc), killed when dropped.
+pub struct ServerProcess {
+    _child: tokio::process::Child,
+}
+
+/// Starts `command`, waits for its `listening <rest>` line on stdout and
+/// returns `<rest>`. Its stderr goes to `$TMPDIR/<log>` (read it when a suite
+/// fails); the rest of its stdout is drained, since a server that logs to a
+/// closed pipe dies.
+pub async fn start_server(
+    mut command: tokio::process::Command,
+    log: &str,
+) -> (ServerProcess, String) {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::File::create(std::env::temp_dir().join(log))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server's program runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let rest = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("the server exited before listening; see $TMPDIR/{log}"));
+        if let Some(rest) = line.strip_prefix("listening ") {
+            break rest.to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (ServerProcess { _child: child }, rest)
+}
