@@ -173,6 +173,11 @@ impl AuthLayer<Retry> {
 
     /// Never re-sends after a 401, and passes the caller's request body type
     /// through unchanged (no [`ReplayBody`](crate::ReplayBody)).
+    ///
+    /// A DPoP-bound credential (feature `jose`) still signs a proof per
+    /// request, but without retry it neither learns an API's `DPoP-Nonce` nor
+    /// sends again on `use_dpop_nonce`: for an API that demands nonces, keep
+    /// retry on.
     pub fn without_retry(self) -> AuthLayer<NoRetry> {
         AuthLayer {
             config: self.config,
