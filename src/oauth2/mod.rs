@@ -117,6 +117,7 @@ pub(crate) mod jose;
 mod pkce;
 mod response;
 
+#[cfg(feature = "users")]
 pub(crate) use client::describe_url;
 pub use client::{
     ClientAuth, HttpService, IntoHttpService, ParamStyle, TokenClient, TokenClientBuilder,
