@@ -399,8 +399,6 @@ impl Error {
                 matches!(
                     e.code.as_str(),
                     "temporarily_unavailable" | "server_error" | "slow_down"
-                        // A DPoP nonce the endpoint changed again: ask anew.
-                        | "use_dpop_nonce"
                 ) || e.status.is_server_error()
                     || e.status == StatusCode::TOO_MANY_REQUESTS
             }

@@ -86,7 +86,11 @@ pub fn guarded(credential: Credential) -> Guard<HttpsClient> {
 /// TLS (RFC 8705: `tls_client_auth` or `self_signed_tls_client_auth` at the
 /// token endpoint; the tokens it issues are then bound to the certificate,
 /// and API requests through the same client present it, so nothing else
-/// is needed at the API).
+/// is needed at the API). Processes that share certificate-bound tokens
+/// through a [`SharedStore`](crate::token::SharedStore) must share the
+/// certificate too: name it in
+/// [`SharedStore::identity`](crate::token::SharedStore::identity), which the
+/// token client cannot do for you (it never sees the TLS identity).
 ///
 /// ```no_run
 /// use tower_client_auth::https::TlsSettings;

@@ -149,7 +149,9 @@
 //! | `oauth2::grant` | DEBUG | `refresh token rejected, running the grant again` | |
 //! | `token::shared` | DEBUG / INFO | `token adopted from the shared store`, `token fetched for the fleet`, `shared token store reachable again` | `credential`, `key` (the store key: a hash, no secret) |
 //! | `token::shared` | WARN | `shared token store unavailable`, `fetched token not stored: using it locally`, `stored token unusable; it will be replaced`, `lease lost while fetching; …` | `credential`, `key`, `error` |
-//! | `users` | DEBUG / INFO | `login stored`, `refresh token rejected: login required` | `credential`, `user` (the application's user key) |
+//! | `users` | DEBUG | `login stored` | `credential`, `user` (the application's user key) |
+//! | `users` | INFO | `refresh token rejected: login required` | `user`; `credential` on its `token_request` span |
+//! | `layer` | WARN | `no DPoP proof` (the system random source failed) | `credential`, `error` |
 //!
 //! **Metrics** (feature `metrics`) go through the [`metrics`](https://docs.rs/metrics)
 //! facade, so whatever exporter the application installs (Prometheus,
@@ -166,7 +168,7 @@
 //! | `tower_client_auth_coalesced_waiters_total` | counter | requests that waited on a fetch someone else started |
 //! | `tower_client_auth_refreshes_ahead_total` | counter | background refreshes before expiry |
 //! | `tower_client_auth_cooldowns_total` | counter | permanent failures that started a cool-down |
-//! | `tower_client_auth_dpop_nonce_retries_total` | counter | requests re-sent with a new DPoP nonce (feature `jose`) |
+//! | `tower_client_auth_dpop_nonce_retries_total` | counter | API requests re-sent with a new DPoP nonce (feature `jose`; the token endpoint's own nonce round trip is part of its token request) |
 //! | `tower_client_auth_token_expiry_timestamp_seconds` | gauge | when the current token expires (Unix time): `… - time()` in PromQL is the seconds left, always current (a "seconds left" gauge would be right only when set) |
 //!
 //! Under [`users::Users`] every user's credential has the one label of the

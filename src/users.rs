@@ -542,7 +542,11 @@ impl UsersBuilder {
     /// latest (rotated) refresh token, so a request fails with
     /// [`Error::is_store_unavailable`] rather than use a stale one or send the
     /// user to the login. Each user's key is its namespace and a hash of the
-    /// token URL, client id and user key.
+    /// token URL, client id and user key, and of the DPoP key's thumbprint when
+    /// the token client has one (feature `jose`): a DPoP key must then be kept
+    /// (loaded with [`PrivateKey::from_pkcs8_pem`](crate::oauth2::PrivateKey::from_pkcs8_pem)
+    /// on every start, the same for every replica), or every stored login is
+    /// lost when it changes.
     pub fn store(mut self, shared: SharedStore) -> Self {
         // Without the store a process cannot know the user's latest refresh
         // token (rotation): fail the request rather than send the user to login.

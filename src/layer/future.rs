@@ -126,6 +126,10 @@ pub struct RetryCtx<S, B, Sent> {
     /// The retry is for a new DPoP nonce (same token, new proof).
     #[cfg(feature = "jose")]
     pub(crate) dpop_nonce: bool,
+    /// Where the re-sent request went, to learn a nonce from its answer too
+    /// (DPoP credentials only).
+    #[cfg(feature = "jose")]
+    pub(crate) resent_to: Option<http::Uri>,
 }
 
 impl<S, B, M> ResponseFuture<S, B, M>
@@ -372,11 +376,24 @@ where
                         let Some(parts) = ctx.replay.head.take() else {
                             done!(Err(polled_after_completion()));
                         };
+                        #[cfg(feature = "jose")]
+                        if ctx.stamp.dpop.is_some() {
+                            ctx.resent_to = Some(parts.uri.clone());
+                        }
                         let fut = ctx.service.call(Request::from_parts(parts, body));
                         state.set(State::Retried { fut });
                     }
                     StateProj::Retried { fut } => {
-                        done!(ready!(fut.poll(cx)).map_err(Into::into))
+                        let result = ready!(fut.poll(cx));
+                        #[cfg(feature = "jose")]
+                        if let (Ok(response), Some(ctx)) =
+                            (&result, retry.as_mut().map(M::kept::<S, B, S::Response>))
+                        {
+                            if let (Some(dpop), Some(uri)) = (&ctx.stamp.dpop, &ctx.resent_to) {
+                                dpop.remember_nonce(uri, response.headers());
+                            }
+                        }
+                        done!(result.map_err(Into::into))
                     }
                 }
             };

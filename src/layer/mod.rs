@@ -449,6 +449,8 @@ where
             stamp: stamp.clone(),
             #[cfg(feature = "jose")]
             dpop_nonce: false,
+            #[cfg(feature = "jose")]
+            resent_to: None,
         },
     )
 }

@@ -698,6 +698,8 @@ async fn exchange_with_dpop(
     let (headers, result) = send_and_parse(http.clone(), prove(request)?, endpoint).await;
     // Kept from any answer; a request asked for a nonce is sent once more
     // (whether its own nonce or a concurrent request's was the stale one).
+    // Asked again after that, the error stands and is permanent: a server
+    // that never accepts our nonces gets a cool-down, not a stream of requests.
     let with_nonce = headers.as_ref().is_some_and(|h| {
         dpop.remember_nonce(&endpoint.url, h);
         h.contains_key(super::dpop::DPOP_NONCE)

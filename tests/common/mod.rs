@@ -192,16 +192,21 @@ pub async fn start_server(
         .spawn()
         .expect("the server's program runs");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let rest = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("the server exited before listening; see $TMPDIR/{log}"));
-        if let Some(rest) = line.strip_prefix("listening ") {
-            break rest.to_owned();
+    let listening = async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap_or_else(|| {
+                let log =
+                    std::fs::read_to_string(std::env::temp_dir().join(log)).unwrap_or_default();
+                panic!("the server exited before listening:\n{log}")
+            });
+            if let Some(rest) = line.strip_prefix("listening ") {
+                break rest.to_owned();
+            }
         }
     };
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(60), listening)
+        .await
+        .unwrap_or_else(|_| panic!("the server did not listen within 60 s; see $TMPDIR/{log}"));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (ServerProcess { _child: child }, rest)
 }

@@ -172,8 +172,13 @@ def error(start_response, message):
     body = message.to_json() if hasattr(message, "to_json") else json.dumps(
         {k: v for k, v in message.items() if isinstance(v, str)}
     )
-    status = "401 Unauthorized" if message.get("error") == "invalid_client" else "400 Bad Request"
-    start_response(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
+    headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+    if message.get("error") == "invalid_client":
+        status = "401 Unauthorized"
+        headers.append(("WWW-Authenticate", 'Basic realm="token"'))
+    else:
+        status = "400 Bad Request"
+    start_response(status, headers)
     return [body.encode()]
 
 

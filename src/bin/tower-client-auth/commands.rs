@@ -189,6 +189,9 @@ async fn wait_for_callback(listener: TcpListener, state: String) -> String {
                         let _ = tx.send(query).await;
                         (200, "tower-client-auth: the login went back to the terminal; you can close this tab.")
                     } else {
+                        eprintln!(
+                            "ignored a callback that is not this login's (its state differs)"
+                        );
                         (400, "not this login's callback")
                     };
                     let mut res = Response::new(Full::new(Bytes::from_static(text.as_bytes())));

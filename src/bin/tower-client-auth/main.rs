@@ -218,7 +218,11 @@ fn parse_args(args: &[String]) -> Result<(Option<PathBuf>, Command), Failure> {
                             lower.as_str(),
                             "authorization" | "proxy-authorization" | "cookie" | "dpop"
                         ) || lower.contains("api-key")
+                            || lower.contains("apikey")
+                            || lower.ends_with("-key")
                             || lower.contains("token")
+                            || lower.contains("secret")
+                            || lower.starts_with("x-auth")
                         {
                             return Err(usage(format!(
                                 "-H {}: credentials are never taken from the command line; \

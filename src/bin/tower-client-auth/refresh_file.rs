@@ -52,13 +52,21 @@ pub fn store(
         options.mode(0o600);
     }
     let mut f = options.open(&tmp).map_err(|e| fail("write", e))?;
-    let written = f
-        .write_all(body.as_bytes())
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
+    let written = f.write_all(body.as_bytes()).and_then(|()| f.sync_all());
+    drop(f);
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(fail("write", e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail("replace", e));
+    }
+    // The rename itself is durable once the directory is.
+    if let Some(dir) = dir {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }
