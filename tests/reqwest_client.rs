@@ -18,7 +18,7 @@ use tower_client_auth::reqwest::{ReqwestService, SendRequest};
 use tower_client_auth::{AuthLayer, BoxError, Credential};
 use tower_http::follow_redirect::FollowRedirectLayer;
 
-use common::{header, json, serve, text, Log};
+use common::{header, json, redirecting_origins, serve, text, Log, RedirectingOrigins};
 
 /// A token endpoint (client_credentials, Basic `id:secret`) issuing `tok-1`,
 /// `tok-2`, ... and an API on the same origin whose `/echo` answers 401 to its
@@ -118,43 +118,6 @@ async fn managed_token_through_reqwest_and_a_401_retried_with_the_body() -> Resu
     Ok(())
 }
 
-/// Two loopback origins: `own` redirects `/cross` to `other` and `/same` to its
-/// own `/landing`; both log what they receive.
-async fn redirecting_origins() -> (String, String, Log, Log) {
-    let other_log = Log::default();
-    let l = other_log.clone();
-    let other = serve(move |req| {
-        l.push(&req);
-        async { text(200, "other") }
-    })
-    .await;
-    let own_log = Log::default();
-    let l = own_log.clone();
-    let own = serve(move |req| {
-        l.push(&req);
-        let path = req.uri().path().to_owned();
-        async move {
-            let location = match path.as_str() {
-                "/cross" => format!("http://{other}/landing"),
-                "/same" => "/landing".to_owned(),
-                _ => return text(200, "own"),
-            };
-            Response::builder()
-                .status(307)
-                .header("location", location)
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        }
-    })
-    .await;
-    (
-        format!("http://{own}"),
-        format!("http://{other}"),
-        own_log,
-        other_log,
-    )
-}
-
 fn api_key_credential(origin: &str) -> Credential {
     Credential::builder()
         .origin(origin)
@@ -174,7 +137,7 @@ fn get(url: String) -> Request<Full<Bytes>> {
 /// `x-api-key` to the other origin (it drops only `Authorization`).
 #[tokio::test]
 async fn a_stock_reqwest_client_under_the_layer_leaks_the_api_key() -> Result<(), BoxError> {
-    let (own, _, _, other_log) = redirecting_origins().await;
+    let RedirectingOrigins { own, other_log, .. } = redirecting_origins(307).await;
     let stock = reqwest::Client::new();
     let stock = service_fn(move |req: Request<_>| {
         let stock = stock.clone();
@@ -196,7 +159,12 @@ async fn a_stock_reqwest_client_under_the_layer_leaks_the_api_key() -> Result<()
 
 #[tokio::test]
 async fn a_redirect_to_another_origin_comes_back_unfollowed() -> Result<(), BoxError> {
-    let (own, other, own_log, other_log) = redirecting_origins().await;
+    let RedirectingOrigins {
+        own,
+        other,
+        own_log,
+        other_log,
+    } = redirecting_origins(307).await;
     let client = AuthLayer::new(api_key_credential(&own)).layer(ReqwestService::new()?);
     let res = client.oneshot(get(format!("{own}/cross"))).await?;
     assert_eq!(res.status(), 307);
@@ -218,7 +186,7 @@ async fn a_redirect_to_another_origin_comes_back_unfollowed() -> Result<(), BoxE
 
 #[tokio::test]
 async fn a_redirect_within_the_origin_is_followed_with_the_credential() -> Result<(), BoxError> {
-    let (own, _, own_log, _) = redirecting_origins().await;
+    let RedirectingOrigins { own, own_log, .. } = redirecting_origins(307).await;
     let client = AuthLayer::new(api_key_credential(&own)).layer(ReqwestService::new()?);
     let res = client.oneshot(get(format!("{own}/same"))).await?;
     assert_eq!(res.status(), 200);
@@ -235,7 +203,7 @@ async fn a_redirect_within_the_origin_is_followed_with_the_credential() -> Resul
 #[tokio::test]
 async fn a_follower_above_the_layer_reaches_the_other_origin_without_the_credential(
 ) -> Result<(), BoxError> {
-    let (own, _, _, other_log) = redirecting_origins().await;
+    let RedirectingOrigins { own, other_log, .. } = redirecting_origins(307).await;
     let client = ServiceBuilder::new()
         .layer(FollowRedirectLayer::new())
         .layer(AuthLayer::new(api_key_credential(&own)))
@@ -251,7 +219,7 @@ async fn a_follower_above_the_layer_reaches_the_other_origin_without_the_credent
 
 #[tokio::test]
 async fn send_request_keeps_the_final_url() -> Result<(), BoxError> {
-    let (own, _, _, _) = redirecting_origins().await;
+    let RedirectingOrigins { own, .. } = redirecting_origins(307).await;
     let http = ReqwestService::new()?;
     let client = AuthLayer::new(api_key_credential(&own)).layer(http.clone());
     let res = client

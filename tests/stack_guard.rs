@@ -20,7 +20,9 @@ use tower_client_auth::token::{Token, TokenSource};
 use tower_client_auth::{AuthLayer, BoxError, Credential, Error, GuardLayer, ReplayBody};
 use tower_http::follow_redirect::FollowRedirectLayer;
 
-use common::{client, header, serve, text, Log};
+use common::{
+    client, header, redirecting_origins, serve, text, Log, RedirectingOrigins as Origins,
+};
 
 struct Fixed;
 
@@ -35,46 +37,8 @@ impl TokenSource for Fixed {
     }
 }
 
-/// Two loopback origins (different ports): `own` redirects `/cross` to the
-/// other origin and `/same` to its own `/landing`.
-struct Origins {
-    own: String,
-    own_log: Log,
-    other_log: Log,
-}
-
 async fn origins() -> Origins {
-    let other_log = Log::default();
-    let log = other_log.clone();
-    let other = serve(move |req| {
-        log.push(&req);
-        async { text(200, "other") }
-    })
-    .await;
-    let own_log = Log::default();
-    let log = own_log.clone();
-    let own = serve(move |req| {
-        log.push(&req);
-        let path = req.uri().path().to_owned();
-        async move {
-            let location = match path.as_str() {
-                "/cross" => format!("http://{other}/landing"),
-                "/same" => "/landing".to_owned(),
-                _ => return text(200, "own"),
-            };
-            Response::builder()
-                .status(302)
-                .header("location", location)
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        }
-    })
-    .await;
-    Origins {
-        own: format!("http://{own}"),
-        own_log,
-        other_log,
-    }
+    redirecting_origins(302).await
 }
 
 /// The credentials, each bound to `own`, with what each stamps.

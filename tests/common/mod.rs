@@ -210,3 +210,50 @@ pub async fn start_server(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (ServerProcess { _child: child }, rest)
 }
+
+/// Two loopback origins (different ports) for redirect tests: `own` answers
+/// `/cross` with a `status` redirect to `other`'s `/landing` and `/same` with
+/// one to its own `/landing`; both log what they receive.
+pub struct RedirectingOrigins {
+    /// `http://127.0.0.1:PORT` of the origin a credential is for.
+    pub own: String,
+    /// `http://127.0.0.1:PORT` of the other origin.
+    pub other: String,
+    pub own_log: Log,
+    pub other_log: Log,
+}
+
+pub async fn redirecting_origins(status: u16) -> RedirectingOrigins {
+    let other_log = Log::default();
+    let log = other_log.clone();
+    let other = serve(move |req| {
+        log.push(&req);
+        async { text(200, "other") }
+    })
+    .await;
+    let own_log = Log::default();
+    let log = own_log.clone();
+    let own = serve(move |req| {
+        log.push(&req);
+        let path = req.uri().path().to_owned();
+        async move {
+            let location = match path.as_str() {
+                "/cross" => format!("http://{other}/landing"),
+                "/same" => "/landing".to_owned(),
+                _ => return text(200, "own"),
+            };
+            Response::builder()
+                .status(status)
+                .header("location", location)
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        }
+    })
+    .await;
+    RedirectingOrigins {
+        own: format!("http://{own}"),
+        other: format!("http://{other}"),
+        own_log,
+        other_log,
+    }
+}

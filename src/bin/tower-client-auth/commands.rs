@@ -25,15 +25,14 @@ use crate::{refresh_file, Exit, Failure};
 /// A URL without its query and fragment, for messages (a query may carry
 /// something private).
 fn without_query(url: &str) -> String {
-    let bare = url.split(['?', '#']).next().unwrap_or(url);
-    // And without user information (`user:password@`).
-    match bare.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            format!("{scheme}://{host}{path}")
-        }
-        None => bare.to_owned(),
+    // The crate's `Origin` already leaves user information out.
+    match url
+        .parse::<Uri>()
+        .ok()
+        .and_then(|u| tower_client_auth::Origin::from_uri(&u).map(|o| format!("{o}{}", u.path())))
+    {
+        Some(shown) => shown,
+        None => url.split(['?', '#']).next().unwrap_or(url).to_owned(),
     }
 }
 
