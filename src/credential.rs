@@ -476,9 +476,12 @@ impl CredentialBuilder {
                 }
                 #[cfg(feature = "store")]
                 let shared = match self.shared {
-                    Some(config) => {
-                        Some(Shared::new(config, source.identity(), Arc::clone(&name))?)
-                    }
+                    Some(config) => Some(Shared::new(
+                        config,
+                        source.identity(),
+                        &options,
+                        Arc::clone(&name),
+                    )?),
                     None => None,
                 };
                 #[cfg(not(feature = "store"))]

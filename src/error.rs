@@ -212,8 +212,64 @@ impl Error {
         Error::new(Kind::StoreData(what))
     }
 
+    /// The store could not be reached. An error that already says so is kept
+    /// as it is, so that the message is not printed twice down the chain.
     pub(crate) fn store_unavailable(source: impl Into<BoxError>) -> Self {
-        Error::with_source(Kind::StoreUnavailable, source)
+        match source.into().downcast::<Error>() {
+            Ok(e) if e.is_store() => *e,
+            Ok(e) => Error::with_source(Kind::StoreUnavailable, e),
+            Err(other) => Error::with_source(Kind::StoreUnavailable, other),
+        }
+    }
+
+    /// A store driver's error (Redis, PostgreSQL): its chain of messages
+    /// folded into one cause, each message once (drivers often repeat their
+    /// cause in their own text, which a reporter would then print twice).
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    pub(crate) fn store_driver(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut text = String::new();
+        let mut next = Some(error);
+        while let Some(e) = next {
+            let message = e.to_string();
+            if !message.is_empty() && !text.contains(&message) {
+                if !text.is_empty() {
+                    text.push_str(": ");
+                }
+                text.push_str(&message);
+            }
+            next = e.source();
+        }
+        Error::with_source(Kind::StoreUnavailable, DriverError(text))
+    }
+
+    /// The fleet's cool-down, recorded in the shared store by the process
+    /// whose token request failed for good: no request is made until it ends.
+    #[cfg(feature = "store")]
+    pub(crate) fn fleet_cooling_down(
+        record: &crate::token::CooldownRecord,
+        left: Duration,
+    ) -> Self {
+        let status = record
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
+        let cause = match &record.code {
+            Some(code) => Error::new(Kind::OAuth2(OAuth2Error {
+                code: code.clone(),
+                description: record.description.clone(),
+                uri: None,
+                status,
+                retry_after: None,
+            })),
+            None if record.status.is_some() => Error::new(Kind::Status(status, None)),
+            None => Error::new(Kind::Source { permanent: true }),
+        };
+        Error::with_source(
+            Kind::CoolingDown {
+                cause: Box::new(cause),
+            },
+            FleetCooldown(left),
+        )
     }
 
     /// Wraps an error from a [`TokenStore`](crate::token::TokenStore) of your own:
@@ -510,9 +566,16 @@ impl fmt::Display for Error {
                 write!(f, "token response larger than {cap} bytes")
             }
             Kind::NoToken => f.write_str("access token expired and cannot be refreshed"),
-            Kind::CoolingDown { .. } => {
-                f.write_str("no token request made during cool-down after a permanent failure")
-            }
+            Kind::CoolingDown { .. } => match &self.inner.source {
+                // Another process's failure, from the shared store.
+                Some(fleet) => write!(
+                    f,
+                    "no token request made during cool-down after a permanent failure ({fleet})"
+                ),
+                None => {
+                    f.write_str("no token request made during cool-down after a permanent failure")
+                }
+            },
             Kind::StateMismatch => f.write_str("authorization callback `state` does not match"),
             Kind::Source { .. } => f.write_str("token source failed"),
             Kind::NoRuntime => {
@@ -553,6 +616,40 @@ impl std::error::Error for Error {
         }
     }
 }
+
+/// A store driver's message, folded (see [`Error::store_driver`]).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[derive(Debug)]
+struct DriverError(String);
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+impl std::error::Error for DriverError {}
+
+/// Where a cool-down came from when another process of the fleet started it.
+#[cfg(feature = "store")]
+#[derive(Debug)]
+struct FleetCooldown(Duration);
+
+#[cfg(feature = "store")]
+impl fmt::Display for FleetCooldown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "recorded in the shared store for the whole fleet, {} s left",
+            self.0.as_secs().max(1)
+        )
+    }
+}
+
+#[cfg(feature = "store")]
+impl std::error::Error for FleetCooldown {}
 
 #[cfg(test)]
 mod tests {

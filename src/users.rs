@@ -79,6 +79,19 @@ use crate::token::{
 };
 use crate::{BoxError, Credential, Error};
 
+/// The lease a user's refresh takes by default (a fleet's single credential
+/// takes 30 s): a process that crashes mid-refresh holds that user up this long.
+const USERS_LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// A store operation, bounded by the store timeout.
+async fn bounded<T>(limit: Duration, op: BoxFuture<'_, Result<T, Error>>) -> Result<T, Error> {
+    tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
+        Err(Error::store_unavailable(
+            "the shared store did not answer within the store timeout",
+        ))
+    })
+}
+
 /// Which user a request acts for: put it in the request's extensions. A user id
 /// of your application, never a secret (it appears in errors and logs).
 ///
@@ -261,6 +274,37 @@ struct Entries {
     last_sweep: u64,
     /// Requests since the last look at the clock for a sweep.
     since_sweep: u32,
+    /// The counts of entries that are gone.
+    retired: UsersStats,
+    /// Whether the background sweep was started.
+    sweeper: bool,
+}
+
+/// Counts over every user of a [`Users`] (see [`Users::stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UsersStats {
+    /// Users with an entry in this process now.
+    pub users: usize,
+    /// Token requests (each refresh, or a stored token adopted, counts).
+    pub token_requests: u64,
+    /// Token requests that failed (a rejected refresh token among them).
+    pub token_failures: u64,
+    /// Requests that waited for a token request started by someone else.
+    pub coalesced_waiters: u64,
+    /// Requests re-sent after a 401.
+    pub retries_on_401: u64,
+}
+
+impl UsersStats {
+    fn add(&mut self, credential: &Credential) {
+        if let Some(s) = credential.stats() {
+            self.token_requests += s.token_requests;
+            self.token_failures += s.token_failures;
+            self.coalesced_waiters += s.coalesced_waiters;
+            self.retries_on_401 += s.retries_on_401;
+        }
+    }
 }
 
 /// Idle tracking without a clock read per request (second chance): a request
@@ -349,18 +393,24 @@ impl Users {
         let inner = &self.inner;
         let key = self.store_key(user);
         let store = &inner.shared.store;
-        let data = crate::token::encode_for_store(&token, &key, &inner.shared)?;
+        let limit = inner.shared.store_timeout;
         // Compare-and-set on what is there, retried if someone wrote meanwhile.
         for _ in 0..16 {
-            let base = store.load(&key).await?.map_or(0, |e| e.generation);
+            let stored = bounded(limit, store.load(&key)).await?;
+            let version = crate::token::version_after(stored.as_ref(), &key, &inner.shared)?;
+            let base = stored.map_or(0, |e| e.generation);
             let entry = StoredEntry {
-                generation: base.saturating_add(1),
-                data: data.clone(),
+                generation: version.generation,
+                data: crate::token::encode_for_store(&token, &key, version, &inner.shared)?,
             };
-            if store.compare_and_set(&key, base, entry).await? {
+            let written = bounded(limit, store.compare_and_set(&key, base, None, entry)).await?;
+            if written {
                 // A fresh credential picks the new token up (and drops any
                 // cool-down of the old one).
-                self.lock().map.remove(user);
+                let removed = self.lock().map.remove(user);
+                if let Some(e) = removed {
+                    self.retire(&e);
+                }
                 tracing::debug!(
                     credential = &*self.inner.name,
                     user = user.as_str(),
@@ -382,13 +432,17 @@ impl Users {
 
     /// Forgets `user` here (their stored token stays).
     pub fn evict(&self, user: &UserKey) {
-        self.lock().map.remove(user);
+        let removed = self.lock().map.remove(user);
+        if let Some(e) = removed {
+            self.retire(&e);
+        }
     }
 
     /// Drops the entries of users idle for at least the idle time; returns how
-    /// many are left. Also done on its own as requests come (on a new user, and
-    /// every 1,024 requests through a service), so an entry goes at most the
-    /// idle time plus one sweep after its last use.
+    /// many are left. Also done on its own: by a background task every eighth
+    /// of the idle time (started with the first user, on the runtime at hand,
+    /// ended with the last clone of `Users`), so an entry goes at most the idle
+    /// time plus two of those sweeps after its last use, whatever the traffic.
     pub fn evict_idle(&self) -> usize {
         let now = self.now_ms();
         let mut entries = self.lock();
@@ -398,14 +452,71 @@ impl Users {
 
     fn sweep(&self, entries: &mut Entries, now: u64) {
         let idle = self.inner.idle.as_millis() as u64;
+        let mut gone = Vec::new();
         entries.map.retain(|_, e| {
             if e.touched.swap(false, Ordering::Relaxed) {
                 e.untouched_since.store(now, Ordering::Relaxed);
                 return true;
             }
-            now.saturating_sub(e.untouched_since.load(Ordering::Relaxed)) < idle
+            let keep = now.saturating_sub(e.untouched_since.load(Ordering::Relaxed)) < idle;
+            if !keep {
+                gone.push(e.clone());
+            }
+            keep
         });
         entries.last_sweep = now;
+        for e in gone {
+            entries.retired.add(&e.credential);
+        }
+    }
+
+    /// Keeps the counts of an entry that goes.
+    fn retire(&self, entry: &Entry) {
+        self.lock().retired.add(&entry.credential);
+    }
+
+    /// Counts summed over every user's credential, past entries included, and
+    /// how many users have an entry now.
+    ///
+    /// ```
+    /// use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+    /// use tower_client_auth::users::{UserKey, Users};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let token_client = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/oauth/token")
+    /// #     .client_id("my-app")
+    /// #     .build(tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+    /// #     }))?;
+    /// let users = Users::builder("https://api.example.com", token_client)
+    ///     .store(SharedStore::new(MemoryStore::new()))
+    ///     .build()?;
+    /// let alice = UserKey::new("alice");
+    /// users.login(&alice, Token::bearer("alice-access-token", None)).await?;
+    /// // Looking a user up creates no entry.
+    /// assert!(users.find(&alice).is_none());
+    /// users.credential(&alice)?.token().await?;
+    /// assert!(users.find(&alice).is_some());
+    /// let stats = users.stats();
+    /// assert_eq!(stats.users, 1);
+    /// assert_eq!(stats.token_requests, 1); // the stored login, adopted
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stats(&self) -> UsersStats {
+        let entries = self.lock();
+        let mut total = entries.retired.clone();
+        for e in entries.map.values() {
+            total.add(&e.credential);
+        }
+        total.users = entries.map.len();
+        total
+    }
+
+    /// `user`'s credential if they have an entry in this process; creates none.
+    pub fn find(&self, user: &UserKey) -> Option<Credential> {
+        self.lock().map.get(user).map(|e| e.credential.clone())
     }
 
     /// Users with an entry in this process.
@@ -437,11 +548,14 @@ impl Users {
 
     fn identity(&self, user: &UserKey) -> String {
         let c = &self.inner.client;
+        // Each field escaped: a user key with a `|` must not name another
+        // user of another client.
+        let field = |s| crate::token::identity_field(s, &['|']);
         format!(
             "user|{}|{}|{}{}",
-            c.token_url(),
-            c.client_id().unwrap_or(""),
-            user.as_str(),
+            field(&c.token_url().to_string()),
+            field(c.client_id().unwrap_or("")),
+            field(user.as_str()),
             c.key_binding()
         )
     }
@@ -497,8 +611,13 @@ impl Users {
             ages.sort_unstable_by_key(|(t, _)| *t);
             let drop = (inner.max_users / 10).max(1);
             for (_, k) in ages.into_iter().take(drop) {
-                entries.map.remove(&k);
+                if let Some(e) = entries.map.remove(&k) {
+                    entries.retired.add(&e.credential);
+                }
             }
+        }
+        if !entries.sweeper {
+            entries.sweeper = self.start_sweeper();
         }
         let credential = self.build_credential(user)?;
         let entry = Arc::new(Entry {
@@ -509,6 +628,27 @@ impl Users {
         });
         entries.map.insert(user.clone(), entry.clone());
         Ok(entry)
+    }
+
+    /// Starts the idle sweep on the runtime at hand; `false` without one (then
+    /// sweeps ride on requests and new users).
+    fn start_sweeper(&self) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let every = (self.inner.idle / 8).max(Duration::from_millis(1));
+        let users = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = users.upgrade() else { return };
+                Users { inner }.evict_idle();
+            }
+        });
+        true
     }
 
     fn build_credential(&self, user: &UserKey) -> Result<Credential, Error> {
@@ -550,7 +690,13 @@ impl UsersBuilder {
     pub fn store(mut self, shared: SharedStore) -> Self {
         // Without the store a process cannot know the user's latest refresh
         // token (rotation): fail the request rather than send the user to login.
-        self.shared = Some(shared.when_unavailable(crate::token::WhenUnavailable::FailClosed));
+        let mut shared = shared.when_unavailable(crate::token::WhenUnavailable::FailClosed);
+        if !shared.lease_ttl_set {
+            // An interactive user waits for a crashed holder's lease to run
+            // out: keep that short (a refresh takes well under a second).
+            shared.lease_ttl = USERS_LEASE_TTL;
+        }
+        self.shared = Some(shared);
         self
     }
 

@@ -183,6 +183,7 @@ impl TokenStore for Down {
         &'a self,
         _: &'a StoreKey,
         _: u64,
+        _: Option<&'a str>,
         _: StoredEntry,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async { Err(Error::store("connection refused")) })
@@ -216,6 +217,23 @@ impl TokenStore for Down {
         _: u64,
         _: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Err(Error::store("connection refused")) })
+    }
+    fn load_cooldown<'a>(
+        &'a self,
+        _: &'a StoreKey,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async { Err(Error::store("connection refused")) })
+    }
+    fn set_cooldown<'a>(
+        &'a self,
+        _: &'a StoreKey,
+        _: Vec<u8>,
+        _: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Err(Error::store("connection refused")) })
+    }
+    fn clear_cooldown<'a>(&'a self, _: &'a StoreKey) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async { Err(Error::store("connection refused")) })
     }
 }
@@ -287,4 +305,427 @@ async fn an_unreadable_stored_token_is_replaced_not_fatal() {
     let b = build([2; 32]);
     b.token().await.unwrap();
     assert_eq!(provider.count(), 2);
+}
+
+// ------------------------------------------------------------ store faults
+//
+// The same faults as tests/fleet_redis.rs injects with a TCP proxy in front of
+// a real Redis, here in paused time with a store that fails on command: every
+// rule of the fleet protocol (src/token/fleet.rs) seen from the outside.
+
+/// A `MemoryStore` that fails on command: writes that error, a stall (every
+/// operation hangs), or a wipe (everything gone, as after an empty restart).
+#[derive(Default)]
+struct Faulty {
+    inner: Mutex<Arc<MemoryStore>>,
+    /// The next this-many writes fail.
+    failing_writes: std::sync::atomic::AtomicU32,
+    stalled: std::sync::atomic::AtomicBool,
+}
+
+impl Faulty {
+    fn store(&self) -> Arc<MemoryStore> {
+        self.inner.lock().unwrap().clone()
+    }
+
+    fn wipe(&self) {
+        *self.inner.lock().unwrap() = Arc::new(MemoryStore::new());
+    }
+
+    fn stall(&self, on: bool) {
+        self.stalled.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn fail_writes(&self, n: u32) {
+        self.failing_writes
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `op` on the current store, unless stalled.
+    fn run<'a, T: Send + 'a>(
+        &'a self,
+        op: impl FnOnce(Arc<MemoryStore>) -> BoxFuture<'static, Result<T, Error>> + Send + 'a,
+    ) -> BoxFuture<'a, Result<T, Error>> {
+        if self.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(futures_util::future::pending());
+        }
+        op(self.store())
+    }
+}
+
+struct FaultyStore(Arc<Faulty>);
+
+impl TokenStore for FaultyStore {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<StoredEntry>, Error>> {
+        let key = key.clone();
+        self.0
+            .run(move |s| Box::pin(async move { s.load(&key).await }))
+    }
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expected: u64,
+        owner: Option<&'a str>,
+        entry: StoredEntry,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        use std::sync::atomic::Ordering;
+        let failing = &self.0.failing_writes;
+        if failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Box::pin(async { Err(Error::store("write timed out")) });
+        }
+        let (key, owner) = (key.clone(), owner.map(str::to_owned));
+        self.0.run(move |s| {
+            Box::pin(async move {
+                s.compare_and_set(&key, expected, owner.as_deref(), entry)
+                    .await
+            })
+        })
+    }
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let (key, owner) = (key.clone(), owner.to_owned());
+        self.0
+            .run(move |s| Box::pin(async move { s.try_lease(&key, &owner, ttl).await }))
+    }
+    fn renew_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let (key, owner) = (key.clone(), owner.to_owned());
+        self.0
+            .run(move |s| Box::pin(async move { s.renew_lease(&key, &owner, ttl).await }))
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let (key, owner) = (key.clone(), owner.to_owned());
+        self.0
+            .run(move |s| Box::pin(async move { s.release_lease(&key, &owner).await }))
+    }
+    fn wait_change<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        seen: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let key = key.clone();
+        self.0
+            .run(move |s| Box::pin(async move { s.wait_change(&key, seen, timeout).await }))
+    }
+    fn load_cooldown<'a>(
+        &'a self,
+        key: &'a StoreKey,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        let key = key.clone();
+        self.0
+            .run(move |s| Box::pin(async move { s.load_cooldown(&key).await }))
+    }
+    fn set_cooldown<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let key = key.clone();
+        self.0
+            .run(move |s| Box::pin(async move { s.set_cooldown(&key, record, ttl).await }))
+    }
+    fn clear_cooldown<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), Error>> {
+        let key = key.clone();
+        self.0
+            .run(move |s| Box::pin(async move { s.clear_cooldown(&key).await }))
+    }
+}
+
+/// A provider that rotates refresh tokens (one use each) and counts reuses.
+#[derive(Default)]
+struct Rotating {
+    issued: Mutex<u32>,
+    live: Mutex<Option<String>>,
+    spent: Mutex<Vec<String>>,
+    reuses: Mutex<u32>,
+}
+
+struct RotatingSource(Arc<Rotating>);
+
+impl TokenSource for RotatingSource {
+    fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+        use tower_client_auth::secrecy::ExposeSecret;
+        let p = self.0.clone();
+        let sent = previous
+            .and_then(|t| t.refresh_token())
+            .map(|r| r.expose_secret().to_owned());
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(rt) = &sent {
+                let mut spent = p.spent.lock().unwrap();
+                if spent.contains(rt) {
+                    *p.reuses.lock().unwrap() += 1;
+                }
+                spent.push(rt.clone());
+                if p.live.lock().unwrap().as_ref() != Some(rt) {
+                    return Err(Error::permanent("refresh token invalid"));
+                }
+            }
+            let mut n = p.issued.lock().unwrap();
+            *n += 1;
+            let rt = format!("rt-{n}");
+            *p.live.lock().unwrap() = Some(rt.clone());
+            Ok(Token::bearer(format!("at-{n}"), Some(LIFETIME)).with_refresh_token(rt))
+        })
+    }
+}
+
+fn on_faulty<S: TokenSource>(
+    faulty: &Arc<Faulty>,
+    source: S,
+    policy: WhenUnavailable,
+) -> Credential {
+    Credential::builder()
+        .origin(API)
+        .token_source(source)
+        .shared_store(
+            SharedStore::new(FaultyStore(faulty.clone()))
+                .identity("faulty")
+                .when_unavailable(policy)
+                .lease_ttl(Duration::from_secs(6))
+                .store_timeout(Duration::from_millis(500))
+                .poll_interval(Duration::from_millis(20)),
+        )
+        .build()
+        .unwrap()
+}
+
+/// The write after a rotation fails (every try under the lease): the new
+/// token is served, kept, and written once the store takes writes again; the
+/// other replica, whose token expires meanwhile, waits for it and never sends
+/// the old refresh token.
+#[tokio::test(start_paused = true)]
+async fn a_failed_write_after_a_rotation_loses_nothing_and_reuses_nothing() {
+    let provider = Arc::new(Rotating::default());
+    let faulty = Arc::new(Faulty::default());
+    let policy = WhenUnavailable::FailClosed;
+    let a = on_faulty(&faulty, RotatingSource(provider.clone()), policy);
+    let b = on_faulty(&faulty, RotatingSource(provider.clone()), policy);
+    a.token().await.unwrap();
+    b.token().await.unwrap();
+    assert_eq!(*provider.issued.lock().unwrap(), 1, "b adopted a's token");
+
+    tokio::time::sleep(LIFETIME).await;
+    faulty.fail_writes(3);
+    let rotated = a.token().await.unwrap();
+    // b's token expired too; it must not refresh from the stored, spent one.
+    let (b_token, _) = tokio::join!(b.token(), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+    let b_token = b_token.unwrap();
+    use tower_client_auth::secrecy::ExposeSecret;
+    assert_eq!(
+        b_token.access_token().expose_secret(),
+        rotated.access_token().expose_secret(),
+        "b got a's rotated token from the store"
+    );
+    assert_eq!(
+        *provider.reuses.lock().unwrap(),
+        0,
+        "a refresh token was sent twice"
+    );
+    assert_eq!(*provider.issued.lock().unwrap(), 2);
+}
+
+/// A store that accepts commands and never answers: every caller is answered
+/// within a few store timeouts (fetching locally, or failing closed), and the
+/// store is used again once it answers.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_store_answers_every_caller_in_bounded_time() {
+    let provider = Arc::new(Provider::default());
+    let faulty = Arc::new(Faulty::default());
+    let open = on_faulty(
+        &faulty,
+        Source(provider.clone()),
+        WhenUnavailable::FetchLocally,
+    );
+    let closed = on_faulty(
+        &faulty,
+        Source(provider.clone()),
+        WhenUnavailable::FailClosed,
+    );
+    faulty.stall(true);
+    let started = Instant::now();
+    open.token().await.unwrap();
+    let err = closed.token().await.unwrap_err();
+    assert!(err.is_store_unavailable(), "{err}");
+    // A few store timeouts (the cache's own retries included), not minutes.
+    assert!(
+        started.elapsed() <= Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        provider.count(),
+        1,
+        "only the fetch-locally replica fetched"
+    );
+    faulty.stall(false);
+    closed.end_cooldown();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    closed.token().await.unwrap();
+}
+
+/// A rotating refresh token is never refreshed locally while the store is
+/// down under the default policy; the opt-in policy does, and writes the
+/// rotated token back when the store answers.
+#[tokio::test(start_paused = true)]
+async fn the_default_outage_mode_never_refreshes_a_refresh_token_locally() {
+    let provider = Arc::new(Rotating::default());
+    let faulty = Arc::new(Faulty::default());
+    let a = on_faulty(
+        &faulty,
+        RotatingSource(provider.clone()),
+        WhenUnavailable::FetchLocally,
+    );
+    let b = on_faulty(
+        &faulty,
+        RotatingSource(provider.clone()),
+        WhenUnavailable::FetchLocally,
+    );
+    a.token().await.unwrap();
+    b.token().await.unwrap();
+    // The store stalls; the tokens expire (refreshes ahead fail meanwhile).
+    faulty.stall(true);
+    tokio::time::sleep(LIFETIME).await;
+    let ea = a.token().await.unwrap_err();
+    let eb = b.token().await.unwrap_err();
+    assert!(
+        ea.is_store_unavailable() && eb.is_store_unavailable(),
+        "{ea} / {eb}"
+    );
+    assert_eq!(
+        *provider.issued.lock().unwrap(),
+        1,
+        "nothing refreshed locally"
+    );
+    assert_eq!(*provider.reuses.lock().unwrap(), 0);
+}
+
+/// A wrong password: one attempt for the whole fleet per cool-down, and
+/// `end_cooldown` on one replica ends it for every replica.
+#[tokio::test(start_paused = true)]
+async fn a_wrong_password_cools_the_whole_fleet_down() {
+    #[derive(Default)]
+    struct Wrong(std::sync::atomic::AtomicU32);
+    struct WrongSource(Arc<Wrong>);
+    impl TokenSource for WrongSource {
+        fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+            self.0 .0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Err(Error::permanent("wrong password")) })
+        }
+    }
+    let attempts = Arc::new(Wrong::default());
+    let faulty = Arc::new(Faulty::default());
+    let fleet: Vec<Credential> = (0..5)
+        .map(|_| {
+            on_faulty(
+                &faulty,
+                WrongSource(attempts.clone()),
+                WhenUnavailable::FailClosed,
+            )
+        })
+        .collect();
+    let count = || attempts.0.load(std::sync::atomic::Ordering::SeqCst);
+    // Every replica asks, again and again, for ten minutes (cool-down 60 s,
+    // doubling): the fleet as a whole tries once per cool-down.
+    let end = Instant::now() + Duration::from_secs(600);
+    let started = Instant::now();
+    while Instant::now() < end {
+        for c in &fleet {
+            let before = count();
+            let err = c.token().await.unwrap_err();
+            if count() > before {
+                eprintln!("attempt at {:?}: {err}", started.elapsed());
+            }
+            assert!(!err.is_transient(), "{err}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // 60 s, then 120 s, then 240 s: attempts at 0, 60, 180, 420 s.
+    assert_eq!(count(), 4, "attempts for the fleet in ten minutes");
+    let err = fleet[3].token().await.unwrap_err();
+    assert!(err.is_cooling_down(), "{err}");
+    assert!(err.to_string().contains("whole fleet"), "{err}");
+
+    // One operator ends it: every replica may try again within seconds.
+    fleet[0].end_cooldown();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let before = count();
+    fleet[4].token().await.unwrap_err();
+    assert_eq!(
+        count(),
+        before + 1,
+        "the cool-down ended for the others too"
+    );
+}
+
+/// After the store restarts empty, the replicas' next need is served by one
+/// token for all of them, not one each.
+#[tokio::test(start_paused = true)]
+async fn an_empty_restart_resumes_one_token_for_the_fleet() {
+    let provider = Arc::new(Provider::default());
+    let faulty = Arc::new(Faulty::default());
+    let fleet: Vec<Credential> = (0..4)
+        .map(|_| {
+            on_faulty(
+                &faulty,
+                Source(provider.clone()),
+                WhenUnavailable::FailClosed,
+            )
+        })
+        .collect();
+    // Several lifetimes, so that the store's generation is well past 1 (each
+    // lifetime: one refresh ahead for the fleet).
+    for _ in 0..3 {
+        for c in &fleet {
+            c.token().await.unwrap();
+        }
+        tokio::time::sleep(LIFETIME).await;
+    }
+    let before = provider.count();
+    assert!(before <= 4, "{before} tokens in three lifetimes");
+    // The store restarts empty; the next lifetime needs one token for all.
+    faulty.wipe();
+    tokio::time::sleep(LIFETIME).await;
+    for c in &fleet {
+        c.token().await.unwrap();
+    }
+    assert_eq!(
+        provider.count(),
+        before + 1,
+        "one token for the fleet after the restart"
+    );
+}
+
+/// Errors print each message once down the chain.
+#[test]
+fn store_errors_print_their_cause_once() {
+    let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+    let err = Error::store(Error::store(io));
+    let mut chain = vec![err.to_string()];
+    let mut next = std::error::Error::source(&err);
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    let text = chain.join(": ");
+    assert_eq!(text, "shared token store unavailable: connection refused");
 }

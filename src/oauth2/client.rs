@@ -361,7 +361,14 @@ impl TokenClient {
             .endpoint
             .params
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| {
+                let special = ['|', '&', '='];
+                format!(
+                    "{}={}",
+                    crate::token::identity_field(k, &special),
+                    crate::token::identity_field(v, &special)
+                )
+            })
             .collect();
         params.sort();
         params.join("&")

@@ -319,11 +319,15 @@ impl TokenSource for OAuth2Source {
             .map_or("refresh_token", Grant::grant_type);
         let mut scopes = self.scopes.clone();
         scopes.sort();
+        // Each field escaped: a `|` in a username must not make another
+        // credential's identity.
+        let field = |s: &str| crate::token::identity_field(s, &['|']).into_owned();
         Some(format!(
-            "oauth2|{}|{}|{grant}|{user}|{}|{}{}",
-            self.client.token_url(),
-            self.client.client_id().unwrap_or(""),
-            scopes.join(" "),
+            "oauth2|{}|{}|{grant}|{}|{}|{}{}",
+            field(&self.client.token_url().to_string()),
+            field(self.client.client_id().unwrap_or("")),
+            field(user),
+            field(&scopes.join(" ")),
             self.client.identity_params(),
             self.client.key_binding()
         ))

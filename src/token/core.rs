@@ -218,11 +218,23 @@ impl<F: Clone, J: Jitter> Core<F, J> {
 
     /// Token request `id` failed for good (after its own retries): sets the
     /// backoff (transient) or cool-down (permanent) gate.
-    pub(crate) fn failed(&mut self, id: u64, err: &Error, now: Instant, options: &ManagedOptions) {
+    ///
+    /// `gate` overrides the delay: the fleet's cool-down, which a shared store
+    /// keeps for every process.
+    pub(crate) fn failed(
+        &mut self,
+        id: u64,
+        err: &Error,
+        now: Instant,
+        options: &ManagedOptions,
+        gate: Option<Duration>,
+    ) {
         debug_assert_eq!(self.flight_id(), Some(id));
         self.flight = None;
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        let delay = if err.is_transient() {
+        let delay = if let Some(gate) = gate {
+            gate
+        } else if err.is_transient() {
             self.consecutive_permanent = 0;
             let attempt = self.consecutive_failures;
             self.backoff(options, attempt, err.retry_after())
@@ -318,7 +330,7 @@ mod tests {
         let now = Instant::now();
         let (_, d) = core.acquire::<()>(None, None, now, |_| Ok(()));
         assert!(matches!(d, Decision::Start(())));
-        core.failed(1, &Error::permanent("wrong password"), now, &o);
+        core.failed(1, &Error::permanent("wrong password"), now, &o, None);
         let (_, d) =
             core.acquire::<()>(None, None, later(now, Duration::from_secs(86_400)), |_| {
                 Ok(())
@@ -330,7 +342,7 @@ mod tests {
         ));
         core.reset_gate();
         let _ = core.acquire::<()>(None, None, now, |_| Ok(()));
-        core.failed(2, &huge, now, &o);
+        core.failed(2, &huge, now, &o, None);
         assert!(core.not_before.is_some());
     }
 }
@@ -560,7 +572,8 @@ mod model {
                             } else {
                                 Error::permanent("wrong password")
                             };
-                            w.core.failed(id, &err, w.now, &ManagedOptions::default());
+                            w.core
+                                .failed(id, &err, w.now, &ManagedOptions::default(), None);
                             for r in &mut w.reqs {
                                 if matches!(r, Req::Waiting { .. }) {
                                     *r = Req::Done;

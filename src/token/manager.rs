@@ -37,7 +37,7 @@ use tracing::Instrument;
 
 use super::core::{later, Ahead, Core, Current, Decision};
 use super::telemetry;
-use super::{ManagedOptions, Shared, Stats, Token, TokenSource};
+use super::{ManagedOptions, Shared, Stats, Token, TokenSource, Version};
 use crate::error::{Error, Kind};
 
 type Flight = future::Shared<BoxFuture<'static, Result<Arc<Stamped>, Error>>>;
@@ -59,9 +59,9 @@ const RETIRED: u8 = 2;
 pub(crate) struct Stamped {
     pub(crate) authorization: HeaderValue,
     pub(crate) generation: u64,
-    /// The shared store's generation of this token (0: no store, or fetched
-    /// locally while it was unreachable).
-    store_generation: u64,
+    /// The shared store's version of this token (None: no store, or fetched
+    /// or kept without it).
+    store_version: Option<Version>,
     state: AtomicU8,
     token: Arc<Token>,
     refresh_at: Option<Instant>,
@@ -229,6 +229,9 @@ impl TokenManager {
     /// Ends a backoff or cool-down now.
     pub(crate) fn end_cooldown(&self) {
         self.lock().core.reset_gate();
+        if let Some(shared) = &self.shared {
+            shared.end_cooldown();
+        }
         tracing::debug!(credential = %self.name, "cool-down ended early");
     }
 
@@ -387,7 +390,7 @@ impl TokenManager {
     ) -> Result<Arc<Stamped>, Error> {
         let started = Instant::now();
         let mut attempt = 0u32;
-        let held = previous.as_ref().map_or(0, |p| p.store_generation);
+        let held = previous.as_ref().and_then(|p| p.store_version);
         let previous = previous.map(|p| p.token.clone());
         loop {
             attempt += 1;
@@ -397,16 +400,16 @@ impl TokenManager {
                     .source
                     .fetch(previous.as_deref())
                     .await
-                    .map(|t| (t, 0, true)),
+                    .map(|t| (t, None, true)),
                 Some(shared) => shared
                     .fetch(&*self.source, previous.as_deref(), held, |t| {
                         self.adoptable(t)
                     })
                     .await
-                    .map(|f| (f.token, f.generation, f.fetched_here)),
+                    .map(|f| (f.token, f.version, f.fetched_here)),
             };
-            let result = result.and_then(|(token, store_generation, here)| {
-                let stamped = self.stamp(token, previous.as_deref(), store_generation)?;
+            let result = result.and_then(|(token, store_version, here)| {
+                let stamped = self.stamp(token, previous.as_deref(), store_version)?;
                 if let (true, Some(hook)) = (here, &self.on_change) {
                     // Before the new token replaces the old one. A hook that
                     // panics must not cost the token it was shown.
@@ -494,7 +497,7 @@ impl TokenManager {
         &self,
         mut token: Token,
         previous: Option<&Token>,
-        store_generation: u64,
+        store_version: Option<Version>,
     ) -> Result<Stamped, Error> {
         // A refresh response without a refresh token keeps the old one (RFC 6749 §6).
         if token.refresh_token.is_none() {
@@ -536,7 +539,7 @@ impl TokenManager {
         Ok(Stamped {
             authorization,
             generation: 0,
-            store_generation,
+            store_version,
             state: AtomicU8::new(FRESH),
             token: Arc::new(token),
             refresh_at,
@@ -580,8 +583,12 @@ impl TokenManager {
     }
 
     fn record_failure(&self, id: u64, e: &Error) {
+        // With a shared store, the fleet's cool-down record decides how long.
+        let gate = self.shared.as_ref().and_then(|s| s.gate_after_failure(e));
         let mut state = self.lock();
-        state.core.failed(id, e, Instant::now(), &self.options);
+        state
+            .core
+            .failed(id, e, Instant::now(), &self.options, gate);
         drop(state);
         self.changed.notify_waiters();
     }

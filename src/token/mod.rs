@@ -60,6 +60,36 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 
+/// One field of a shared store identity, with `\\` and each of `special`
+/// escaped by a backslash, so that fields joined by one of them cannot run
+/// into each other (a user key `a|b` must not name user `a` of another
+/// client). A field with none of them is unchanged: identities, and so store
+/// keys, stay what earlier versions made them.
+#[allow(dead_code)] // used by the `oauth2` and `users` features
+pub(crate) fn identity_field<'a>(field: &'a str, special: &[char]) -> std::borrow::Cow<'a, str> {
+    if !field.contains(|c| c == '\\' || special.contains(&c)) {
+        return std::borrow::Cow::Borrowed(field);
+    }
+    let mut escaped = String::with_capacity(field.len() + 4);
+    for c in field.chars() {
+        if c == '\\' || special.contains(&c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+/// Where an entry sits in the store's history: the incarnation of the store it
+/// was written in (an epoch drawn at random by the first write into an empty
+/// store) and its generation within that incarnation. Generations restart at 1
+/// when a store comes back empty; the epoch tells the two histories apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct Version {
+    pub(crate) epoch: u64,
+    pub(crate) generation: u64,
+}
+
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use self::postgres::PgStore;
@@ -72,8 +102,10 @@ pub(crate) use no_store::Shared;
 pub use options::ManagedOptions;
 #[cfg(feature = "store")]
 pub(crate) use shared::Shared;
+#[cfg(feature = "store")]
+pub(crate) use store::CooldownRecord;
 #[cfg(feature = "users")]
-pub(crate) use store::encode_for_store;
+pub(crate) use store::{encode_for_store, version_after};
 #[cfg(feature = "store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "store")))]
 pub use store::{MemoryStore, SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable};

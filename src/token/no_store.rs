@@ -1,7 +1,9 @@
 //! Without the `store` feature there is no shared store: `Shared` has no
 //! values, so the manager's store paths compile away.
 
-use super::{Token, TokenSource};
+use std::time::Duration;
+
+use super::{Token, TokenSource, Version};
 use crate::error::Error;
 
 /// Uninhabited: a credential without a shared store.
@@ -10,7 +12,7 @@ pub(crate) enum Shared {}
 /// What a shared fetch gives (never made here).
 pub(crate) struct Fetched {
     pub(crate) token: Token,
-    pub(crate) generation: u64,
+    pub(crate) version: Option<Version>,
     pub(crate) fetched_here: bool,
 }
 
@@ -19,9 +21,17 @@ impl Shared {
         &self,
         _source: &dyn TokenSource,
         _previous: Option<&Token>,
-        _held: u64,
+        _held: Option<Version>,
         _usable: impl Fn(&Token) -> bool,
     ) -> Result<Fetched, Error> {
+        match *self {}
+    }
+
+    pub(crate) fn gate_after_failure(&self, _e: &Error) -> Option<Duration> {
+        match *self {}
+    }
+
+    pub(crate) fn end_cooldown(&self) {
         match *self {}
     }
 }

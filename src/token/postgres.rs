@@ -17,11 +17,17 @@
 //!     lease_until timestamptz,
 //!     updated_at  timestamptz NOT NULL DEFAULT now()
 //! );
+//! ALTER TABLE tower_client_auth_tokens
+//!     ADD COLUMN IF NOT EXISTS cooldown_data  bytea,       -- the fleet's cool-down record
+//!     ADD COLUMN IF NOT EXISTS cooldown_until timestamptz;
 //! ```
 //!
-//! Writes are compare-and-set on `generation` (`UPDATE … WHERE generation = $2`),
-//! the lease is an `INSERT … ON CONFLICT DO UPDATE … WHERE lease_until < now()`,
-//! and waiters poll (no `LISTEN` connection is held).
+//! Writes are compare-and-set on `generation`, fenced by the lease in the same
+//! statement (`UPDATE … WHERE generation = $2 AND lease_owner = $5 AND
+//! lease_until >= now()`), the lease is an `INSERT … ON CONFLICT DO UPDATE …
+//! WHERE lease_until < now()`, and waiters poll (no `LISTEN` connection is
+//! held). Every operation is bounded by the store's timeout (2 s by default);
+//! a connection that did not answer in time is closed, not reused.
 
 use std::fmt;
 use std::time::Duration;
@@ -45,6 +51,7 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    timeout: Duration,
 }
 
 impl PgStore {
@@ -57,15 +64,27 @@ impl PgStore {
     lease_owner text,
     lease_until timestamptz,
     updated_at  timestamptz NOT NULL DEFAULT now()
-)";
+);
+ALTER TABLE tower_client_auth_tokens
+    ADD COLUMN IF NOT EXISTS cooldown_data bytea,
+    ADD COLUMN IF NOT EXISTS cooldown_until timestamptz";
 
     /// Connects with a libpq-style configuration string (`host=… user=…
     /// dbname=…`) and a pool of up to 16 connections, without TLS (for a server
     /// on the same host or network; put TLS in front otherwise).
     pub async fn connect(config: &str) -> Result<PgStore, Error> {
-        let pg: tokio_postgres::Config = config
+        Self::connect_with_timeout(config, Duration::from_secs(2)).await
+    }
+
+    /// Like [`connect`](Self::connect), with another bound on each operation
+    /// (connecting, taking a connection from the pool, each statement).
+    pub async fn connect_with_timeout(config: &str, timeout: Duration) -> Result<PgStore, Error> {
+        let mut pg: tokio_postgres::Config = config
             .parse()
             .map_err(|_| Error::config("invalid PostgreSQL configuration string"))?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(timeout);
+        }
         let manager = Manager::from_config(
             pg,
             tokio_postgres::NoTls,
@@ -75,9 +94,13 @@ impl PgStore {
         );
         let pool = Pool::builder(manager)
             .max_size(16)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
             .build()
             .map_err(|_| Error::config("cannot build the PostgreSQL pool"))?;
-        let store = PgStore { pool };
+        let store = PgStore { pool, timeout };
         // Fail now, not on the first token request, if the server is not there.
         drop(store.client().await?);
         Ok(store)
@@ -89,11 +112,19 @@ impl PgStore {
         client
             .batch_execute(Self::MIGRATION)
             .await
-            .map_err(Error::store_unavailable)
+            .map_err(|e| Error::store_driver(&e))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
-        self.pool.get().await.map_err(Error::store_unavailable)
+        self.pool.get().await.map_err(|e| Error::store_driver(&e))
+    }
+
+    /// What a statement that did not answer in time leaves: its connection is
+    /// taken out of the pool and closed (a later statement on it would queue
+    /// behind the stuck one).
+    fn timed_out(&self, client: deadpool_postgres::Object) -> Error {
+        drop(deadpool_postgres::Object::take(client));
+        Error::store_unavailable("PostgreSQL did not answer within the store timeout")
     }
 
     async fn execute(
@@ -102,14 +133,32 @@ impl PgStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, Error> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(sql)
-            .await
-            .map_err(Error::store_unavailable)?;
-        client
-            .execute(&statement, params)
-            .await
-            .map_err(Error::store_unavailable)
+        let result = tokio::time::timeout(self.timeout, async {
+            let statement = client.prepare_cached(sql).await?;
+            client.execute(&statement, params).await
+        })
+        .await;
+        match result {
+            Ok(r) => r.map_err(|e| Error::store_driver(&e)),
+            Err(_) => Err(self.timed_out(client)),
+        }
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, Error> {
+        let client = self.client().await?;
+        let result = tokio::time::timeout(self.timeout, async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query_opt(&statement, params).await
+        })
+        .await;
+        match result {
+            Ok(r) => r.map_err(|e| Error::store_driver(&e)),
+            Err(_) => Err(self.timed_out(client)),
+        }
     }
 }
 
@@ -124,22 +173,17 @@ fn generation(g: u64) -> Result<i64, Error> {
 impl TokenStore for PgStore {
     fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Option<StoredEntry>, Error>> {
         Box::pin(async move {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(
+            let row = self
+                .query_opt(
                     "SELECT generation, data FROM tower_client_auth_tokens \
                      WHERE key = $1 AND data IS NOT NULL",
+                    &[&key.as_str()],
                 )
-                .await
-                .map_err(Error::store_unavailable)?;
-            let row = client
-                .query_opt(&statement, &[&key.as_str()])
-                .await
-                .map_err(Error::store_unavailable)?;
+                .await?;
             Ok(match row {
                 Some(row) => {
-                    let generation: i64 = row.try_get(0).map_err(Error::store_unavailable)?;
-                    let data: Vec<u8> = row.try_get(1).map_err(Error::store_unavailable)?;
+                    let generation: i64 = row.try_get(0).map_err(|e| Error::store_driver(&e))?;
+                    let data: Vec<u8> = row.try_get(1).map_err(|e| Error::store_driver(&e))?;
                     Some(StoredEntry {
                         generation: u64::try_from(generation).unwrap_or(0),
                         data,
@@ -154,12 +198,16 @@ impl TokenStore for PgStore {
         &'a self,
         key: &'a StoreKey,
         expected: u64,
+        lease_owner: Option<&'a str>,
         entry: StoredEntry,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let (expected, next) = (generation(expected)?, generation(entry.generation)?);
-            let written = if expected == 0 {
-                // First write: the row may be missing, or hold only a lease.
+            // Fenced: with an owner, only while that owner's lease runs, in the
+            // same statement as the generation check.
+            let written = if expected == 0 && lease_owner.is_none() {
+                // First write outside the lease: the row may be missing, or
+                // hold only a lease.
                 self.execute(
                     "INSERT INTO tower_client_auth_tokens AS t (key, generation, data) \
                      VALUES ($1, $2, $3) \
@@ -170,11 +218,13 @@ impl TokenStore for PgStore {
                 )
                 .await?
             } else {
+                // A lease holder's row exists (its lease is in it).
                 self.execute(
                     "UPDATE tower_client_auth_tokens \
                      SET generation = $3, data = $4, updated_at = now() \
-                     WHERE key = $1 AND generation = $2",
-                    &[&key.as_str(), &expected, &next, &entry.data],
+                     WHERE key = $1 AND generation = $2 \
+                     AND ($5::text IS NULL OR (lease_owner = $5 AND lease_until >= now()))",
+                    &[&key.as_str(), &expected, &next, &entry.data, &lease_owner],
                 )
                 .await?
             };
@@ -245,6 +295,58 @@ impl TokenStore for PgStore {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(tokio::time::sleep(timeout).map(Ok))
+    }
+
+    fn load_cooldown<'a>(
+        &'a self,
+        key: &'a StoreKey,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            let row = self
+                .query_opt(
+                    "SELECT cooldown_data FROM tower_client_auth_tokens \
+                     WHERE key = $1 AND cooldown_until > now()",
+                    &[&key.as_str()],
+                )
+                .await?;
+            match row {
+                Some(row) => row
+                    .try_get::<_, Option<Vec<u8>>>(0)
+                    .map_err(|e| Error::store_driver(&e)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn set_cooldown<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.execute(
+                "INSERT INTO tower_client_auth_tokens AS t (key, cooldown_data, cooldown_until) \
+                 VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
+                 ON CONFLICT (key) DO UPDATE \
+                 SET cooldown_data = EXCLUDED.cooldown_data, cooldown_until = EXCLUDED.cooldown_until",
+                &[&key.as_str(), &record, &millis(ttl)],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn clear_cooldown<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.execute(
+                "UPDATE tower_client_auth_tokens SET cooldown_data = NULL, cooldown_until = NULL \
+                 WHERE key = $1",
+                &[&key.as_str()],
+            )
+            .await?;
+            Ok(())
+        })
     }
 }
 

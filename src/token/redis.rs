@@ -12,50 +12,157 @@
 //! * `ns:{hash}:token`: a hash with `g` (the generation) and `d` (the encoded,
 //!   optionally encrypted token);
 //! * `ns:{hash}:lease`: the lease, `SET NX PX` with the holder's owner token;
-//! * `ns:{hash}:changed`: the channel a write or a release is published on.
+//! * `ns:{hash}:changed`: the channel a write or a release is published on;
+//! * `ns:{hash}:cooldown`: the fleet's cool-down record, `SET PX`.
 //!
-//! Waiters subscribe to the channel, then read again, so a notification cannot
-//! slip between their read and their subscription; on a cluster (or if
-//! subscribing fails) they poll.
+//! A write is fenced: its script checks the lease's owner and the generation in
+//! one atomic step (the lease key shares the entry's hash slot).
+//!
+//! Change notifications come through **one** pub/sub connection per
+//! [`RedisStore`] (a pattern subscription on `*:changed`, kept by a background
+//! task that reconnects), shared by every wait of every credential on it. A
+//! waiter registers, then reads again, so a notification cannot slip between
+//! its read and its wait; while that connection is down, or on a cluster,
+//! waiters poll.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{self, BoxFuture, Either};
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Script};
+use tokio::sync::{oneshot, Notify};
 
 use super::store::{StoreKey, StoredEntry, TokenStore};
 use crate::error::Error;
 
-const COMPARE_AND_SET: &str = r"
+/// KEYS: entry, lease. ARGV: expected generation, new generation, data,
+/// channel, lease owner ('' for a write outside the lease).
+static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local current = redis.call('HGET', KEYS[1], 'g')
-if (not current and ARGV[1] == '0') or current == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'g', ARGV[2], 'd', ARGV[3])
-  redis.call('PUBLISH', ARGV[4], ARGV[2])
-  return 1
+if not ((not current and ARGV[1] == '0') or current == ARGV[1]) then
+  return 0
 end
-return 0
-";
+if ARGV[5] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[5] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'g', ARGV[2], 'd', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[2])
+return 1
+",
+    )
+});
 
-const RENEW: &str = r"
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
-";
+",
+    )
+});
 
-const RELEASE: &str = r"
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', ARGV[2], 'released')
   return 1
 end
 return 0
-";
+",
+    )
+});
+
+/// The pattern every change channel matches (`StoreKey::channel`).
+const CHANNELS: &str = "*:changed";
+
+/// The waits of one store, woken by its one pub/sub connection.
+struct Notifier {
+    waits: Mutex<HashMap<String, Weak<Notify>>>,
+    /// Dropped with the last clone of the store: ends the subscriber task.
+    _stop: oneshot::Sender<()>,
+}
+
+impl Notifier {
+    /// The `Notify` a wait on `channel` parks on (shared by concurrent waits).
+    fn register(&self, channel: String) -> Arc<Notify> {
+        let mut waits = self.waits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = waits.get(&channel).and_then(Weak::upgrade) {
+            return n;
+        }
+        if waits.len() >= 64 {
+            waits.retain(|_, w| w.strong_count() > 0);
+        }
+        let n = Arc::new(Notify::new());
+        waits.insert(channel, Arc::downgrade(&n));
+        n
+    }
+
+    fn wake(&self, channel: &str) {
+        let waits = self.waits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = waits.get(channel).and_then(Weak::upgrade) {
+            n.notify_waiters();
+        }
+    }
+}
+
+/// Keeps the pub/sub connection: subscribes, dispatches, reconnects with
+/// backoff; ends when the store is dropped.
+async fn subscriber(
+    client: redis::Client,
+    notifier: Weak<Notifier>,
+    mut stop: oneshot::Receiver<()>,
+    timeout: Duration,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connect = std::pin::pin!(async {
+            let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+                .await
+                .ok()?
+                .ok()?;
+            tokio::time::timeout(timeout, pubsub.psubscribe(CHANNELS))
+                .await
+                .ok()?
+                .ok()?;
+            Some(pubsub)
+        });
+        let pubsub = match future::select(&mut stop, connect).await {
+            Either::Left(_) => return,
+            Either::Right((p, _)) => p,
+        };
+        if let Some(pubsub) = pubsub {
+            backoff = Duration::from_millis(100);
+            let mut messages = pubsub.into_on_message();
+            loop {
+                let message = match future::select(&mut stop, messages.next()).await {
+                    Either::Left(_) => return,
+                    Either::Right((m, _)) => m,
+                };
+                let Some(message) = message else { break };
+                let Some(n) = notifier.upgrade() else { return };
+                n.wake(message.get_channel_name());
+            }
+            tracing::debug!("Redis change notifications lost; reconnecting");
+        }
+        let pause = std::pin::pin!(tokio::time::sleep(backoff));
+        if let Either::Left(_) = future::select(&mut stop, pause).await {
+            return;
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
 
 #[derive(Clone)]
 enum Connection {
@@ -76,9 +183,8 @@ enum Connection {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
-    /// For change notifications (a single server only).
-    pubsub: Option<redis::Client>,
-    timeout: Duration,
+    /// Change notifications (a single server only).
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl RedisStore {
@@ -100,11 +206,21 @@ impl RedisStore {
         let manager = client
             .get_connection_manager_with_config(manager_config)
             .await
-            .map_err(Error::store_unavailable)?;
+            .map_err(|e| Error::store_driver(&e))?;
+        let (stop, stopped) = oneshot::channel();
+        let notifier = Arc::new(Notifier {
+            waits: Mutex::new(HashMap::new()),
+            _stop: stop,
+        });
+        tokio::spawn(subscriber(
+            client,
+            Arc::downgrade(&notifier),
+            stopped,
+            timeout,
+        ));
         Ok(RedisStore {
             connection: Connection::Single(manager),
-            pubsub: Some(client),
-            timeout,
+            notifier: Some(notifier),
         })
     }
 
@@ -121,21 +237,19 @@ impl RedisStore {
         let connection = client
             .get_async_connection()
             .await
-            .map_err(Error::store_unavailable)?;
+            .map_err(|e| Error::store_driver(&e))?;
         Ok(RedisStore {
             connection: Connection::Cluster(connection),
-            pubsub: None,
-            timeout,
+            notifier: None,
         })
     }
 
     async fn run<T: redis::FromRedisValue>(
         &self,
-        script: &str,
+        script: &Script,
         keys: &[String],
         args: &[&[u8]],
     ) -> Result<T, Error> {
-        let script = Script::new(script);
         let mut invocation = script.prepare_invoke();
         for k in keys {
             invocation.key(k);
@@ -147,33 +261,15 @@ impl RedisStore {
             Connection::Single(mut c) => invocation.invoke_async(&mut c).await,
             Connection::Cluster(mut c) => invocation.invoke_async(&mut c).await,
         }
-        .map_err(Error::store_unavailable)
+        .map_err(|e| Error::store_driver(&e))
     }
 
-    async fn wait_subscribed(
-        &self,
-        client: &redis::Client,
-        key: &StoreKey,
-        seen: u64,
-        timeout: Duration,
-    ) -> Result<(), Error> {
-        let mut pubsub = tokio::time::timeout(self.timeout, client.get_async_pubsub())
-            .await
-            .map_err(|_| Error::store_unavailable("subscribing timed out"))?
-            .map_err(Error::store_unavailable)?;
-        pubsub
-            .subscribe(key.channel())
-            .await
-            .map_err(Error::store_unavailable)?;
-        // Subscribed first, then read: nothing published after our caller's read
-        // can be missed.
-        let generation = self.load(key).await?.map_or(0, |e| e.generation);
-        if generation > seen {
-            return Ok(());
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, Error> {
+        match self.connection.clone() {
+            Connection::Single(mut c) => cmd.query_async(&mut c).await,
+            Connection::Cluster(mut c) => cmd.query_async(&mut c).await,
         }
-        let mut messages = pubsub.on_message();
-        let _ = tokio::time::timeout(timeout, messages.next()).await;
-        Ok(())
+        .map_err(|e| Error::store_driver(&e))
     }
 }
 
@@ -188,12 +284,7 @@ impl TokenStore for RedisStore {
             let entry = key.entry();
             let mut cmd = redis::cmd("HMGET");
             cmd.arg(&entry).arg("g").arg("d");
-            let (generation, data): (Option<u64>, Option<Vec<u8>>) =
-                match self.connection.clone() {
-                    Connection::Single(mut c) => cmd.query_async(&mut c).await,
-                    Connection::Cluster(mut c) => cmd.query_async(&mut c).await,
-                }
-                .map_err(Error::store_unavailable)?;
+            let (generation, data): (Option<u64>, Option<Vec<u8>>) = self.query(cmd).await?;
             Ok(match (generation, data) {
                 (Some(generation), Some(data)) => Some(StoredEntry { generation, data }),
                 _ => None,
@@ -205,6 +296,7 @@ impl TokenStore for RedisStore {
         &'a self,
         key: &'a StoreKey,
         expected: u64,
+        lease_owner: Option<&'a str>,
         entry: StoredEntry,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
@@ -213,13 +305,14 @@ impl TokenStore for RedisStore {
             let channel = key.channel();
             let written: i64 = self
                 .run(
-                    COMPARE_AND_SET,
-                    &[key.entry()],
+                    &COMPARE_AND_SET,
+                    &[key.entry(), key.lease()],
                     &[
                         expected.as_bytes(),
                         generation.as_bytes(),
                         &entry.data,
                         channel.as_bytes(),
+                        lease_owner.unwrap_or("").as_bytes(),
                     ],
                 )
                 .await?;
@@ -241,7 +334,7 @@ impl TokenStore for RedisStore {
                 Connection::Single(mut c) => c.set_options(key.lease(), owner, options).await,
                 Connection::Cluster(mut c) => c.set_options(key.lease(), owner, options).await,
             }
-            .map_err(Error::store_unavailable)?;
+            .map_err(|e| Error::store_driver(&e))?;
             Ok(set.is_some())
         })
     }
@@ -255,7 +348,7 @@ impl TokenStore for RedisStore {
         Box::pin(async move {
             let ms = ttl.as_millis().max(1).to_string();
             let renewed: i64 = self
-                .run(RENEW, &[key.lease()], &[owner.as_bytes(), ms.as_bytes()])
+                .run(&RENEW, &[key.lease()], &[owner.as_bytes(), ms.as_bytes()])
                 .await?;
             Ok(renewed == 1)
         })
@@ -270,7 +363,7 @@ impl TokenStore for RedisStore {
             let channel = key.channel();
             let _: i64 = self
                 .run(
-                    RELEASE,
+                    &RELEASE,
                     &[key.lease()],
                     &[owner.as_bytes(), channel.as_bytes()],
                 )
@@ -286,16 +379,57 @@ impl TokenStore for RedisStore {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            if let Some(client) = &self.pubsub {
-                match self.wait_subscribed(client, key, seen, timeout).await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "change notification unavailable; polling")
-                    }
-                }
+            let Some(notifier) = &self.notifier else {
+                tokio::time::sleep(timeout).await;
+                return Ok(());
+            };
+            let changed = notifier.register(key.channel());
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Registered first, then read: nothing published after our caller's
+            // read can be missed (while the subscription is up).
+            let generation = self.load(key).await?.map_or(0, |e| e.generation);
+            if generation > seen {
+                return Ok(());
             }
-            tokio::time::sleep(timeout).await;
+            let _ = tokio::time::timeout(timeout, notified).await;
             Ok(())
+        })
+    }
+
+    fn load_cooldown<'a>(
+        &'a self,
+        key: &'a StoreKey,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(key.cooldown());
+            self.query(cmd).await
+        })
+    }
+
+    fn set_cooldown<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key.cooldown())
+                .arg(record)
+                .arg("PX")
+                .arg(ttl.as_millis().clamp(1, u64::MAX as u128) as u64);
+            self.query::<()>(cmd).await
+        })
+    }
+
+    fn clear_cooldown<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(key.cooldown());
+            self.query::<()>(cmd).await
         })
     }
 }

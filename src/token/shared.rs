@@ -1,23 +1,46 @@
 //! The cross-process single flight over a [`TokenStore`], wired to I/O. The
 //! decisions are [`fleet`](super::fleet)'s, model-checked there.
+//!
+//! Every store operation is bounded by the configured store timeout, so a
+//! store that accepts connections and never answers costs a token request a
+//! few timeouts, not minutes. A token this process fetched and could not store
+//! (a failed or fenced write) is kept as *pending*: it may hold the only copy
+//! of a rotated refresh token, so it is written as soon as the store takes it,
+//! by the next token request or by a background task, unless a newer token was
+//! stored meanwhile.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, SystemTime};
 
 use chacha20poly1305::XChaCha20Poly1305;
 use futures_util::future::{self, Either};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::fleet::{after_read, next_generation, AfterRead, Stored};
+use super::fleet::{after_read, fleet_cooldown, next_version, AfterRead, Holds, Stored, Version};
 use super::store::{
-    decode, encode, SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable,
+    decode, decode_cooldown, encode, encode_cooldown, unix_ms, CooldownRecord, Record, SharedStore,
+    StoreKey, StoredEntry, TokenStore, WhenUnavailable,
 };
-use super::{Token, TokenSource};
+use super::{ManagedOptions, Token, TokenSource};
 use crate::error::Error;
 
-/// A credential's resolved link to its shared store.
+/// How often a process re-reads the fleet's cool-down record while it is set:
+/// an operator's `end_cooldown` reaches every process within this.
+const COOLDOWN_RECHECK: Duration = Duration::from_secs(5);
+
+/// How many times a write after a token request is tried while the lease is
+/// held, before the token is kept pending for the background writer.
+const WRITE_ATTEMPTS: u32 = 3;
+
+/// A credential's resolved link to its shared store. Cheap to clone.
+#[derive(Clone)]
 pub(crate) struct Shared {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: Arc<dyn TokenStore>,
     key: StoreKey,
     /// This process's owner token for the lease: unique per process and credential.
@@ -25,27 +48,66 @@ pub(crate) struct Shared {
     when_unavailable: WhenUnavailable,
     lease_ttl: Duration,
     poll_interval: Duration,
+    store_timeout: Duration,
+    cooldown: Duration,
+    max_cooldown: Duration,
     cipher: Option<Arc<XChaCha20Poly1305>>,
     /// Set while the store is unreachable, so that it is logged once.
     down: AtomicBool,
+    /// A token fetched here and not stored yet; locked for a whole fetch (and
+    /// by the background writer), so that one process writes it once.
+    pending: Mutex<Option<Pending>>,
+    /// Whether the background writer runs.
+    writer: AtomicBool,
+    /// The fleet's cool-down as this process last saw it (read or written).
+    fleet_gate: StdMutex<Option<FleetGate>>,
     /// The credential's name, on every event (warnings too, which a WARN
     /// filter shows without the DEBUG span around them).
     credential: Arc<str>,
 }
 
-/// A token from the fleet's protocol, with its store generation (0: fetched
-/// locally while the store was unreachable).
+/// The fleet's cool-down as one process saw it. The store decides whether it
+/// holds (the record is there until its time-to-live ends, by the store's own
+/// clock); this only paces the re-reads and carries the count of failures in
+/// a row to the next one, which doubles the cool-down.
+#[derive(Clone, Copy)]
+struct FleetGate {
+    count: u32,
+    seen_at: Instant,
+    /// Until when it holds, as far as this process knows (never trusted for
+    /// the decision, which is the record's presence).
+    until: Instant,
+    delay: Duration,
+}
+
+/// A token fetched here that is not in the store yet.
+struct Pending {
+    token: Token,
+    /// The version it was fetched from (None: nothing readable was stored).
+    from: Option<Version>,
+}
+
+/// A token from the fleet's protocol, with its store version (None: fetched
+/// or kept without the store).
 pub(crate) struct Fetched {
     pub(crate) token: Token,
-    pub(crate) generation: u64,
+    pub(crate) version: Option<Version>,
     /// Fetched from the source by this process (not adopted from the store).
     pub(crate) fetched_here: bool,
+}
+
+/// What the lease holder's turn ended with.
+enum Turn {
+    Done(Fetched),
+    /// The write did not land (fenced out, or the entry moved): read again.
+    ReadAgain,
 }
 
 impl Shared {
     pub(crate) fn new(
         config: SharedStore,
         source_identity: Option<String>,
+        options: &ManagedOptions,
         credential: Arc<str>,
     ) -> Result<Shared, Error> {
         let identity = config.identity.or(source_identity).ok_or_else(|| {
@@ -54,45 +116,89 @@ impl Shared {
                  set SharedStore::identity",
             )
         })?;
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce)
-            .map_err(|_| Error::config("no randomness for a lease owner"))?;
         Ok(Shared {
-            store: config.store,
-            key: StoreKey::new(&config.namespace, &identity),
-            owner: format!("{}-{:016x}", std::process::id(), u64::from_le_bytes(nonce)),
-            when_unavailable: config.when_unavailable,
-            lease_ttl: config.lease_ttl,
-            poll_interval: config.poll_interval,
-            cipher: config.cipher,
-            down: AtomicBool::new(false),
-            credential,
+            inner: Arc::new(Inner {
+                store: config.store,
+                key: StoreKey::new(&config.namespace, &identity),
+                owner: format!("{}-{:016x}", std::process::id(), random_u64()?),
+                when_unavailable: config.when_unavailable,
+                lease_ttl: config.lease_ttl,
+                poll_interval: config.poll_interval,
+                store_timeout: config.store_timeout,
+                cooldown: options.cooldown,
+                max_cooldown: options.max_cooldown,
+                cipher: config.cipher,
+                down: AtomicBool::new(false),
+                pending: Mutex::new(None),
+                writer: AtomicBool::new(false),
+                fleet_gate: StdMutex::new(None),
+                credential,
+            }),
         })
     }
 
-    /// Gets a token the fleet agrees on. `held` is the store generation of the
-    /// token this process holds (0: none, or one fetched locally); `usable`
-    /// says whether a stored token is worth adopting; `previous` is this
-    /// process's current token.
+    /// Gets a token the fleet agrees on. `held` is the store version of the
+    /// token this process holds (None: none, or one not from the store);
+    /// `usable` says whether a stored token is worth adopting; `previous` is
+    /// this process's current token.
     pub(crate) async fn fetch(
         &self,
         source: &dyn TokenSource,
         previous: Option<&Token>,
-        held: u64,
+        held: Option<Version>,
         usable: impl Fn(&Token) -> bool,
     ) -> Result<Fetched, Error> {
+        let inner = &*self.inner;
+        let mut pending = inner.pending.lock().await;
         // Waiting on a holder is bounded: its lease ends within `lease_ttl` of its
         // last renewal, and a new holder's request within two thirds of that.
-        let give_up = super::core::later(Instant::now(), self.lease_ttl.saturating_mul(4));
+        let give_up = super::core::later(Instant::now(), inner.lease_ttl.saturating_mul(4));
         loop {
             // Step 1: read.
-            let stored = match self.store.load(&self.key).await {
+            let stored = match inner.bounded(inner.store.load(&inner.key)).await {
                 Ok(s) => s,
-                Err(e) => return self.unavailable(e, source, previous).await,
+                Err(e) => return self.unavailable(e, source, previous, &mut pending).await,
             };
-            self.up();
-            let (view, decoded) = self.view(stored.as_ref(), &usable)?;
-            if stored.is_none() && previous.is_none() && source.needs_previous() {
+            inner.up();
+            let (view, record) = inner.view(stored.as_ref(), &usable);
+            match after_read(view, held, pending.as_ref().map(|p| p.from)) {
+                AfterRead::Adopt => {
+                    if let (Some(Record::Token(token)), Some(v)) = (record, view) {
+                        if pending.take().is_some() {
+                            tracing::warn!(
+                                credential = &*inner.credential,
+                                key = inner.key.as_str(),
+                                "an unstored token was superseded by a newer stored one"
+                            );
+                        }
+                        tracing::debug!(
+                            credential = &*inner.credential,
+                            key = inner.key.as_str(),
+                            generation = v.version.generation,
+                            "token adopted from the shared store"
+                        );
+                        return Ok(Fetched {
+                            token,
+                            version: Some(v.version),
+                            fetched_here: false,
+                        });
+                    }
+                }
+                AfterRead::LoginRequired => {
+                    return Err(match record {
+                        Some(Record::LoginRequired(user)) => Error::login_required(&user),
+                        _ => Error::store_codec("stored entry is a mark without a user"),
+                    });
+                }
+                AfterRead::Fetch { .. } if pending.is_some() => {
+                    // A newer token was stored than the one ours came from, and
+                    // it is not usable: ours is superseded all the same.
+                    pending.take();
+                }
+                AfterRead::Fetch { .. } | AfterRead::WritePending { .. } => {}
+            }
+            if view.is_none() && previous.is_none() && pending.is_none() && source.needs_previous()
+            {
                 // Nothing to refresh from (a user who never logged in): let the
                 // source say so, with no lease and nothing written.
                 return Err(match source.fetch(None).await {
@@ -100,29 +206,10 @@ impl Shared {
                     Err(e) => e,
                 });
             }
-            if after_read(view, held) == AfterRead::Adopt {
-                if let (Some(token), Some(s)) = (decoded, stored) {
-                    tracing::debug!(
-                        credential = &*self.credential,
-                        key = self.key.as_str(),
-                        generation = s.generation,
-                        "token adopted from the shared store"
-                    );
-                    return Ok(Fetched {
-                        token,
-                        generation: s.generation,
-                        fetched_here: false,
-                    });
-                }
-            }
-            // Step 2: the lease.
-            let taken = match self
-                .store
-                .try_lease(&self.key, &self.owner, self.lease_ttl)
-                .await
-            {
+            // Step 2: the lease (ours still, if we kept it for a pending token).
+            let taken = match self.take_lease(pending.is_some()).await {
                 Ok(t) => t,
-                Err(e) => return self.unavailable(e, source, previous).await,
+                Err(e) => return self.unavailable(e, source, previous, &mut pending).await,
             };
             if !taken {
                 if Instant::now() >= give_up {
@@ -130,67 +217,108 @@ impl Shared {
                         "the shared store's lease holder did not finish in time",
                     ));
                 }
-                let seen = view.map_or(0, |v| v.generation);
-                if let Err(e) = self
+                let seen = view.map_or(0, |v| v.version.generation);
+                let wait = inner
                     .store
-                    .wait_change(&self.key, seen, self.poll_interval)
-                    .await
-                {
-                    return self.unavailable(e, source, previous).await;
+                    .wait_change(&inner.key, seen, inner.poll_interval);
+                // A notification that never comes ends with the poll interval;
+                // a store that never answers, with the store timeout after it.
+                let bound = inner.poll_interval + inner.store_timeout;
+                match tokio::time::timeout(bound, wait).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return self.unavailable(e, source, previous, &mut pending).await,
+                    Err(_) => {
+                        let e = Error::store_unavailable("the shared store did not answer in time");
+                        return self.unavailable(e, source, previous, &mut pending).await;
+                    }
                 }
                 continue;
             }
-            let result = self.holding_lease(source, previous, held, &usable).await;
-            // Compare-and-delete: a lease that expired and was taken is not ours.
-            if let Err(e) = self.store.release_lease(&self.key, &self.owner).await {
-                tracing::debug!(credential = &*self.credential, key = self.key.as_str(), error = %e, "lease not released; it will expire");
+            let turn = self
+                .holding_lease(source, previous, held, &usable, &mut pending)
+                .await;
+            if matches!(turn, Ok(Turn::Done(_))) && pending.is_some() {
+                // The store did not take the token: the lease stays ours (the
+                // writer renews it) so that nobody refreshes from the old
+                // refresh token before it is written.
+                self.start_writer();
+            } else {
+                self.release_lease().await;
             }
-            match result {
-                Ok(Some(fetched)) => return Ok(fetched),
-                // Fenced out: someone wrote a newer token; read again.
-                Ok(None) => continue,
+            match turn {
+                Ok(Turn::Done(fetched)) => return Ok(fetched),
+                Ok(Turn::ReadAgain) => continue,
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// Steps 3 to 5, with the lease held. `Ok(None)`: the write lost.
+    /// Takes the lease, or (`ours`: kept for a pending token) renews it.
+    async fn take_lease(&self, ours: bool) -> Result<bool, Error> {
+        let inner = &*self.inner;
+        if ours {
+            let renew = inner
+                .store
+                .renew_lease(&inner.key, &inner.owner, inner.lease_ttl);
+            if inner.bounded(renew).await? {
+                return Ok(true);
+            }
+        }
+        inner
+            .bounded(
+                inner
+                    .store
+                    .try_lease(&inner.key, &inner.owner, inner.lease_ttl),
+            )
+            .await
+    }
+
+    /// Compare-and-delete: a lease that expired and was taken is not ours.
+    async fn release_lease(&self) {
+        let inner = &*self.inner;
+        let release = inner.store.release_lease(&inner.key, &inner.owner);
+        if let Err(e) = inner.bounded(release).await {
+            tracing::debug!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "lease not released; it will expire");
+        }
+    }
+
+    /// Steps 3 to 5, with the lease held.
     async fn holding_lease(
         &self,
         source: &dyn TokenSource,
         previous: Option<&Token>,
-        held: u64,
+        held: Option<Version>,
         usable: &impl Fn(&Token) -> bool,
-    ) -> Result<Option<Fetched>, Error> {
+        pending: &mut Option<Pending>,
+    ) -> Result<Turn, Error> {
+        let inner = &*self.inner;
         // Step 3: someone may have written between our read and our lease.
-        let stored = self
-            .store
-            .load(&self.key)
+        let stored = inner
+            .bounded(inner.store.load(&inner.key))
             .await
             .map_err(Error::store_unavailable)?;
-        let (view, decoded) = self.view(stored.as_ref(), usable)?;
-        let base = match after_read(view, held) {
-            AfterRead::Adopt => {
-                if let (Some(token), Some(s)) = (decoded, &stored) {
-                    return Ok(Some(Fetched {
-                        token,
-                        generation: s.generation,
-                        fetched_here: false,
-                    }));
-                }
-                view.map_or(0, |v| v.generation)
+        let (view, record) = inner.view(stored.as_ref(), usable);
+        match after_read(view, held, pending.as_ref().map(|p| p.from)) {
+            AfterRead::Adopt | AfterRead::LoginRequired => return Ok(Turn::ReadAgain),
+            AfterRead::WritePending { .. } => {
+                let p = pending.take().expect("a pending token to write");
+                let version = next_version(view, random_u64()?);
+                return self.write(p, view, version, pending).await;
             }
-            AfterRead::Fetch { base } => base,
-        };
+            AfterRead::Fetch { .. } => {}
+        }
+        pending.take();
+        // The fleet's cool-down: a permanent failure anywhere holds every process.
+        let prior = self.check_cooldown().await?;
         // Step 4: fetch from the freshest token there is (its refresh token is
         // the latest), renewing the lease meanwhile.
-        let latest = match &stored {
-            Some(s) => decode(&s.data, &self.key, self.cipher.as_deref()).ok(),
-            None => None,
+        let latest = match record {
+            Some(Record::Token(t)) => Some(t),
+            _ => None,
         };
-        // A token this process got without the store (while it was unreachable)
-        // is newer than anything stored: its refresh token is the live one.
-        let from = if held == 0 && previous.is_some() {
+        // A token this process got without the store is newer than anything
+        // stored (its version is None): its refresh token is the live one.
+        let from = if held.is_none() && previous.is_some() {
             previous
         } else {
             latest.as_ref().or(previous)
@@ -200,63 +328,273 @@ impl Shared {
             Err(e) => {
                 if e.is_login_required() && from.and_then(|f| f.refresh_token()).is_some() {
                     // The refresh token we sent was rejected: mark the user, still
-                    // under the lease, by compare-and-set on what we refreshed
-                    // from, so that a login written meanwhile is not overwritten
-                    // and no process sends the dead token again.
+                    // under the lease, by a fenced compare-and-set on what we
+                    // refreshed from, so that a login written meanwhile is not
+                    // overwritten and no process sends the dead token again.
                     if let Some(user) = e.user_key() {
-                        let entry = StoredEntry {
-                            generation: next_generation(base),
-                            data: super::store::encode_login_required(user),
-                        };
-                        if let Err(store) = self.store.compare_and_set(&self.key, base, entry).await
-                        {
-                            tracing::warn!(credential = &*self.credential, key = self.key.as_str(), error = %store, "login-required mark not stored");
-                        }
+                        self.mark_login_required(user, view).await;
                     }
+                } else if !e.is_transient() && !e.is_login_required() {
+                    self.record_cooldown(&e, prior).await;
                 }
                 return Err(e);
             }
         };
-        // Step 5: write if nobody else did (fencing), which also notifies.
-        let generation = next_generation(base);
-        let entry = StoredEntry {
-            generation,
-            data: encode(&token, &self.key, self.cipher.as_deref())?,
+        // The credentials work: the count of failures in a row starts over.
+        *lock(&inner.fleet_gate) = None;
+        // Step 5: write, fenced by the lease, which also notifies.
+        let version = next_version(view, random_u64()?);
+        let fetched = Pending {
+            token,
+            from: view.and_then(|v| (v.holds != Holds::Unreadable).then_some(v.version)),
         };
-        let written = match self.store.compare_and_set(&self.key, base, entry).await {
-            Ok(w) => w,
+        self.write(fetched, view, version, pending).await
+    }
+
+    /// Writes a token fetched here as `version`, on top of `stored`, while the
+    /// lease is ours. A store error is retried (with backoff, the lease renewed
+    /// between tries); if the store stays down the token is kept pending and
+    /// served here, to be written when the store answers.
+    async fn write(
+        &self,
+        token: Pending,
+        stored: Option<Stored>,
+        version: Version,
+        pending: &mut Option<Pending>,
+    ) -> Result<Turn, Error> {
+        let inner = &*self.inner;
+        let base = stored.map_or(0, |s| s.version.generation);
+        let entry = StoredEntry {
+            generation: version.generation,
+            data: encode(
+                &Record::Token(token.token.clone()),
+                &inner.key,
+                version,
+                inner.cipher.as_deref(),
+            )?,
+        };
+        let mut delay = inner.store_timeout / 4;
+        for attempt in 1..=WRITE_ATTEMPTS {
+            let cas =
+                inner
+                    .store
+                    .compare_and_set(&inner.key, base, Some(&inner.owner), entry.clone());
+            match inner.bounded(cas).await {
+                Ok(true) => {
+                    tracing::debug!(
+                        credential = &*inner.credential,
+                        key = inner.key.as_str(),
+                        generation = version.generation,
+                        "token stored for the fleet"
+                    );
+                    return Ok(Turn::Done(Fetched {
+                        token: token.token,
+                        version: Some(version),
+                        fetched_here: true,
+                    }));
+                }
+                Ok(false) => {
+                    // Fenced out (our lease ran out) or the entry moved. A token
+                    // with a refresh token is kept, and the decisions say from
+                    // a new read whether it is still the newest; one without is
+                    // only a token, which the next holder's may have revoked.
+                    tracing::warn!(
+                        credential = &*inner.credential,
+                        key = inner.key.as_str(),
+                        base,
+                        "token write lost (lease expired, or a newer entry): reading again"
+                    );
+                    if token.token.refresh_token().is_some() {
+                        *pending = Some(token);
+                    }
+                    return Ok(Turn::ReadAgain);
+                }
+                Err(e) if attempt < WRITE_ATTEMPTS => {
+                    tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), attempt, error = %e, "token write failed; retrying under the lease");
+                    tokio::time::sleep(delay).await;
+                    delay = delay.saturating_mul(2);
+                    let renew = inner
+                        .store
+                        .renew_lease(&inner.key, &inner.owner, inner.lease_ttl);
+                    if let Ok(false) = inner.bounded(renew).await {
+                        if token.token.refresh_token().is_some() {
+                            *pending = Some(token);
+                        }
+                        return Ok(Turn::ReadAgain);
+                    }
+                }
+                Err(e) => {
+                    let fetched = Fetched {
+                        token: token.token.clone(),
+                        version: None,
+                        fetched_here: true,
+                    };
+                    if token.token.refresh_token().is_some() {
+                        // Its refresh token may be the only live one: keep it,
+                        // and the lease (nobody refreshes from the old one
+                        // meanwhile), until the store takes it.
+                        tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "token not stored: serving it here, holding the lease, writing it when the store answers");
+                        *pending = Some(token);
+                    } else {
+                        tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "token not stored: serving it here");
+                    }
+                    return Ok(Turn::Done(fetched));
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Marks the user "log in again", fenced, on top of `stored`.
+    async fn mark_login_required(&self, user: &str, stored: Option<Stored>) {
+        let inner = &*self.inner;
+        let base = stored.map_or(0, |s| s.version.generation);
+        let result = async {
+            let version = next_version(stored, random_u64()?);
+            let entry = StoredEntry {
+                generation: version.generation,
+                data: encode(
+                    &Record::LoginRequired(user.to_owned()),
+                    &inner.key,
+                    version,
+                    inner.cipher.as_deref(),
+                )?,
+            };
+            let cas = inner
+                .store
+                .compare_and_set(&inner.key, base, Some(&inner.owner), entry);
+            inner.bounded(cas).await
+        }
+        .await;
+        match result {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    credential = &*inner.credential,
+                    key = inner.key.as_str(),
+                    "login-required mark not stored: the entry moved on"
+                )
+            }
             Err(e) => {
-                // The token exists now (and may have rotated a refresh token or
-                // ended the previous one): never throw it away. Use it here; the
-                // next fetch writes from it.
-                tracing::warn!(credential = &*self.credential, key = self.key.as_str(), error = %e, "fetched token not stored: using it locally");
-                return Ok(Some(Fetched {
-                    token,
-                    generation: 0,
-                    fetched_here: true,
-                }));
+                tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "login-required mark not stored")
+            }
+        }
+    }
+
+    /// Fails if the fleet is cooling down (the record is in the store); else
+    /// returns how many permanent failures in a row came just before (0: none
+    /// lately), for the next cool-down's length.
+    async fn check_cooldown(&self) -> Result<u32, Error> {
+        let inner = &*self.inner;
+        let data = inner
+            .bounded(inner.store.load_cooldown(&inner.key))
+            .await
+            .map_err(Error::store_unavailable)?;
+        let now = Instant::now();
+        let Some(data) = data else {
+            // Ended (its time ran out, or an operator ended it): a failure soon
+            // after it is one more in a row.
+            let mut gate = lock(&inner.fleet_gate);
+            let recent = gate.filter(|g| now < g.seen_at + g.delay * 2 + COOLDOWN_RECHECK);
+            *gate = recent.map(|g| FleetGate { until: now, ..g });
+            return Ok(recent.map_or(0, |g| g.count));
+        };
+        let record = match decode_cooldown(&data, &inner.key, inner.cipher.as_deref()) {
+            Ok(r) => r,
+            Err(e) => {
+                // Unreadable (another key): it cannot say anything; the next
+                // permanent failure overwrites it.
+                tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "fleet cool-down record unreadable; ignoring it");
+                return Ok(0);
             }
         };
-        if !written {
-            tracing::warn!(
-                credential = &*self.credential,
-                key = self.key.as_str(),
-                base,
-                "token write lost to a newer one (lease expired?): adopting the stored token"
-            );
-            return Ok(None);
+        // The time left, for people (by the wall clock, which hosts may not
+        // agree on: the decision is the record's presence, not this).
+        let left =
+            Duration::from_millis(record.until_ms.saturating_sub(unix_ms(SystemTime::now())));
+        let delay = fleet_cooldown(inner.cooldown, inner.max_cooldown, record.count);
+        *lock(&inner.fleet_gate) = Some(FleetGate {
+            count: record.count,
+            seen_at: now,
+            until: super::core::later(now, left.max(Duration::from_millis(1))),
+            delay,
+        });
+        Err(Error::fleet_cooling_down(&record, left))
+    }
+
+    /// Records a permanent failure for the whole fleet: the record stays in the
+    /// store for the cool-down (the store's own time-to-live).
+    async fn record_cooldown(&self, e: &Error, prior: u32) {
+        let inner = &*self.inner;
+        let count = prior.saturating_add(1);
+        let delay = fleet_cooldown(inner.cooldown, inner.max_cooldown, count);
+        let record = CooldownRecord {
+            until_ms: unix_ms(SystemTime::now() + delay),
+            count,
+            status: e.status().map(|s| s.as_u16()),
+            code: e.oauth2_code().map(str::to_owned),
+            description: e.oauth2_description().map(str::to_owned),
+        };
+        let result = async {
+            let data = encode_cooldown(&record, &inner.key, inner.cipher.as_deref())?;
+            inner
+                .bounded(inner.store.set_cooldown(&inner.key, data, delay))
+                .await
         }
-        tracing::debug!(
-            credential = &*self.credential,
-            key = self.key.as_str(),
-            generation,
-            "token fetched for the fleet"
-        );
-        Ok(Some(Fetched {
-            token,
-            generation,
-            fetched_here: true,
-        }))
+        .await;
+        match result {
+            Ok(()) => {
+                let now = Instant::now();
+                *lock(&inner.fleet_gate) = Some(FleetGate {
+                    count,
+                    seen_at: now,
+                    until: super::core::later(now, delay),
+                    delay,
+                });
+                tracing::warn!(
+                    credential = &*inner.credential,
+                    key = inner.key.as_str(),
+                    cooldown_ms = delay.as_millis() as u64,
+                    failures_in_a_row = count,
+                    "permanent failure: the whole fleet cools down"
+                );
+            }
+            Err(err) => {
+                tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %err, "fleet cool-down not recorded: this process cools down alone")
+            }
+        }
+    }
+
+    /// After a permanent failure, how long this process's own gate holds: the
+    /// fleet's record decides (re-read every few seconds, so that ending it
+    /// anywhere ends it everywhere), when there is one.
+    pub(crate) fn gate_after_failure(&self, e: &Error) -> Option<Duration> {
+        if e.is_transient() {
+            return None;
+        }
+        let gate = (*lock(&self.inner.fleet_gate))?;
+        let left = gate.until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then(|| left.min(COOLDOWN_RECHECK))
+    }
+
+    /// Ends the fleet's cool-down (in the background, on the current runtime).
+    pub(crate) fn end_cooldown(&self) {
+        *lock(&self.inner.fleet_gate) = None;
+        let inner = self.inner.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    match inner.bounded(inner.store.clear_cooldown(&inner.key)).await {
+                        Ok(()) => tracing::info!(credential = &*inner.credential, key = inner.key.as_str(), "fleet cool-down ended"),
+                        Err(e) => tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "fleet cool-down not ended: the store did not answer"),
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(
+                credential = &*inner.credential,
+                "fleet cool-down not ended: no Tokio runtime to reach the store on"
+            ),
+        }
     }
 
     async fn fetch_renewing(
@@ -264,9 +602,10 @@ impl Shared {
         source: &dyn TokenSource,
         from: Option<&Token>,
     ) -> Result<Token, Error> {
-        let fetch = tokio::time::timeout(self.lease_ttl * 2 / 3, source.fetch(from));
+        let inner = &*self.inner;
+        let fetch = tokio::time::timeout(inner.lease_ttl * 2 / 3, source.fetch(from));
         tokio::pin!(fetch);
-        let mut renew = tokio::time::interval(self.lease_ttl / 3);
+        let mut renew = tokio::time::interval(inner.lease_ttl / 3);
         renew.tick().await;
         loop {
             let tick = std::pin::pin!(renew.tick());
@@ -281,35 +620,37 @@ impl Shared {
                     };
                 }
                 Either::Right((_, _)) => {
-                    match self
-                        .store
-                        .renew_lease(&self.key, &self.owner, self.lease_ttl)
-                        .await
-                    {
+                    // Renewal is bounded too: a stalled store must not hold up the
+                    // request it guards.
+                    let renewal =
+                        inner
+                            .store
+                            .renew_lease(&inner.key, &inner.owner, inner.lease_ttl);
+                    match inner.bounded(renewal).await {
                         Ok(true) => {}
                         // A refresh-token request in flight is let finish: it may
                         // have rotated the only live refresh token (its write is
-                        // fenced if someone else wrote).
+                        // fenced, and the token kept until it is stored).
                         Ok(false)
-                            if self.when_unavailable == WhenUnavailable::FailClosed
+                            if inner.when_unavailable == WhenUnavailable::FailClosed
                                 && !source.needs_previous() =>
                         {
                             // Someone else may hold the lease now: a token we got
                             // would end theirs (Altrata). Give the request up.
                             tracing::warn!(
-                                credential = &*self.credential,
-                                key = self.key.as_str(),
+                                credential = &*inner.credential,
+                                key = inner.key.as_str(),
                                 "lease lost while fetching; giving the request up"
                             );
                             return Err(Error::store_unavailable("lease lost while fetching"));
                         }
                         Ok(false) => tracing::warn!(
-                            credential = &*self.credential,
-                            key = self.key.as_str(),
+                            credential = &*inner.credential,
+                            key = inner.key.as_str(),
                             "lease lost while fetching; the write is fenced"
                         ),
                         Err(e) => {
-                            tracing::debug!(credential = &*self.credential, key = self.key.as_str(), error = %e, "lease renewal failed")
+                            tracing::debug!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "lease renewal failed")
                         }
                     }
                 }
@@ -317,54 +658,185 @@ impl Shared {
         }
     }
 
-    /// The stored entry as the decisions see it, and its token if it decodes.
-    #[allow(clippy::type_complexity)]
-    fn view(
-        &self,
-        stored: Option<&StoredEntry>,
-        usable: &impl Fn(&Token) -> bool,
-    ) -> Result<(Option<Stored>, Option<Token>), Error> {
-        let Some(s) = stored else {
-            return Ok((None, None));
-        };
-        let token = match decode(&s.data, &self.key, self.cipher.as_deref()) {
-            Ok(t) => t,
-            Err(e) if e.is_login_required() => return Err(e),
-            Err(e) => {
-                // Another key, or damaged: not usable, so the lease holder
-                // fetches and overwrites it (by compare-and-set) rather than the
-                // whole fleet failing on it forever.
-                tracing::warn!(credential = &*self.credential, key = self.key.as_str(), error = %e, "stored token unusable; it will be replaced");
-                let view = Stored {
-                    generation: s.generation,
-                    usable: false,
-                };
-                return Ok((Some(view), None));
-            }
-        };
-        let view = Stored {
-            generation: s.generation,
-            usable: usable(&token),
-        };
-        Ok((Some(view), Some(token)))
-    }
-
     async fn unavailable(
         &self,
         error: Error,
         source: &dyn TokenSource,
         previous: Option<&Token>,
+        pending: &mut Option<Pending>,
     ) -> Result<Fetched, Error> {
-        if !self.down.swap(true, Ordering::Relaxed) {
-            tracing::warn!(credential = &*self.credential, key = self.key.as_str(), error = %error, policy = ?self.when_unavailable, "shared token store unavailable");
+        let inner = &*self.inner;
+        if !inner.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %error, policy = ?inner.when_unavailable, "shared token store unavailable");
         }
-        match self.when_unavailable {
+        if let Some(p) = pending.as_ref() {
+            // Still unstored, and still the newest: keep serving it.
+            self.start_writer();
+            if p.token.expires_at().is_none_or(|at| at > Instant::now()) {
+                return Ok(Fetched {
+                    token: p.token.clone(),
+                    version: None,
+                    fetched_here: false,
+                });
+            }
+        }
+        // From here on, a token request without the lease.
+        let from = pending.as_ref().map(|p| &p.token).or(previous);
+        let refreshes = source.needs_previous() || from.and_then(|t| t.refresh_token()).is_some();
+        match inner.when_unavailable {
             WhenUnavailable::FailClosed => Err(Error::store_unavailable(error)),
+            WhenUnavailable::FetchLocally if refreshes => {
+                // Every process holds the same refresh token: refreshing from
+                // it here and there is a reuse a rotating provider punishes.
+                Err(Error::store_unavailable(error))
+            }
             WhenUnavailable::FetchLocally => Ok(Fetched {
-                token: source.fetch(previous).await?,
-                generation: 0,
+                token: source.fetch(from).await?,
+                version: None,
                 fetched_here: true,
             }),
+            WhenUnavailable::FetchLocallyReusingRefreshTokens => {
+                let token = source.fetch(from).await?;
+                if refreshes {
+                    // Its refresh token may be the only live one: store it as
+                    // soon as the store answers.
+                    *pending = Some(Pending {
+                        token: token.clone(),
+                        from: pending.as_ref().and_then(|p| p.from),
+                    });
+                    self.start_writer();
+                }
+                Ok(Fetched {
+                    token,
+                    version: None,
+                    fetched_here: true,
+                })
+            }
+        }
+    }
+
+    /// Starts the background writer of the pending token, unless it runs. It
+    /// tries with backoff until the token is stored or superseded.
+    fn start_writer(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.writer.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.clone();
+        handle.spawn(async move {
+            let inner = &*shared.inner;
+            let mut delay = inner.poll_interval;
+            loop {
+                tokio::time::sleep(delay).await;
+                // Well inside the lease, which the writer renews as it tries.
+                delay = (delay * 2).min(inner.lease_ttl / 4);
+                let mut pending = inner.pending.lock().await;
+                if pending.is_none() {
+                    break;
+                }
+                match shared.flush(&mut pending).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::debug!(credential = &*inner.credential, error = %e, "pending token not written yet")
+                    }
+                }
+            }
+            inner.writer.store(false, Ordering::Release);
+        });
+    }
+
+    /// One try at writing the pending token. `Ok(true)`: nothing is pending any
+    /// more (written, or superseded).
+    async fn flush(&self, pending: &mut Option<Pending>) -> Result<bool, Error> {
+        let inner = &*self.inner;
+        if !self.take_lease(true).await? {
+            return Ok(false);
+        }
+        let result = async {
+            let stored = inner.bounded(inner.store.load(&inner.key)).await?;
+            inner.up();
+            let (view, _) = inner.view(stored.as_ref(), &|_: &Token| true);
+            match after_read(view, None, pending.as_ref().map(|p| p.from)) {
+                AfterRead::WritePending { .. } => {
+                    let p = pending.take().expect("a pending token to write");
+                    let version = next_version(view, random_u64()?);
+                    match self.write(p, view, version, pending).await? {
+                        Turn::Done(f) => Ok(f.version.is_some()),
+                        Turn::ReadAgain => Ok(false),
+                    }
+                }
+                _ => {
+                    tracing::warn!(
+                        credential = &*inner.credential,
+                        key = inner.key.as_str(),
+                        "an unstored token was superseded by a newer stored one"
+                    );
+                    pending.take();
+                    Ok(true)
+                }
+            }
+        }
+        .await;
+        if pending.is_none() {
+            self.release_lease().await;
+        }
+        result
+    }
+}
+
+impl Inner {
+    /// A store operation, bounded by the store timeout.
+    async fn bounded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.store_timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::store_unavailable(
+                "the shared store did not answer within the store timeout",
+            )),
+        }
+    }
+
+    /// The stored entry as the decisions see it, and its record if it decodes.
+    fn view(
+        &self,
+        stored: Option<&StoredEntry>,
+        usable: &impl Fn(&Token) -> bool,
+    ) -> (Option<Stored>, Option<Record>) {
+        let Some(s) = stored else {
+            return (None, None);
+        };
+        match decode(&s.data, &self.key, s.generation, self.cipher.as_deref()) {
+            Ok((epoch, record)) => {
+                let holds = match &record {
+                    Record::Token(t) => Holds::Token { usable: usable(t) },
+                    Record::LoginRequired(_) => Holds::LoginRequired,
+                };
+                let version = Version {
+                    epoch,
+                    generation: s.generation,
+                };
+                (Some(Stored { version, holds }), Some(record))
+            }
+            Err(e) => {
+                // Another key, damaged, or an older entry written back: not
+                // usable, so the lease holder fetches and overwrites it (by
+                // compare-and-set) rather than the whole fleet failing on it.
+                tracing::warn!(credential = &*self.credential, key = self.key.as_str(), error = %e, "stored entry unusable; it will be replaced");
+                let version = Version {
+                    epoch: 0,
+                    generation: s.generation,
+                };
+                let view = Stored {
+                    version,
+                    holds: Holds::Unreadable,
+                };
+                (Some(view), None)
+            }
         }
     }
 
@@ -377,4 +849,14 @@ impl Shared {
             );
         }
     }
+}
+
+fn random_u64() -> Result<u64, Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|_| Error::config("no randomness for the shared store"))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
