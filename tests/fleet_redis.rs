@@ -187,7 +187,7 @@ async fn rotation_without_reuse() {
         .arg("d")
         .query(&mut conn)
         .unwrap();
-    assert!(data.starts_with(b"x1"), "not sealed");
+    assert!(data.starts_with(b"x2"), "not sealed");
     assert!(!String::from_utf8_lossy(&data).contains("refresh"));
     assert!(
         emu.refresh_tokens_used() >= 3,

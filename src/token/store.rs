@@ -1,13 +1,15 @@
 //! Shared token stores: where a fleet of processes keeps one credential's token,
 //! so that the fleet fetches one token per lifetime (see [`SharedStore`]).
 //!
-//! A [`TokenStore`] is a key-value store with four things: a versioned entry
-//! read whole, a compare-and-set on its generation, a lease with an owner, and a
-//! change notification. [`MemoryStore`] keeps them in this process (for tests, or
-//! several credentials of one process); [`RedisStore`](super::RedisStore) (feature
-//! `redis`) shares them across processes and hosts. The same four operations fit
-//! a SQL table (a row with a version column, a lease row with an expiry,
-//! `LISTEN`/`NOTIFY`).
+//! A [`TokenStore`] is a key-value store with five things: a versioned entry
+//! read whole, a compare-and-set on its generation fenced by the lease's owner,
+//! a lease with an owner, a change notification, and the fleet's cool-down
+//! record. [`MemoryStore`] keeps them in this process (for tests, or several
+//! credentials of one process); [`RedisStore`](super::RedisStore) (feature
+//! `redis`) and [`PgStore`](super::PgStore) (feature `postgres`) share them
+//! across processes and hosts. What the fleet does when the store fails (a
+//! write lost, a stall, an empty restart) is in the repository's
+//! `RELIABILITY.md`.
 //!
 //! ```
 //! use tower_client_auth::token::{MemoryStore, SharedStore};
@@ -124,9 +126,10 @@ impl fmt::Debug for StoredEntry {
 }
 
 /// Where a fleet keeps a credential's token: a versioned entry read whole, a
-/// compare-and-set on its generation, a lease with an owner, and a change
-/// notification. [`MemoryStore`] shares within one process; `RedisStore` and
-/// `PgStore` (features `redis`, `postgres`) across processes.
+/// compare-and-set on its generation fenced by the lease's owner, a lease with
+/// an owner, a change notification, and the fleet's cool-down record.
+/// [`MemoryStore`] shares within one process; `RedisStore` and `PgStore`
+/// (features `redis`, `postgres`) across processes.
 ///
 /// Errors are the crate's [`Error`]; wrap your own with [`Error::store`].
 ///
