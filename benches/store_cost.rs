@@ -9,8 +9,9 @@
 //! `total_connections_received` for connections opened, `connected_clients`
 //! sampled every 20 ms for the peak.
 //!
-//! `cargo bench --features redis,testing --bench store_cost`
-//! (`redis-server` and `redis-cli` on the PATH). A number per cell, no timing:
+//! `cargo bench --features redis --bench store_cost` (`redis-server` on the
+//! PATH); `cargo test --features redis --bench store_cost` runs the same in
+//! the test profile (the counts do not depend on the build's speed, little). A number per cell, no timing:
 //! instruction-free, it depends on the protocol only (and on scheduling, a
 //! little: a waiter may poll once more or less).
 
@@ -48,27 +49,24 @@ impl Drop for Server {
     }
 }
 
-fn redis_cli(args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &PORT.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli on the PATH");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// `INFO section` through one connection of the bench's own (a new
+/// connection per look would count as the fleet's).
+fn info(conn: &mut redis::Connection, section: &str) -> String {
+    redis::cmd("INFO").arg(section).query(conn).expect("INFO")
 }
 
-fn info_number(section: &str, field: &str) -> u64 {
-    redis_cli(&["INFO", section])
+fn info_number(conn: &mut redis::Connection, section: &str, field: &str) -> u64 {
+    info(conn, section)
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
 
-/// Commands run so far, all kinds (`INFO commandstats` sums), minus the
-/// `INFO` calls of this bench itself.
-fn commands() -> u64 {
-    redis_cli(&["INFO", "commandstats"])
+/// Commands run so far, all kinds (`INFO commandstats` sums, commands inside
+/// scripts included), minus the `INFO` calls of this bench itself.
+fn commands(conn: &mut redis::Connection) -> u64 {
+    info(conn, "commandstats")
         .lines()
         .filter(|l| !l.starts_with("cmdstat_info:"))
         .filter_map(|l| {
@@ -76,6 +74,12 @@ fn commands() -> u64 {
             calls.split(',').next()?.parse::<u64>().ok()
         })
         .sum()
+}
+
+fn connect() -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{PORT}/"))
+        .and_then(|c| c.get_connection())
+        .expect("redis")
 }
 
 async fn cell(replicas: usize, credentials: usize, run: u32) -> (f64, f64, u64, u64) {
@@ -100,18 +104,21 @@ async fn cell(replicas: usize, credentials: usize, run: u32) -> (f64, f64, u64, 
             .collect();
         fleet.push(creds);
     }
-    let commands_before = commands();
-    let connections_before = info_number("stats", "total_connections_received");
+    let mut conn = connect();
+    let commands_before = commands(&mut conn);
+    let connections_before = info_number(&mut conn, "stats", "total_connections_received");
     let peak = Arc::new(AtomicU64::new(0));
     let sampling = {
         let peak = peak.clone();
         tokio::task::spawn_blocking(move || {
             let end = Instant::now() + LIFETIME * LIFETIMES;
             while Instant::now() < end {
-                let now = info_number("clients", "connected_clients");
+                // Less this bench's own connection.
+                let now = info_number(&mut conn, "clients", "connected_clients") - 1;
                 peak.fetch_max(now, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
             }
+            conn
         })
     };
     let end = tokio::time::Instant::now() + LIFETIME * LIFETIMES;
@@ -133,9 +140,9 @@ async fn cell(replicas: usize, credentials: usize, run: u32) -> (f64, f64, u64, 
     for t in tasks {
         kept.push(t.await.expect("replica"));
     }
-    sampling.await.expect("sampler");
-    let used = commands() - commands_before;
-    let opened = info_number("stats", "total_connections_received") - connections_before;
+    let mut conn = sampling.await.expect("sampler");
+    let used = commands(&mut conn) - commands_before;
+    let opened = info_number(&mut conn, "stats", "total_connections_received") - connections_before;
     drop(kept);
     let per = |n: u64| n as f64 / f64::from(LIFETIMES) / replicas as f64;
     (

@@ -687,6 +687,11 @@ impl UsersBuilder {
     /// (loaded with [`PrivateKey::from_pkcs8_pem`](crate::oauth2::PrivateKey::from_pkcs8_pem)
     /// on every start, the same for every replica), or every stored login is
     /// lost when it changes.
+    ///
+    /// Unless the [`SharedStore`] sets its own
+    /// [`lease_ttl`](SharedStore::lease_ttl), a user's refresh takes a 10 s
+    /// lease: a process that crashes mid-refresh holds only that user's next
+    /// refresh up, and for at most that long.
     pub fn store(mut self, shared: SharedStore) -> Self {
         // Without the store a process cannot know the user's latest refresh
         // token (rotation): fail the request rather than send the user to login.

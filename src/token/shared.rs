@@ -153,6 +153,9 @@ impl Shared {
         // Waiting on a holder is bounded: its lease ends within `lease_ttl` of its
         // last renewal, and a new holder's request within two thirds of that.
         let give_up = super::core::later(Instant::now(), inner.lease_ttl.saturating_mul(4));
+        // Writes lost to another process's: an entry that keeps moving under
+        // every write is a fault, not a reason to go on forever.
+        let mut lost = 0u32;
         loop {
             // Step 1: read.
             let stored = match inner.bounded(inner.store.load(&inner.key)).await {
@@ -247,7 +250,14 @@ impl Shared {
             }
             match turn {
                 Ok(Turn::Done(fetched)) => return Ok(fetched),
-                Ok(Turn::ReadAgain) => continue,
+                Ok(Turn::ReadAgain) => {
+                    lost += 1;
+                    if lost > 16 {
+                        return Err(Error::store_unavailable(
+                            "the shared entry kept changing under every write",
+                        ));
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
