@@ -9,8 +9,19 @@
 //! scenario uses its own key prefix and deletes its keys afterwards.
 //!
 //! `cargo test --features redis,testing --test fleet_redis [scenario]`
+//!
+//! The `fault_*` scenarios (issue 19) put tests/fleet_support/fault_proxy.rs
+//! between the crate and Redis and break the store on purpose: they live in
+//! tests/fleet_support/store_faults.rs, and those about many users in
+//! tests/fleet_support/users_store.rs (shared with tests/users_postgres.rs).
 
 mod fleet_support;
+#[path = "fleet_support/store_faults.rs"]
+mod store_faults;
+#[path = "fleet_support/users_store.rs"]
+mod users_store;
+
+use fleet_support::fault_proxy;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -501,7 +512,7 @@ fn main() {
             .unwrap_or_else(|e| panic!("Redis at {} is required: {e}", redis_url()));
     });
     type Scenario = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: Vec<(&str, Scenario)> = vec![
         ("one_token_per_lifetime", || {
             Box::pin(one_token_per_lifetime())
         }),
@@ -519,6 +530,37 @@ fn main() {
             || Box::pin(redis_stopped_mid_run()),
         ),
         ("users_on_redis", || Box::pin(users_on_redis())),
+        // Issue 19: store faults, through the fault-injecting proxy.
+        ("fault_proxy_self_test", || {
+            Box::pin(store_faults::fault_proxy_self_test())
+        }),
+        ("fault_failed_write_after_rotation", || {
+            Box::pin(store_faults::failed_write_after_rotation())
+        }),
+        ("fault_stale_lease_holder_altrata", || {
+            Box::pin(store_faults::stale_lease_holder_altrata())
+        }),
+        ("fault_stalled_redis", || {
+            Box::pin(store_faults::stalled_redis())
+        }),
+        ("fault_connections_constant_over_waits", || {
+            Box::pin(store_faults::connections_constant_over_waits())
+        }),
+        ("fault_empty_restart", || {
+            Box::pin(store_faults::empty_restart())
+        }),
+        ("fault_wrong_password_fleet", || {
+            Box::pin(store_faults::wrong_password_fleet())
+        }),
+        ("fault_outage_with_rotation", || {
+            Box::pin(store_faults::outage_with_rotation())
+        }),
+        ("fault_sealed_store_scan", || {
+            Box::pin(store_faults::sealed_store_scan())
+        }),
+        ("fault_replayed_entry", || {
+            Box::pin(store_faults::replayed_entry())
+        }),
     ];
     let mut ran = 0;
     for (name, run) in scenarios {

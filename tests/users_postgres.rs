@@ -7,7 +7,16 @@
 //! runs this with `--features postgres,testing`. Rows are namespaced per run and
 //! deleted afterwards.
 //!
-//! `cargo test --features postgres,testing --test users_postgres`
+//! `cargo test --features postgres,testing --test users_postgres [scenario]`
+//!
+//! The issue-19 scenarios (store faults for many users) are shared with
+//! tests/fleet_redis.rs through tests/fleet_support/users_store.rs; the ones
+//! that break the connection go through tests/fleet_support/fault_proxy.rs.
+
+#[path = "fleet_support/fault_proxy.rs"]
+mod fault_proxy;
+#[path = "fleet_support/users_store.rs"]
+mod users_store;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
 use http::Request;
 use http_body_util::Full;
@@ -23,7 +33,7 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::TokenClient;
 use tower_client_auth::testing::oauth::OAuthServer;
-use tower_client_auth::token::{PgStore, SharedStore, Token};
+use tower_client_auth::token::{PgStore, SharedStore, Token, TokenStore};
 use tower_client_auth::users::{UserKey, Users, UsersLayer};
 use tower_client_auth::{Error, ReplayBody};
 
@@ -33,6 +43,127 @@ type Http = Client<hyper_util::client::legacy::connect::HttpConnector, ReplayBod
 
 fn pg_url() -> String {
     std::env::var("PG_URL").unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into())
+}
+
+/// `pg_url()` pointing at `addr` (a proxy) instead.
+fn pg_url_at(addr: std::net::SocketAddr) -> String {
+    let url = pg_url();
+    let rest: Vec<&str> = url
+        .split_whitespace()
+        .filter(|kv| !kv.starts_with("host=") && !kv.starts_with("port="))
+        .collect();
+    format!("{} host={} port={}", rest.join(" "), addr.ip(), addr.port())
+}
+
+/// The server's address in `pg_url()`, for a proxy in front of it.
+fn pg_addr() -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let config: tokio_postgres::Config = pg_url().parse().unwrap();
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    (host.as_str(), port)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+async fn pg_client() -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+/// The table's bytes under a namespace.
+struct PgRaw;
+
+impl users_store::Raw for PgRaw {
+    fn dump<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Vec<(String, Vec<u8>)>> {
+        Box::pin(async move {
+            let rows = pg_client()
+                .await
+                .query(
+                    "SELECT key, data, lease_owner FROM tower_client_auth_tokens WHERE key LIKE $1",
+                    &[&format!("{ns}:%")],
+                )
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            for r in rows {
+                let key: String = r.get(0);
+                let data: Option<Vec<u8>> = r.get(1);
+                let owner: Option<String> = r.get(2);
+                out.push((key.clone(), data.unwrap_or_default()));
+                out.push((key, owner.unwrap_or_default().into_bytes()));
+            }
+            out
+        })
+    }
+
+    fn entries<'a>(&'a self, ns: &'a str) -> BoxFuture<'a, Vec<(String, u64, Vec<u8>)>> {
+        Box::pin(async move {
+            let rows = pg_client()
+                .await
+                .query(
+                    "SELECT key, generation, data FROM tower_client_auth_tokens \
+                     WHERE key LIKE $1 AND data IS NOT NULL",
+                    &[&format!("{ns}:%")],
+                )
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| (r.get(0), r.get::<_, i64>(1) as u64, r.get(2)))
+                .collect()
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, generation: u64, data: &'a [u8]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let n = pg_client()
+                .await
+                .execute(
+                    "UPDATE tower_client_auth_tokens SET generation = $2, data = $3 WHERE key = $1",
+                    &[&key, &(generation as i64), &data],
+                )
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+        })
+    }
+}
+
+async fn delete_rows(ns: &str) -> u64 {
+    pg_client()
+        .await
+        .execute(
+            "DELETE FROM tower_client_auth_tokens WHERE key LIKE $1",
+            &[&format!("{ns}:%")],
+        )
+        .await
+        .unwrap()
+}
+
+/// Issue 19, 1 on PostgreSQL: replica A's write after a rotation is cut by a
+/// connection reset (see `users_store::failed_write_after_rotation`).
+async fn fault_failed_write_after_rotation(store: &PgStore, ns: &str) {
+    users_store::failed_write_after_rotation(
+        pg_addr(),
+        |url| {
+            Box::pin(async move {
+                Arc::new(PgStore::connect(&url).await.unwrap()) as Arc<dyn TokenStore>
+            })
+        },
+        |p| pg_url_at(p.addr()),
+        Arc::new(store.clone()),
+        ns,
+        users_store::BreakWrite::Reset,
+    )
+    .await;
 }
 
 fn http() -> Http {
@@ -197,12 +328,63 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     rt.block_on(async {
         // Fail, never skip, without PostgreSQL.
         let store = PgStore::connect(&pg_url())
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {} is required: {e}", pg_url()));
         store.migrate().await.unwrap();
+        let mut ran = 0;
+        // Issue 19: store faults for many users.
+        type Scenario = fn(PgStore, String) -> BoxFuture<'static, ()>;
+        let faults: [(&str, Scenario); 4] = [
+            ("fault_proxy_self_test", |_, _| {
+                Box::pin(fault_proxy::self_test())
+            }),
+            ("fault_failed_write_after_rotation", |store, ns| {
+                Box::pin(async move { fault_failed_write_after_rotation(&store, &ns).await })
+            }),
+            ("fault_sealed_store_scan", |store, ns| {
+                Box::pin(async move {
+                    users_store::sealed_store_scan(Arc::new(store), &PgRaw, &ns).await
+                })
+            }),
+            ("fault_replayed_entry", |store, ns| {
+                Box::pin(
+                    async move { users_store::replayed_entry(Arc::new(store), &PgRaw, &ns).await },
+                )
+            }),
+        ];
+        for (name, run) in faults {
+            if !wanted(name) {
+                continue;
+            }
+            println!("test {name} ...");
+            let started = Instant::now();
+            let ns = format!("tca-{name}-{}", std::process::id());
+            run(store.clone(), ns.clone()).await;
+            delete_rows(&ns).await;
+            println!(
+                "test {name} ... ok ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            ran += 1;
+        }
+        let many = [
+            "a_burst_for_1000_users_refreshes_each_once",
+            "a_restart_keeps_every_user_logged_in",
+            "two_processes_refresh_the_same_users_without_reuse",
+            "a_rejected_refresh_token_fails_that_user_only",
+        ];
+        if !many.iter().any(|n| wanted(n)) {
+            println!("users_postgres: {ran} scenarios passed");
+            return;
+        }
         let ns = format!("tca-users-{}", std::process::id());
         let emu = OAuthServer::start("app", "s3cret").await;
         let users = users(&store, &ns, &emu.token_url(), &emu.base_url()).await;
@@ -362,6 +544,9 @@ fn main() {
             )
             .await
             .unwrap();
-        println!("users_postgres: 4 scenarios passed ({deleted} rows cleaned up)");
+        println!(
+            "users_postgres: {} scenarios passed ({deleted} rows cleaned up)",
+            ran + 4
+        );
     });
 }

@@ -3,6 +3,8 @@
 //! parent's handle on its processes, and a counting token endpoint.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,14 +17,29 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
-use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
-use tower_client_auth::providers::altrata;
+use tower_client_auth::oauth2::{ClientAuth, OAuth2Source, ParamStyle, TokenClient};
+use tower_client_auth::providers::{algoreg, altrata};
 use tower_client_auth::testing;
 use tower_client_auth::token::{ManagedOptions, RedisStore, SharedStore};
 use tower_client_auth::{AuthLayer, Credential, ReplayBody};
 
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// The address in [`redis_url`], for a proxy in front of it.
+pub fn redis_addr() -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let url = redis_url();
+    let rest = url.strip_prefix("redis://").unwrap_or(&url);
+    let host = rest.split('/').next().unwrap();
+    let host = host.rsplit('@').next().unwrap();
+    let host = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:6379")
+    };
+    host.to_socket_addrs().unwrap().next().unwrap()
 }
 
 pub type Http = Client<hyper_util::client::legacy::connect::HttpConnector, ReplayBody<Full<Bytes>>>;
@@ -69,6 +86,26 @@ pub fn worker() {
                 .shared_store(shared)
                 .build(http.clone())
                 .unwrap(),
+            // Algoreg's preset (JSON password grant, long cool-down after a
+            // rejected password), with the fleet's store.
+            "algoreg" => {
+                let client = TokenClient::builder(format!("{api}/api/v1/token"))
+                    .client_auth(ClientAuth::None)
+                    .params_in(ParamStyle::Json)
+                    .build(http.clone())
+                    .unwrap();
+                let options = ManagedOptions::new()
+                    .cooldown(Duration::from_secs(15 * 60), Duration::from_secs(6 * 3600))
+                    .default_lifetime(Some(algoreg::TOKEN_LIFETIME));
+                let source =
+                    OAuth2Source::password(client, env("FLEET_USER"), env("FLEET_PASSWORD"));
+                Credential::builder()
+                    .origin(&api)
+                    .token_source_with(source, options)
+                    .shared_store(shared)
+                    .build()
+                    .unwrap()
+            }
             mode => {
                 let client = TokenClient::builder(env("FLEET_TOKEN_URL"))
                     .client_id("app")
@@ -116,7 +153,10 @@ pub fn worker() {
                 Ok(_) => other += 1,
                 Err(e) => {
                     errors += 1;
-                    eprintln!("worker {}: {e}", std::process::id());
+                    // The first few: a scenario that expects errors stays readable.
+                    if errors <= 3 {
+                        eprintln!("worker {}: {e}", std::process::id());
+                    }
                 }
             }
             tokio::time::sleep(every).await;
