@@ -424,6 +424,19 @@ async fn redis_stopped_mid_run() {
     assert_eq!(get(&open).await.unwrap().status(), 200, "fetches locally");
     let err = get(&closed).await.unwrap_err().downcast::<Error>().unwrap();
     assert!(err.is_store_unavailable(), "{err}");
+    // Each level of the error says its own part, once.
+    let mut chain = vec![err.to_string()];
+    let mut next = std::error::Error::source(&*err);
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    for (i, level) in chain.iter().enumerate() {
+        for later in &chain[i + 1..] {
+            assert!(!later.contains(level.as_str()), "printed twice: {chain:?}");
+        }
+    }
+    println!("  the error, down its chain: {}", chain.join(": "));
     let before = c.delivered.lock().unwrap().len();
 
     // Redis comes back on the same port: the fail-closed credential recovers.

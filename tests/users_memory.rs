@@ -294,3 +294,71 @@ async fn a_login_through_one_replica_reaches_the_others() {
     }
     assert_eq!(emu.refresh_token_reuses(), 0);
 }
+
+/// Idle entries go on the sweep's own timer, with no traffic at all: 70 users
+/// idle for a 2 s idle timeout are all gone within the idle time plus two
+/// sweeps (an eighth of it each), and `stats` keeps what they counted.
+#[tokio::test(start_paused = true)]
+async fn idle_users_are_evicted_without_traffic() {
+    let idle = Duration::from_secs(2);
+    let token_client = TokenClient::builder("https://auth.example.com/token")
+        .client_id("app")
+        .build(client::<ReplayBody<Full<Bytes>>>())
+        .unwrap();
+    let users = Users::builder("https://api.example.com", token_client)
+        .store(SharedStore::new(MemoryStore::new()))
+        .idle_timeout(idle)
+        .build()
+        .unwrap();
+    for i in 0..70 {
+        let user = UserKey::new(format!("user-{i}"));
+        users.login(&user, Token::bearer("t", None)).await.unwrap();
+        users.credential(&user).unwrap().token().await.unwrap();
+    }
+    assert_eq!(users.len(), 70);
+    let counted = users.stats();
+    assert_eq!((counted.users, counted.token_requests), (70, 70));
+    assert!(users.find(&UserKey::new("user-3")).is_some());
+    assert!(users.find(&UserKey::new("nobody")).is_none());
+    assert_eq!(users.len(), 70, "a look-up creates no entry");
+    // No request, no call: the timer alone.
+    tokio::time::sleep(idle + idle / 4 + Duration::from_millis(1)).await;
+    assert_eq!(users.len(), 0, "idle entries still alive");
+    let after = users.stats();
+    assert_eq!((after.users, after.token_requests), (0, 70));
+}
+
+/// A `|` in a user key or a client id cannot make another user's store key:
+/// client `app|x` with user `y` and client `app` with user `x|y` are two users.
+#[tokio::test]
+async fn identities_with_a_bar_are_distinct() {
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let users_of = |client_id: &str| {
+        let token_client = TokenClient::builder("https://auth.example.com/token")
+            .client_id(client_id)
+            .build(client::<ReplayBody<Full<Bytes>>>())
+            .unwrap();
+        Users::builder("https://api.example.com", token_client)
+            .store(SharedStore::from_arc(store.clone()))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (users_of("app|x"), users_of("app"));
+    a.login(&UserKey::new("y"), Token::bearer("a-token", None))
+        .await
+        .unwrap();
+    let err = b
+        .credential(&UserKey::new("x|y"))
+        .unwrap()
+        .token()
+        .await
+        .unwrap_err();
+    assert!(err.is_login_required(), "{err}");
+    let token = a
+        .credential(&UserKey::new("y"))
+        .unwrap()
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(token.access_token().expose_secret(), "a-token");
+}

@@ -158,7 +158,9 @@ impl<F: Clone, J: Jitter> Core<F, J> {
         }
         if let (Some(nb), Some(err)) = (self.not_before, &self.last_error) {
             if now < nb {
-                let err = if err.is_transient() {
+                // A cool-down error (the fleet's, from the store) is already
+                // what to say.
+                let err = if err.is_transient() || err.is_cooling_down() {
                     err.clone()
                 } else {
                     Error::new(Kind::CoolingDown {
