@@ -278,7 +278,8 @@ pub struct CredentialBuilder {
 impl CredentialBuilder {
     /// Adds an origin (`https://host[:port]`) the credential is sent to. At least one
     /// is required. Plain `http://` is refused unless loopback or
-    /// [`allow_http`](Self::allow_http) is set.
+    /// [`allow_http`](Self::allow_http) is set, and so is user information
+    /// (`https://user:password@host`): the rule of [`Origin`].
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origins.push(origin.into());
         self
@@ -444,13 +445,7 @@ impl CredentialBuilder {
         let origins = self
             .origins
             .iter()
-            .map(|o| {
-                if self.allow_http {
-                    Origin::parse_allow_http(o)
-                } else {
-                    Origin::parse(o)
-                }
-            })
+            .map(|o| crate::origin::parse_url(o, self.allow_http, "origin").map(|(_, origin)| origin))
             .collect::<Result<Box<[Origin]>, Error>>()?;
         let origin_names = || {
             origins
@@ -516,8 +511,14 @@ impl CredentialBuilder {
 impl fmt::Debug for CredentialBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        // Not checked yet: an origin may still hold user information.
+        let origins: Vec<_> = self
+            .origins
+            .iter()
+            .map(|o| crate::origin::redact_user_info(o))
+            .collect();
         f.debug_struct("CredentialBuilder")
-            .field("origins", &self.origins)
+            .field("origins", &origins)
             .field("headers", &names)
             .field("token_source", &self.source.is_some())
             .finish()

@@ -19,7 +19,6 @@ use tower::{Service, ServiceExt};
 use super::grant::Grant;
 use super::response::parse_token_response;
 use crate::error::{Error, Kind};
-use crate::origin::Origin;
 use crate::token::Token;
 use crate::BoxError;
 
@@ -296,6 +295,8 @@ struct Endpoint {
     params: Vec<(String, String)>,
     timeout: Duration,
     max_response: usize,
+    /// Plain `http://` allowed to any host, for every endpoint of this client.
+    allow_http: bool,
     #[cfg(feature = "jose")]
     jose: Jose,
 }
@@ -312,7 +313,10 @@ struct Jose {
 }
 
 impl TokenClient {
-    /// Starts a client for the token endpoint at `token_url`.
+    /// Starts a client for the token endpoint at `token_url`, checked by
+    /// [`build`](TokenClientBuilder::build) with the rule of
+    /// [`Origin`](crate::Origin): `https://` (or loopback, or
+    /// [`allow_http`](TokenClientBuilder::allow_http)), no user information.
     pub fn builder(token_url: impl Into<String>) -> TokenClientBuilder {
         TokenClientBuilder {
             url: token_url.into(),
@@ -765,14 +769,38 @@ impl TokenClient {
     /// server's `device_authorization_endpoint`), with this client's
     /// authentication. Show the answer's user code and verification URI to the
     /// user, then [`poll_device_token`](Self::poll_device_token).
+    ///
+    /// `endpoint` is held to the token URL's rule (see [`Origin`](crate::Origin)):
+    /// `https://`, loopback, or plain `http://` only if the client was built
+    /// with [`allow_http`](TokenClientBuilder::allow_http), and no user
+    /// information. Otherwise nothing is sent and the error is a
+    /// [configuration error](Error::is_config).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::Error> {
+    /// # let http = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+    /// # });
+    /// let tokens = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("tv")
+    ///     .client_secret("secret")
+    ///     .build(http)?;
+    /// let err = tokens.device_authorization("http://auth.example.com/device", &[]).await.unwrap_err();
+    /// assert!(err.is_config()); // and the client's secret was not sent
+    /// # Ok(()) }
+    /// ```
     pub async fn device_authorization(
         &self,
         endpoint: &str,
         scopes: &[String],
     ) -> Result<super::DeviceAuthorization, Error> {
-        let url: Uri = endpoint
-            .parse()
-            .map_err(|_| Error::config("device authorization endpoint is not a URI"))?;
+        // The token URL's rule: nothing is sent to a URL it refuses.
+        let (url, _) = crate::origin::parse_url(
+            endpoint,
+            self.endpoint.allow_http,
+            "device authorization endpoint",
+        )?;
         let request = self.build_request_to(&url, None, scopes)?;
         let e = self.endpoint.clone();
         let http = self.http.clone();
@@ -846,9 +874,15 @@ impl fmt::Debug for TokenClient {
 /// // Plain http to a host that is not loopback is refused, at `build`.
 /// let err = TokenClient::builder("http://auth.example.com/token")
 ///     .client_id("my-client")
-///     .build(endpoint)
+///     .build(endpoint.clone())
 ///     .unwrap_err();
 /// assert!(err.is_config());
+///
+/// // So is user information: give the client's credentials to the builder.
+/// let err = TokenClient::builder("https://my-client:my-secret@auth.example.com/token")
+///     .build(endpoint)
+///     .unwrap_err();
+/// assert!(err.is_config() && !err.to_string().contains("my-secret"));
 /// # Ok::<(), tower_client_auth::Error>(())
 /// ```
 pub struct TokenClientBuilder {
@@ -965,7 +999,10 @@ impl TokenClientBuilder {
         self
     }
 
-    /// Allows a plain `http://` token URL that is not loopback.
+    /// Allows a plain `http://` token URL that is not loopback, and the same
+    /// for the other endpoints this client authenticates to (the device
+    /// authorization endpoint). Client credentials sent over plain http can be
+    /// read by anyone on the path: use only on trusted networks.
     pub fn allow_http(mut self) -> Self {
         self.allow_http = true;
         self
@@ -983,15 +1020,7 @@ impl TokenClientBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let url: Uri = self
-            .url
-            .parse()
-            .map_err(|_| Error::config("token URL is not a valid URI"))?;
-        if self.allow_http {
-            Origin::parse_allow_http(&self.url)?;
-        } else {
-            Origin::parse(&self.url)?;
-        }
+        let (url, _) = crate::origin::parse_url(&self.url, self.allow_http, "token URL")?;
         if matches!(self.auth, ClientAuth::Basic | ClientAuth::BasicRaw) && self.client_id.is_none()
         {
             return Err(Error::config(
@@ -1010,6 +1039,7 @@ impl TokenClientBuilder {
                 params: self.params,
                 timeout: self.timeout,
                 max_response: self.max_response,
+                allow_http: self.allow_http,
                 #[cfg(feature = "jose")]
                 jose: self.jose,
             }),
@@ -1020,7 +1050,8 @@ impl TokenClientBuilder {
 impl fmt::Debug for TokenClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenClientBuilder")
-            .field("token_url", &self.url)
+            // Not checked yet: it may still hold user information.
+            .field("token_url", &crate::origin::redact_user_info(&self.url))
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
