@@ -169,14 +169,19 @@ impl Credential {
     }
 
     /// Removes from `headers` every value this credential stamps (its static
-    /// values, and its managed token's latest `Authorization` values), leaving
-    /// other values of the same names alone. Returns how many were removed.
+    /// values, its managed token's latest `Authorization` values, and `DPoP`
+    /// proofs signed with its token's key), leaving other values of the same
+    /// names alone. Returns how many were removed.
     pub(crate) fn remove_stamped(&self, headers: &mut HeaderMap) -> usize {
         let mut removed = remove_values(headers, &header::AUTHORIZATION, |v| {
             self.inner.managed.as_ref().is_some_and(|m| m.issued(v))
         });
         for (name, value) in self.inner.headers.iter() {
             removed += remove_values(headers, name, |v| v == value);
+        }
+        #[cfg(feature = "jose")]
+        if let Some(dpop) = self.inner.managed.as_ref().and_then(|m| m.dpop()) {
+            removed += remove_dpop_proofs(headers, dpop);
         }
         removed
     }
@@ -218,6 +223,13 @@ fn remove_values(
         }
     }
     removed
+}
+
+/// Removes the `DPoP` proofs signed with `dpop`'s key; keeps any other.
+#[cfg(feature = "jose")]
+pub(crate) fn remove_dpop_proofs(headers: &mut HeaderMap, dpop: &crate::oauth2::Dpop) -> usize {
+    let name = HeaderName::from_static(crate::oauth2::dpop::DPOP);
+    remove_values(headers, &name, |v| dpop.is_own_proof(v))
 }
 
 /// Whether `headers` has `name`. A request carries a handful of headers: comparing

@@ -699,20 +699,28 @@ async fn exchange_with_dpop(
         req.headers_mut().insert(super::dpop::DPOP, proof);
         Ok(req)
     };
-    let (headers, result) = send_and_parse(http.clone(), prove(request)?, endpoint).await;
-    // Kept from any answer; a request asked for a nonce is sent once more
-    // (whether its own nonce or a concurrent request's was the stale one).
-    // Asked again after that, the error stands and is permanent: a server
-    // that never accepts our nonces gets a cool-down, not a stream of requests.
-    let with_nonce = headers.as_ref().is_some_and(|h| {
-        dpop.remember_nonce(&endpoint.url, h);
-        h.contains_key(super::dpop::DPOP_NONCE)
-    });
+    let (answer, result) = send_and_parse(http.clone(), prove(request)?, endpoint).await;
+    // Kept from any answer, under the origin that sent it (a guard below
+    // says which, after a redirect); a request asked for a nonce by the token
+    // endpoint is sent once more (whether its own nonce or a concurrent
+    // request's was the stale one). Asked again after that, the error stands
+    // and is permanent: a server that never accepts our nonces gets a
+    // cool-down, not a stream of requests.
+    let learn = |answer: &http::response::Parts| {
+        let from = answer
+            .extensions
+            .get::<crate::layer::HopUri>()
+            .map_or(&endpoint.url, |hop| &hop.0);
+        dpop.remember_nonce(from, &answer.headers);
+        crate::origin::same_origin(from, &endpoint.url)
+            && answer.headers.contains_key(super::dpop::DPOP_NONCE)
+    };
+    let with_nonce = answer.as_ref().is_some_and(learn);
     match result {
         Err(e) if with_nonce && e.oauth2_code() == Some("use_dpop_nonce") => {
-            let (headers, result) = send_and_parse(http, prove(rebuild()?)?, endpoint).await;
-            if let Some(h) = &headers {
-                dpop.remember_nonce(&endpoint.url, h);
+            let (answer, result) = send_and_parse(http, prove(rebuild()?)?, endpoint).await;
+            if let Some(answer) = &answer {
+                learn(answer);
             }
             result
         }
@@ -720,20 +728,20 @@ async fn exchange_with_dpop(
     }
 }
 
-/// Sends a token request and parses the answer; gives back the response
-/// headers too (DPoP nonces), when there was a response.
+/// Sends a token request and parses the answer; gives back the response's
+/// head too (DPoP nonces, and where they came from), when there was a response.
 async fn send_and_parse(
     http: HttpService,
     request: Request<Full<Bytes>>,
     endpoint: &Endpoint,
-) -> (Option<http::HeaderMap>, Result<Token, Error>) {
+) -> (Option<http::response::Parts>, Result<Token, Error>) {
     let response = match http.oneshot(request).await {
         Ok(r) => r,
         Err(e) => return (None, Err(Error::with_source(Kind::Transport, e))),
     };
     let (parts, body) = response.into_parts();
     let result = read_and_parse(&parts, body, endpoint).await;
-    (Some(parts.headers), result)
+    (Some(parts), result)
 }
 
 async fn read_and_parse(
