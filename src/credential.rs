@@ -457,7 +457,9 @@ impl CredentialBuilder {
         let origins = self
             .origins
             .iter()
-            .map(|o| crate::origin::parse_url(o, self.allow_http, "origin").map(|(_, origin)| origin))
+            .map(|o| {
+                crate::origin::parse_url(o, self.allow_http, "origin").map(|(_, origin)| origin)
+            })
             .collect::<Result<Box<[Origin]>, Error>>()?;
         let origin_names = || {
             origins

@@ -77,9 +77,8 @@ async fn the_guarded_client_keeps_users_tokens_on_their_origin() {
     users.login(&UserKey::new("alice"), login).await.unwrap();
     // A follower that keeps every header across origins (no credential filter).
     let keep_all = tower_http::follow_redirect::policy::Limited::default();
-    let client = UsersLayer::new(users.clone()).layer(
-        FollowRedirectLayer::with_policy(keep_all).layer(https::guarded_for_users(users)),
-    );
+    let client = UsersLayer::new(users.clone())
+        .layer(FollowRedirectLayer::with_policy(keep_all).layer(https::guarded_for_users(users)));
     for path in ["cross", "same"] {
         let mut req = Request::get(format!("{own}/{path}"))
             .body(Full::new(Bytes::new()))
@@ -90,5 +89,8 @@ async fn the_guarded_client_keeps_users_tokens_on_their_origin() {
     assert_eq!(header(&other_log.get(0), "authorization"), None);
     let landing = own_log.get(2);
     assert_eq!(landing.uri().path(), "/landing");
-    assert_eq!(header(&landing, "authorization"), Some("Bearer ALICE-TOKEN"));
+    assert_eq!(
+        header(&landing, "authorization"),
+        Some("Bearer ALICE-TOKEN")
+    );
 }

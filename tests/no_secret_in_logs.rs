@@ -196,12 +196,14 @@ async fn the_guard_and_refused_urls_log_no_secret() {
         .await
         .unwrap_err()
         .is_config());
-    assert!(TokenClient::builder("https://cid:PASSWORD-2@auth.example.com/token")
-        .build(service_fn(|_req: Request<Full<Bytes>>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
-        }))
-        .unwrap_err()
-        .is_config());
+    assert!(
+        TokenClient::builder("https://cid:PASSWORD-2@auth.example.com/token")
+            .build(service_fn(|_req: Request<Full<Bytes>>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+            }))
+            .unwrap_err()
+            .is_config()
+    );
 
     // A user's token on a hop to another origin, as a follower below the
     // layer would send it: the users' guard takes it off, and says so.

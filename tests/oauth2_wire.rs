@@ -558,8 +558,8 @@ async fn user_information_in_a_url_is_refused() {
     let e = builder.build().unwrap_err();
     assert!(e.is_config() && e.to_string().contains("user information"));
     assert!(!format!("{e} {e:?}").contains("URL-PASSWORD"));
-    let e = tower_client_auth::Origin::parse("https://user:URL-PASSWORD@api.example.com")
-        .unwrap_err();
+    let e =
+        tower_client_auth::Origin::parse("https://user:URL-PASSWORD@api.example.com").unwrap_err();
     assert!(e.is_config() && !format!("{e:?}").contains("URL-PASSWORD"));
 
     let discovery = tower_client_auth::oauth2::Discovery::new(client::<Full<Bytes>>());

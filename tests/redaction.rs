@@ -127,7 +127,12 @@ async fn debug_of_users_and_their_guard_is_redacted() {
         .unwrap();
     let login = Token::bearer("TOKEN-2", None).with_refresh_token("REFRESH-5");
     users.login(&UserKey::new("alice"), login).await.unwrap();
-    users.credential(&UserKey::new("alice")).unwrap().token().await.unwrap();
+    users
+        .credential(&UserKey::new("alice"))
+        .unwrap()
+        .token()
+        .await
+        .unwrap();
     assert_clean("Users", format!("{users:?}"));
     let layer = UsersLayer::new(users);
     assert_clean("UsersLayer", format!("{layer:?}"));
@@ -165,14 +170,14 @@ async fn url_errors_carry_no_secret() {
     let client = TokenClient::builder("https://auth.example.com/token")
         .client_id("id")
         .client_secret("CLIENTSECRET-4")
-        .build(http.clone())
+        .build(http)
         .unwrap();
     let errors = [
         TokenClient::builder("https://id:URLPASSWORD-8@auth.example.com/token")
-            .build(http.clone())
+            .build(http)
             .unwrap_err(),
         TokenClient::builder("https://id:URL/PASSWORD-8@auth.example.com/token")
-            .build(http.clone())
+            .build(http)
             .unwrap_err(),
         Credential::bearer("https://u:URLPASSWORD-8@api.example.com", "TOKEN-2").unwrap_err(),
         client

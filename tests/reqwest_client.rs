@@ -260,11 +260,20 @@ async fn users_tokens_stay_on_their_origin_through_reqwest() -> Result<(), BoxEr
         req.extensions_mut().insert(UserKey::new("alice"));
         req
     };
-    assert_eq!(client.clone().oneshot(as_alice("cross")).await?.status(), 307);
-    assert!(other_log.take().is_empty(), "nothing went to the other origin");
+    assert_eq!(
+        client.clone().oneshot(as_alice("cross")).await?.status(),
+        307
+    );
+    assert!(
+        other_log.take().is_empty(),
+        "nothing went to the other origin"
+    );
     assert_eq!(client.oneshot(as_alice("same")).await?.status(), 200);
     let seen = own_log.take();
     assert_eq!(seen[2].uri().path(), "/landing");
-    assert_eq!(header(&seen[2], "authorization"), Some("Bearer ALICE-TOKEN"));
+    assert_eq!(
+        header(&seen[2], "authorization"),
+        Some("Bearer ALICE-TOKEN")
+    );
     Ok(())
 }

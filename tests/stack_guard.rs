@@ -349,18 +349,36 @@ async fn users_stack_with_a_follower_below_the_layer() {
     let svc = layer.layer(CopyAllRedirects(
         layer.guard().layer(client::<ReplayBody<Full<Bytes>>>()),
     ));
-    check("users, our follower", as_user("alice", svc), &o, &["authorization"]).await;
+    check(
+        "users, our follower",
+        as_user("alice", svc),
+        &o,
+        &["authorization"],
+    )
+    .await;
     let svc = ServiceBuilder::new()
         .layer(layer.clone())
         .layer(FollowRedirectLayer::new())
         .layer(layer.guard())
         .service(client::<ReplayBody<Full<Bytes>>>());
-    check("users, tower-http", as_user("alice", svc), &o, &["authorization"]).await;
+    check(
+        "users, tower-http",
+        as_user("alice", svc),
+        &o,
+        &["authorization"],
+    )
+    .await;
     let plain = UsersLayer::new(users).without_retry();
     let svc = plain.layer(CopyAllRedirects(
         plain.guard().layer(client::<Full<Bytes>>()),
     ));
-    check("users, no retry", as_user("alice", svc), &o, &["authorization"]).await;
+    check(
+        "users, no retry",
+        as_user("alice", svc),
+        &o,
+        &["authorization"],
+    )
+    .await;
     // The caller's own Authorization to another origin is not a user's token.
     let other_log = o.other_log.clone();
     let before = other_log.len();
@@ -428,7 +446,13 @@ mod dpop {
         let proof = dpop
             .proof(&http::Method::GET, &url.parse().unwrap(), None)
             .unwrap();
-        let claims = proof.to_str().unwrap().split('.').nth(1).unwrap().to_owned();
+        let claims = proof
+            .to_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_owned();
         let claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
         claims["nonce"].as_str().map(str::to_owned)

@@ -390,7 +390,10 @@ where
                             (&result, retry.as_mut().map(M::kept::<S, B, S::Response>))
                         {
                             if let (Some(dpop), Some(uri)) = (&ctx.stamp.dpop, &ctx.resent_to) {
-                                dpop.remember_nonce(answered_from(response, uri), response.headers());
+                                dpop.remember_nonce(
+                                    answered_from(response, uri),
+                                    response.headers(),
+                                );
                             }
                         }
                         done!(result.map_err(Into::into))
@@ -429,7 +432,10 @@ fn learn_nonce<S, B, Sent, ResBody>(
 /// Where `response` came from: the hop the guard below saw answer it, else
 /// `sent_to`, where the request was sent.
 #[cfg(feature = "jose")]
-fn answered_from<'a, ResBody>(response: &'a Response<ResBody>, sent_to: &'a http::Uri) -> &'a http::Uri {
+fn answered_from<'a, ResBody>(
+    response: &'a Response<ResBody>,
+    sent_to: &'a http::Uri,
+) -> &'a http::Uri {
     response
         .extensions()
         .get::<super::HopUri>()

@@ -175,8 +175,7 @@ fn origin_key(uri: &Uri) -> String {
     let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
     let default_port = if scheme == "http" { 80 } else { 443 };
     let port = uri.port_u16().unwrap_or(default_port);
-    format!("{scheme}://{}:{port}", uri.host().unwrap_or(""))
-        .to_ascii_lowercase()
+    format!("{scheme}://{}:{port}", uri.host().unwrap_or("")).to_ascii_lowercase()
 }
 
 /// The proof's `htu`: the request URI without query and fragment (RFC 9449
@@ -308,7 +307,13 @@ mod tests {
         assert!(dpop.remember_nonce(&uri, &h));
         let plain: Uri = "https://auth.example.com:443/other".parse().unwrap();
         let claims = decode(
-            dpop.proof(&Method::GET, &plain, None).unwrap().to_str().unwrap().split('.').nth(1).unwrap(),
+            dpop.proof(&Method::GET, &plain, None)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .split('.')
+                .nth(1)
+                .unwrap(),
         );
         assert_eq!(claims["nonce"], "n-1");
     }
