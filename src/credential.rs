@@ -169,14 +169,19 @@ impl Credential {
     }
 
     /// Removes from `headers` every value this credential stamps (its static
-    /// values, and its managed token's latest `Authorization` values), leaving
-    /// other values of the same names alone. Returns how many were removed.
+    /// values, its managed token's latest `Authorization` values, and `DPoP`
+    /// proofs signed with its token's key), leaving other values of the same
+    /// names alone. Returns how many were removed.
     pub(crate) fn remove_stamped(&self, headers: &mut HeaderMap) -> usize {
         let mut removed = remove_values(headers, &header::AUTHORIZATION, |v| {
             self.inner.managed.as_ref().is_some_and(|m| m.issued(v))
         });
         for (name, value) in self.inner.headers.iter() {
             removed += remove_values(headers, name, |v| v == value);
+        }
+        #[cfg(feature = "jose")]
+        if let Some(dpop) = self.inner.managed.as_ref().and_then(|m| m.dpop()) {
+            removed += remove_dpop_proofs(headers, dpop);
         }
         removed
     }
@@ -218,6 +223,13 @@ fn remove_values(
         }
     }
     removed
+}
+
+/// Removes the `DPoP` proofs signed with `dpop`'s key; keeps any other.
+#[cfg(feature = "jose")]
+pub(crate) fn remove_dpop_proofs(headers: &mut HeaderMap, dpop: &crate::oauth2::Dpop) -> usize {
+    let name = HeaderName::from_static(crate::oauth2::dpop::DPOP);
+    remove_values(headers, &name, |v| dpop.is_own_proof(v))
 }
 
 /// Whether `headers` has `name`. A request carries a handful of headers: comparing
@@ -278,7 +290,8 @@ pub struct CredentialBuilder {
 impl CredentialBuilder {
     /// Adds an origin (`https://host[:port]`) the credential is sent to. At least one
     /// is required. Plain `http://` is refused unless loopback or
-    /// [`allow_http`](Self::allow_http) is set.
+    /// [`allow_http`](Self::allow_http) is set, and so is user information
+    /// (`https://user:password@host`): the rule of [`Origin`].
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origins.push(origin.into());
         self
@@ -445,11 +458,7 @@ impl CredentialBuilder {
             .origins
             .iter()
             .map(|o| {
-                if self.allow_http {
-                    Origin::parse_allow_http(o)
-                } else {
-                    Origin::parse(o)
-                }
+                crate::origin::parse_url(o, self.allow_http, "origin").map(|(_, origin)| origin)
             })
             .collect::<Result<Box<[Origin]>, Error>>()?;
         let origin_names = || {
@@ -519,8 +528,14 @@ impl CredentialBuilder {
 impl fmt::Debug for CredentialBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        // Not checked yet: an origin may still hold user information.
+        let origins: Vec<_> = self
+            .origins
+            .iter()
+            .map(|o| crate::origin::redact_user_info(o))
+            .collect();
         f.debug_struct("CredentialBuilder")
-            .field("origins", &self.origins)
+            .field("origins", &origins)
             .field("headers", &names)
             .field("token_source", &self.source.is_some())
             .finish()

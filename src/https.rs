@@ -1,7 +1,9 @@
 //! A ready HTTPS client (feature `https`): hyper-util over rustls with the
 //! Mozilla roots (`webpki-roots`, so it behaves the same in a scratch container
 //! as on a laptop), for the token endpoint and the API alike, with the
-//! [`GuardLayer`] built in so that no stamped header reaches another origin.
+//! [`GuardLayer`] built in so that no stamped header reaches another origin:
+//! [`guarded`] for one credential, [`guarded_for_all`] for several,
+//! `guarded_for_users` for many users' tokens (feature `users`).
 //!
 //! Why `hyper-rustls` with webpki roots rather than the platform verifier: no
 //! system dependency, the same trust on every host the service runs on, and
@@ -199,4 +201,23 @@ impl Default for TlsSettings {
 /// Like [`guarded`], for several credentials sharing one client.
 pub fn guarded_for_all(credentials: impl IntoIterator<Item = Credential>) -> Guard<HttpsClient> {
     GuardLayer::for_all(credentials).layer(client())
+}
+
+/// Like [`guarded`], for many users' tokens: what goes under a
+/// [`UsersLayer`](crate::users::UsersLayer) (the guard of
+/// [`UsersLayer::guard`](crate::users::UsersLayer::guard), built in).
+///
+/// ```no_run
+/// use tower::Layer;
+/// use tower_client_auth::https;
+/// use tower_client_auth::users::{Users, UsersLayer};
+///
+/// # fn f(users: Users) {
+/// let api = UsersLayer::new(users.clone()).layer(https::guarded_for_users(users));
+/// # let _ = api; }
+/// ```
+#[cfg(feature = "users")]
+#[cfg_attr(docsrs, doc(cfg(feature = "users")))]
+pub fn guarded_for_users(users: crate::users::Users) -> Guard<HttpsClient> {
+    GuardLayer::for_users(users).layer(client())
 }

@@ -86,7 +86,8 @@
 //! # }
 //! ```
 //!
-//! * **The guard** ([`GuardLayer`]) removes every header the credential stamped
+//! * **The guard** ([`GuardLayer`]) removes everything the layer added (every
+//!   header the credential stamped, and the `DPoP` proof of a DPoP-bound token)
 //!   from any request to an origin it is not for, hop by hop. The layer itself
 //!   stamps only requests to its origins, but it cannot see the hops that a
 //!   redirect follower *below* it makes: tower-http's `FollowRedirect` copies the
@@ -94,7 +95,14 @@
 //!   origins, so without the guard an API key such as `x-api-key` goes to whatever
 //!   host the redirect names (and so does everything with a client that follows
 //!   redirects on its own). With the guard directly above the client, any order of
-//!   the layers above is safe.
+//!   the layers above is safe. A `UsersLayer` has its own, built the same way
+//!   (`UsersLayer::guard`, feature `users`). The guard also marks a response's
+//!   `DPoP-Nonce` with the hop that sent it, so that the layer files it under
+//!   that origin.
+//! * **URLs**: every URL a credential goes to (its origins, the token URL, the
+//!   device authorization endpoint, a discovery issuer) follows one rule, that
+//!   of [`Origin`]: `https://`, plain `http://` only to loopback or when allowed
+//!   explicitly, and no user information.
 //! * **Readiness**: a request that must wait for a token gives back the readiness
 //!   it was granted (a `ConcurrencyLimit` permit, a `Buffer` slot) and drives the
 //!   inner service to readiness only once the token is there, as tower's retry

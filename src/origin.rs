@@ -9,8 +9,18 @@
 //! // Plain http only to loopback, unless allowed explicitly.
 //! assert!(Origin::parse("http://api.example.com").is_err());
 //! assert!(Origin::parse("http://127.0.0.1:8080").is_ok());
+//! // No user information (`user:password@`): it would be a secret in a URL.
+//! assert!(Origin::parse("https://user:password@api.example.com").is_err());
 //! # Ok::<(), tower_client_auth::Error>(())
 //! ```
+//!
+//! **One rule for every URL a credential goes to.** The API origins of a
+//! credential, the token URL, the device authorization endpoint and the issuer
+//! a [`Discovery`](crate::oauth2::Discovery) fetches metadata from are all
+//! checked the same way when they are given: `https://`, or plain `http://` to
+//! a loopback host, or plain `http://` anywhere when `allow_http` was set
+//! explicitly; and never with user information, which is refused with a
+//! configuration error that does not repeat it.
 
 use std::fmt;
 
@@ -50,26 +60,15 @@ pub struct Origin {
 impl Origin {
     /// Parses an origin from a URL such as `https://api.example.com` (a path, if
     /// any, is ignored). Plain `http://` is refused unless the host is loopback;
-    /// use [`Origin::parse_allow_http`] to allow it anyway.
+    /// use [`Origin::parse_allow_http`] to allow it anyway. User information
+    /// (`https://user:password@host`) is refused.
     pub fn parse(url: &str) -> Result<Origin, Error> {
-        let origin = Origin::parse_allow_http(url)?;
-        if !origin.https && !origin.is_loopback() {
-            return Err(Error::config(format!(
-                "refusing to send credentials over plain http to {origin}: \
-                 use https, or allow it explicitly"
-            )));
-        }
-        Ok(origin)
+        parse_url(url, false, "origin").map(|(_, origin)| origin)
     }
 
     /// Like [`Origin::parse`], but accepts plain `http://` to any host.
     pub fn parse_allow_http(url: &str) -> Result<Origin, Error> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| Error::config("origin is not a valid absolute URL"))?;
-        Origin::from_uri(&uri).ok_or_else(|| {
-            Error::config("origin must be an absolute http:// or https:// URL with a host")
-        })
+        parse_url(url, true, "origin").map(|(_, origin)| origin)
     }
 
     /// The origin of an absolute URI, or `None` for a relative one or another scheme.
@@ -146,6 +145,76 @@ impl Origin {
     }
 }
 
+/// The one check for every URL the crate sends a credential to (see the
+/// [module docs](self)): an absolute `http://` or `https://` URL with a host and
+/// no user information, and plain `http://` only to loopback unless
+/// `allow_http`. `what` names the URL in errors (`"token URL"`), which never
+/// repeat it: it may hold a password.
+pub(crate) fn parse_url(url: &str, allow_http: bool, what: &str) -> Result<(Uri, Origin), Error> {
+    let invalid = || Error::config(format!("{what} is not a valid absolute URL"));
+    let uri: Uri = url.parse().map_err(|_| invalid())?;
+    // An `@` before the query is user information, or a password with a `/`
+    // in it that moved the rest of the authority into the path.
+    let before_query = url.split(['?', '#']).next().unwrap_or("");
+    if before_query.contains('@') {
+        return Err(Error::config(format!(
+            "{what} has user information (user:password@ before the host), which is not \
+             allowed in a URL credentials are sent to"
+        )));
+    }
+    let origin = Origin::from_uri(&uri).ok_or_else(|| {
+        Error::config(format!(
+            "{what} must be an absolute http:// or https:// URL with a host"
+        ))
+    })?;
+    // `http` accepts any port text and then has no port: `host:s3cret` must
+    // not be taken for `host` on the default port.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let port_text = authority
+        .get(uri.host().map_or(0, str::len)..)
+        .unwrap_or("");
+    if !port_text.is_empty() && uri.port_u16().is_none() {
+        return Err(invalid());
+    }
+    if !allow_http && !origin.https && !origin.is_loopback() {
+        return Err(Error::config(format!(
+            "refusing to send credentials over plain http to {origin} ({what}): \
+             use https, or allow it explicitly"
+        )));
+    }
+    Ok((uri, origin))
+}
+
+/// `url` as it may be shown in a `Debug` before it was checked: any user
+/// information replaced with `[redacted]`.
+pub(crate) fn redact_user_info(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['?', '#'])
+        .map_or(url.len(), |i| start + i);
+    // Up to the last `@` before the query, as `parse_url` refuses: a password
+    // may hold a `/`.
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}[redacted]{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
+/// Whether `a` and `b` have the same origin (scheme, host and port), without
+/// allocating; false when either is not an absolute http(s) URI.
+#[cfg(feature = "jose")]
+pub(crate) fn same_origin(a: &Uri, b: &Uri) -> bool {
+    let scheme = |u: &Uri| match u.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => Some((true, u.port_u16().unwrap_or(443))),
+        Some(s) if s.eq_ignore_ascii_case("http") => Some((false, u.port_u16().unwrap_or(80))),
+        _ => None,
+    };
+    match (scheme(a), scheme(b), a.host(), b.host()) {
+        (Some(x), Some(y), Some(ha), Some(hb)) => x == y && ha.eq_ignore_ascii_case(hb),
+        _ => false,
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
@@ -192,6 +261,61 @@ mod tests {
         let err = Origin::parse("http://api.example.com").unwrap_err();
         assert!(err.is_config());
         assert!(Origin::parse_allow_http("http://api.example.com").is_ok());
+    }
+
+    #[test]
+    fn user_information_is_refused_without_repeating_it() {
+        for url in [
+            "https://user:s3cret@api.example.com",
+            "https://user@api.example.com/v1",
+            "http://user:s3cret@127.0.0.1:8080/",
+            "https://user:s3/cret@api.example.com/",
+            "https://user:443/s3cret@api.example.com/",
+        ] {
+            let err = Origin::parse_allow_http(url).unwrap_err();
+            assert!(err.is_config(), "{url}");
+            assert!(!format!("{err} {err:?}").contains("s3cret"));
+        }
+        let err = Origin::parse("https://user:s3cret@api.example.com").unwrap_err();
+        assert!(err.to_string().contains("user information"), "{err}");
+        // Not a port: not the default port either.
+        assert!(Origin::parse("https://api.example.com:s3cret/").is_err());
+        assert!(Origin::parse("https://[::1]:8443/").is_ok());
+        assert!(Origin::parse("https://[::1]/").is_ok());
+        // Up to the last `@` before the query: more than the user information
+        // when the path has one (such a URL is refused anyway).
+        assert_eq!(
+            redact_user_info("https://user:s3cret@api.example.com/a@b?c=d@e"),
+            "https://[redacted]@b?c=d@e"
+        );
+        assert_eq!(
+            redact_user_info("https://api.example.com/a?b@c"),
+            "https://api.example.com/a?b@c"
+        );
+        assert_eq!(redact_user_info("not a url"), "not a url");
+        assert_eq!(
+            redact_user_info("https://user:s3/cret@api.example.com/x"),
+            "https://[redacted]@api.example.com/x"
+        );
+    }
+
+    #[cfg(feature = "jose")]
+    #[test]
+    fn same_origin_compares_scheme_host_and_port() {
+        let u = |s: &str| s.parse::<Uri>().unwrap();
+        assert!(same_origin(
+            &u("https://API.example.com/a"),
+            &u("https://api.example.com:443/b?c")
+        ));
+        assert!(!same_origin(
+            &u("https://api.example.com/"),
+            &u("http://api.example.com/")
+        ));
+        assert!(!same_origin(
+            &u("http://127.0.0.1:1/"),
+            &u("http://127.0.0.1:2/")
+        ));
+        assert!(!same_origin(&u("/relative"), &u("/relative")));
     }
 
     #[test]

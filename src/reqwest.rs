@@ -14,7 +14,9 @@
 //! and a redirect to any other origin comes back to the caller as the 3xx
 //! response. To follow those too, put tower-http's `FollowRedirectLayer`
 //! *above* the [`AuthLayer`](crate::AuthLayer): each hop is then stamped, or
-//! not, for its own origin.
+//! not, for its own origin. The policy does not depend on the credential, so
+//! it covers a [`UsersLayer`](crate::users::UsersLayer)'s tokens (and DPoP
+//! proofs) in the same way: no guard is needed under either.
 //!
 //! **reqwest's request builder** stays usable through [`SendRequest::send`]:
 //! build a request with `reqwest::Client::get(..).header(..).body(..)` as

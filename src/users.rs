@@ -899,6 +899,21 @@ impl UsersLayer<Retry> {
     }
 }
 
+impl<M> UsersLayer<M> {
+    /// The [`GuardLayer`](crate::GuardLayer) for every user's token, to put
+    /// directly above the HTTP client, as [`AuthLayer::guard`](crate::AuthLayer::guard)
+    /// for one credential: a hop that a follower below this layer sends to
+    /// another origin goes without the user's `Authorization` and `DPoP`
+    /// proof. A same-origin hop keeps them.
+    ///
+    /// It knows a user's token by value among the users in memory (the
+    /// request's own [`UserKey`] first, when its extensions came along), so a
+    /// caller's own `Authorization` to another origin is left alone.
+    pub fn guard(&self) -> crate::GuardLayer {
+        crate::GuardLayer::for_users(self.users.clone())
+    }
+}
+
 impl<S, M> Layer<S> for UsersLayer<M> {
     type Service = UsersService<S, M>;
 
@@ -1016,6 +1031,54 @@ where
         }
         drop(current);
         send_when_not_fresh(&mut self.inner, req, manager, &entry.stamp, cap)
+    }
+}
+
+/// What the users' guard needs (see [`UsersLayer::guard`]).
+impl Users {
+    /// The API origin, as given (checked by [`UsersBuilder::build`]).
+    pub(crate) fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// The name every user's credential goes by in events.
+    pub(crate) fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Removes from `headers` what any user's credential stamped: `user`'s
+    /// first, then, while an `Authorization` is left, every other user's in
+    /// memory (a hop to another origin is rare; a scan there is the price of
+    /// not trusting extensions, which followers drop across origins).
+    pub(crate) fn remove_stamped(
+        &self,
+        headers: &mut http::HeaderMap,
+        user: Option<&UserKey>,
+    ) -> usize {
+        let mut removed = 0;
+        // One key for every user's proofs.
+        #[cfg(feature = "jose")]
+        if let Some(dpop) = self.inner.client.dpop() {
+            removed += crate::credential::remove_dpop_proofs(headers, dpop);
+        }
+        if !has_header(headers, &header::AUTHORIZATION) {
+            return removed;
+        }
+        if let Some(entry) = user.and_then(|u| self.lock().map.get(u).cloned()) {
+            removed += entry.credential.remove_stamped(headers);
+        }
+        if has_header(headers, &header::AUTHORIZATION) {
+            // Taken out of the lock first: a manager's lock is never taken
+            // under the users' one.
+            let entries: Vec<Arc<Entry>> = self.lock().map.values().cloned().collect();
+            for entry in entries {
+                removed += entry.credential.remove_stamped(headers);
+                if !has_header(headers, &header::AUTHORIZATION) {
+                    break;
+                }
+            }
+        }
+        removed
     }
 }
 

@@ -47,3 +47,50 @@ async fn the_guarded_client_keeps_credentials_on_their_origin() {
     assert_eq!(header(&hop, "x-api-key"), None);
     assert_eq!(header(&hop, "authorization"), None);
 }
+
+/// Many users: the users' guard is built in too, so a follower under
+/// `UsersLayer` takes no user's token to another origin (and keeps it on a
+/// same-origin hop).
+#[tokio::test]
+async fn the_guarded_client_keeps_users_tokens_on_their_origin() {
+    use std::time::Duration;
+    use tower_client_auth::oauth2::TokenClient;
+    use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+    use tower_client_auth::users::{UserKey, Users, UsersLayer};
+
+    let common::RedirectingOrigins {
+        own,
+        own_log,
+        other_log,
+        ..
+    } = common::redirecting_origins(302).await;
+    let tokens = TokenClient::builder("https://auth.example.com/token")
+        .client_id("app")
+        .build(https::client())
+        .unwrap();
+    let users = Users::builder(&own, tokens)
+        .store(SharedStore::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    let login = Token::bearer("ALICE-TOKEN", Some(Duration::from_secs(3600)))
+        .with_refresh_token("ALICE-REFRESH");
+    users.login(&UserKey::new("alice"), login).await.unwrap();
+    // A follower that keeps every header across origins (no credential filter).
+    let keep_all = tower_http::follow_redirect::policy::Limited::default();
+    let client = UsersLayer::new(users.clone())
+        .layer(FollowRedirectLayer::with_policy(keep_all).layer(https::guarded_for_users(users)));
+    for path in ["cross", "same"] {
+        let mut req = Request::get(format!("{own}/{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        req.extensions_mut().insert(UserKey::new("alice"));
+        assert_eq!(client.clone().oneshot(req).await.unwrap().status(), 200);
+    }
+    assert_eq!(header(&other_log.get(0), "authorization"), None);
+    let landing = own_log.get(2);
+    assert_eq!(landing.uri().path(), "/landing");
+    assert_eq!(
+        header(&landing, "authorization"),
+        Some("Bearer ALICE-TOKEN")
+    );
+}

@@ -1,6 +1,8 @@
 //! Every tracing event the crate emits, at TRACE level, through a successful
-//! fetch, a 401 retry, a transient failure and a rejected password: no secret in
-//! any of them.
+//! fetch, a 401 retry, a transient failure and a rejected password, and
+//! through the guard taking a user's token off a hop to another origin and
+//! the refusal of URLs with user information or plain http: no secret in any
+//! of them.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -153,6 +155,91 @@ async fn tracing_output_carries_no_secret() {
         "{text}"
     );
     assert!(text.contains("credential=wrong-password"), "{text}");
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "log leaks {secret}:\n{text}");
+    }
+}
+
+/// The guard's paths and the URL rule's refusals.
+#[tokio::test]
+async fn the_guard_and_refused_urls_log_no_secret() {
+    use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+    use tower_client_auth::users::{UserKey, Users, UsersLayer};
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let endpoint = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, std::convert::Infallible>(
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(
+                    br#"{"access_token":"ACCESS-4","expires_in":3600,"refresh_token":"REFRESH-5"}"#,
+                )))
+                .unwrap(),
+        )
+    });
+    let tc = TokenClient::builder("https://auth.example.com/token")
+        .client_id("cid")
+        .client_secret("CLIENT-SECRET-1")
+        .build(endpoint)
+        .unwrap();
+    // Refused before anything is sent.
+    assert!(tc
+        .device_authorization("http://auth.example.com/device", &[])
+        .await
+        .unwrap_err()
+        .is_config());
+    assert!(
+        TokenClient::builder("https://cid:PASSWORD-2@auth.example.com/token")
+            .build(service_fn(|_req: Request<Full<Bytes>>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+            }))
+            .unwrap_err()
+            .is_config()
+    );
+
+    // A user's token on a hop to another origin, as a follower below the
+    // layer would send it: the users' guard takes it off, and says so.
+    let users = Users::builder("https://api.example.com", tc)
+        .store(SharedStore::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    let alice = UserKey::new("alice");
+    let login = Token::bearer("ACCESS-3", None).with_refresh_token("REFRESH-5");
+    users.login(&alice, login).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let client = service_fn(move |req: Request<Full<Bytes>>| {
+        log.lock().unwrap().push(req.headers().clone());
+        async { Ok::<_, std::convert::Infallible>(Response::new(())) }
+    });
+    let layer = UsersLayer::new(users).without_retry();
+    let svc = layer.layer(layer.guard().layer(client));
+    let mut own = Request::get("https://api.example.com/x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    own.extensions_mut().insert(alice.clone());
+    svc.clone().oneshot(own).await.unwrap();
+    let stamped = seen.lock().unwrap()[0]["authorization"].clone();
+    let hop = Request::get("https://elsewhere.example/landing")
+        .header("authorization", stamped)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    svc.oneshot(hop).await.unwrap();
+    assert!(!seen.lock().unwrap()[1].contains_key("authorization"));
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("credential headers removed from a request to another origin"),
+        "events were captured:\n{text}"
+    );
     for secret in SECRETS {
         assert!(!text.contains(secret), "log leaks {secret}:\n{text}");
     }

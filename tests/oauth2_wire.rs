@@ -465,3 +465,108 @@ async fn token_requests_are_never_stamped_by_the_layer() {
         "grant_type=client_credentials&client_id=cid&client_secret=cs"
     );
 }
+
+/// Every endpoint that gets the client's authentication follows the token
+/// URL's rule: the device authorization endpoint over plain http to a host
+/// that is not loopback sends nothing (not the Basic header, not a secret in
+/// the body) and is a configuration error, unless the client allows http.
+#[tokio::test]
+async fn plain_http_device_endpoint_sends_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counted = sent.clone();
+    let http = tower::service_fn(move |_req: Request<Full<Bytes>>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async {
+            Ok::<_, std::convert::Infallible>(json(
+                200,
+                r#"{"device_code":"d","user_code":"u","verification_uri":"https://auth.example.com/activate","expires_in":60}"#,
+            ))
+        }
+    });
+    for auth in [ClientAuth::Basic, ClientAuth::Body] {
+        let tc = TokenClient::builder("https://auth.example.com/token")
+            .client_id("cid")
+            .client_secret("DEVICE-SECRET")
+            .client_auth(auth)
+            .build(http.clone())
+            .unwrap();
+        let e = tc
+            .device_authorization("http://auth.example.com/device", &[])
+            .await
+            .unwrap_err();
+        assert!(e.is_config(), "{auth:?}: {e}");
+        assert!(!e.to_string().contains("DEVICE-SECRET"));
+        // User information is refused there as in the token URL.
+        let e = tc
+            .device_authorization("https://cid:DEVICE-SECRET@auth.example.com/device", &[])
+            .await
+            .unwrap_err();
+        assert!(e.is_config(), "{auth:?}: {e}");
+        assert!(e.to_string().contains("user information"), "{e}");
+        assert!(!format!("{e} {e:?}").contains("DEVICE-SECRET"));
+        assert_eq!(sent.load(Ordering::SeqCst), 0, "{auth:?}: nothing sent");
+    }
+    // Loopback, https, or http allowed explicitly: sent.
+    let tc = TokenClient::builder("https://auth.example.com/token")
+        .client_id("cid")
+        .build(http.clone())
+        .unwrap();
+    tc.device_authorization("http://127.0.0.1:9/device", &[])
+        .await
+        .unwrap();
+    tc.device_authorization("https://auth.example.com/device", &[])
+        .await
+        .unwrap();
+    assert_eq!(sent.load(Ordering::SeqCst), 2);
+    let tc = TokenClient::builder("https://auth.example.com/token")
+        .client_id("cid")
+        .allow_http()
+        .build(http)
+        .unwrap();
+    tc.device_authorization("http://auth.example.com/device", &[])
+        .await
+        .unwrap();
+    assert_eq!(sent.load(Ordering::SeqCst), 3);
+}
+
+/// User information in a token URL is refused when the client is built, so
+/// that its password can show nowhere: not in the error, nor in the builder's
+/// `Debug`. The same for a credential's origin and a discovery issuer.
+#[tokio::test]
+async fn user_information_in_a_url_is_refused() {
+    let url = "https://client:URL-PASSWORD@auth.example.com/token";
+    let builder = TokenClient::builder(url).client_id("cid");
+    assert!(!format!("{builder:?}").contains("URL-PASSWORD"));
+    let e = builder.build(client::<Full<Bytes>>()).unwrap_err();
+    assert!(e.is_config());
+    assert!(e.to_string().contains("user information"), "{e}");
+    assert!(!format!("{e} {e:?}").contains("URL-PASSWORD"));
+    // Without a password, and with plain http allowed, still refused.
+    let e = TokenClient::builder("http://client@10.0.0.1/token")
+        .client_id("cid")
+        .allow_http()
+        .build(client::<Full<Bytes>>())
+        .unwrap_err();
+    assert!(e.is_config() && e.to_string().contains("user information"));
+
+    let builder = Credential::builder()
+        .origin("https://user:URL-PASSWORD@api.example.com")
+        .bearer("t");
+    assert!(!format!("{builder:?}").contains("URL-PASSWORD"));
+    let e = builder.build().unwrap_err();
+    assert!(e.is_config() && e.to_string().contains("user information"));
+    assert!(!format!("{e} {e:?}").contains("URL-PASSWORD"));
+    let e =
+        tower_client_auth::Origin::parse("https://user:URL-PASSWORD@api.example.com").unwrap_err();
+    assert!(e.is_config() && !format!("{e:?}").contains("URL-PASSWORD"));
+
+    let discovery = tower_client_auth::oauth2::Discovery::new(client::<Full<Bytes>>());
+    let e = discovery
+        .metadata("https://user:URL-PASSWORD@login.example.com")
+        .await
+        .unwrap_err();
+    assert!(e.is_config() && e.to_string().contains("user information"));
+    assert!(!format!("{e} {e:?}").contains("URL-PASSWORD"));
+}

@@ -20,6 +20,8 @@ const SECRETS: &[&str] = &[
     "HEADER-7",
     // base64 of "user:PASSWORD-1"
     "dXNlcjpQQVNTV09SRC0x",
+    // The password of user information in a URL.
+    "URLPASSWORD-8",
 ];
 
 fn assert_clean(what: &str, text: String) {
@@ -95,6 +97,48 @@ fn debug_of_every_public_type_is_redacted() {
 
     let body = ReplayBody::passthrough(Full::new(Bytes::from_static(b"TOKEN-2")));
     assert_clean("ReplayBody", format!("{body:?}"));
+
+    // URLs with user information, before they are refused.
+    let builder = TokenClient::builder("https://id:URLPASSWORD-8@auth.example.com/token");
+    assert_clean("TokenClientBuilder", format!("{builder:?}"));
+    let builder = Credential::builder()
+        .origin("https://user:URLPASSWORD-8@api.example.com")
+        .bearer("TOKEN-2");
+    assert_clean("CredentialBuilder", format!("{builder:?}"));
+}
+
+/// The users' side: `Users`, `UsersLayer` and its guard.
+#[tokio::test]
+async fn debug_of_users_and_their_guard_is_redacted() {
+    use tower::Layer;
+    use tower_client_auth::token::{MemoryStore, SharedStore};
+    use tower_client_auth::users::{UserKey, Users, UsersLayer};
+    let http = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let client = TokenClient::builder("https://auth.example.com/token")
+        .client_id("id")
+        .client_secret("CLIENTSECRET-4")
+        .build(http)
+        .unwrap();
+    let users = Users::builder("https://api.example.com", client)
+        .store(SharedStore::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    let login = Token::bearer("TOKEN-2", None).with_refresh_token("REFRESH-5");
+    users.login(&UserKey::new("alice"), login).await.unwrap();
+    users
+        .credential(&UserKey::new("alice"))
+        .unwrap()
+        .token()
+        .await
+        .unwrap();
+    assert_clean("Users", format!("{users:?}"));
+    let layer = UsersLayer::new(users);
+    assert_clean("UsersLayer", format!("{layer:?}"));
+    let guard = layer.guard();
+    assert_clean("GuardLayer", format!("{guard:?}"));
+    assert_clean("Guard", format!("{:?}", guard.layer(())));
 }
 
 #[test]
@@ -112,5 +156,47 @@ fn errors_carry_no_secret() {
     for e in errors {
         assert_clean("Error Display", e.to_string());
         assert_clean("Error Debug", format!("{e:?}"));
+    }
+}
+
+/// User information refused in every URL a credential goes to, and a device
+/// endpoint refused: the errors repeat neither the URL's password nor the
+/// client's secret.
+#[tokio::test]
+async fn url_errors_carry_no_secret() {
+    let http = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let client = TokenClient::builder("https://auth.example.com/token")
+        .client_id("id")
+        .client_secret("CLIENTSECRET-4")
+        .build(http)
+        .unwrap();
+    let errors = [
+        TokenClient::builder("https://id:URLPASSWORD-8@auth.example.com/token")
+            .build(http)
+            .unwrap_err(),
+        TokenClient::builder("https://id:URL/PASSWORD-8@auth.example.com/token")
+            .build(http)
+            .unwrap_err(),
+        Credential::bearer("https://u:URLPASSWORD-8@api.example.com", "TOKEN-2").unwrap_err(),
+        client
+            .device_authorization("https://id:URLPASSWORD-8@auth.example.com/device", &[])
+            .await
+            .unwrap_err(),
+        client
+            .device_authorization("http://auth.example.com/device", &[])
+            .await
+            .unwrap_err(),
+        tower_client_auth::oauth2::Discovery::new(http)
+            .metadata("https://u:URLPASSWORD-8@login.example.com")
+            .await
+            .unwrap_err(),
+    ];
+    for e in errors {
+        assert!(e.is_config(), "{e}");
+        assert_clean("Error Display", e.to_string());
+        assert_clean("Error Debug", format!("{e:?}"));
+        assert!(!e.to_string().contains("PASSWORD-8"), "{e}");
     }
 }

@@ -228,3 +228,52 @@ async fn send_request_keeps_the_final_url() -> Result<(), BoxError> {
     assert_eq!(res.url().as_str(), format!("{own}/landing"));
     Ok(())
 }
+
+/// Many users over a `ReqwestService`: its redirect policy needs no guard, for
+/// users' tokens as for one credential. A foreign redirect comes back
+/// unfollowed; a same-origin one keeps the user's token.
+#[tokio::test]
+async fn users_tokens_stay_on_their_origin_through_reqwest() -> Result<(), BoxError> {
+    use std::time::Duration;
+    use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+    use tower_client_auth::users::{UserKey, Users, UsersLayer};
+
+    let RedirectingOrigins {
+        own,
+        own_log,
+        other_log,
+        ..
+    } = redirecting_origins(307).await;
+    let http = ReqwestService::new()?;
+    let tokens = TokenClient::builder("https://auth.example.com/token")
+        .client_id("app")
+        .build(&http)?;
+    let users = Users::builder(&own, tokens)
+        .store(SharedStore::new(MemoryStore::new()))
+        .build()?;
+    let login = Token::bearer("ALICE-TOKEN", Some(Duration::from_secs(3600)))
+        .with_refresh_token("ALICE-REFRESH");
+    users.login(&UserKey::new("alice"), login).await?;
+    let client = UsersLayer::new(users).layer(http);
+    let as_alice = |path: &str| {
+        let mut req = get(format!("{own}/{path}"));
+        req.extensions_mut().insert(UserKey::new("alice"));
+        req
+    };
+    assert_eq!(
+        client.clone().oneshot(as_alice("cross")).await?.status(),
+        307
+    );
+    assert!(
+        other_log.take().is_empty(),
+        "nothing went to the other origin"
+    );
+    assert_eq!(client.oneshot(as_alice("same")).await?.status(), 200);
+    let seen = own_log.take();
+    assert_eq!(seen[2].uri().path(), "/landing");
+    assert_eq!(
+        header(&seen[2], "authorization"),
+        Some("Bearer ALICE-TOKEN")
+    );
+    Ok(())
+}

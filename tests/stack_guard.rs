@@ -1,7 +1,9 @@
 //! No stamped header reaches another origin, whatever follows redirects: tower-http's
 //! `FollowRedirect` under the layer and over it, and a careless redirecting service
 //! of our own, each with the `GuardLayer` directly above a real hyper-util client,
-//! for Basic, Bearer + `x-api-key`, and a managed token + `x-api-key`.
+//! for Basic, Bearer + `x-api-key`, a managed token + `x-api-key`, many users'
+//! tokens (`UsersLayer::guard`) and, with feature `jose`, DPoP-bound tokens and
+//! their proofs (run by `.ci/run` with `--features jose` too).
 
 mod common;
 
@@ -19,6 +21,10 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_client_auth::token::{Token, TokenSource};
 use tower_client_auth::{AuthLayer, BoxError, Credential, Error, GuardLayer, ReplayBody};
 use tower_http::follow_redirect::FollowRedirectLayer;
+
+use tower_client_auth::oauth2::TokenClient;
+use tower_client_auth::token::{MemoryStore, SharedStore};
+use tower_client_auth::users::{UserKey, Users, UsersLayer};
 
 use common::{
     client, header, redirecting_origins, serve, text, Log, RedirectingOrigins as Origins,
@@ -298,4 +304,248 @@ async fn the_guard_leaves_token_requests_alone() {
         .insert(tower_client_auth::oauth2::TokenRequestMarker);
     svc.oneshot(req).await.unwrap();
     assert_eq!(header(&seen.get(0), "x-api-key"), Some("k3y"));
+}
+
+/// Requests as `user` (a `UserKey` in their extensions), for `check`.
+fn as_user<S>(
+    user: &'static str,
+    svc: S,
+) -> impl Service<Request<Full<Bytes>>, Response = S::Response, Error = S::Error, Future = S::Future>
+       + Clone
+where
+    S: Service<Request<Full<Bytes>>> + Clone,
+{
+    svc.map_request(move |mut req: Request<Full<Bytes>>| {
+        req.extensions_mut().insert(UserKey::new(user));
+        req
+    })
+}
+
+/// Users of `own` (in memory), with `alice` logged in with `token`.
+async fn users_of(own: &str, tokens: TokenClient, token: Token) -> Users {
+    let users = Users::builder(own, tokens)
+        .store(SharedStore::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    users.login(&UserKey::new("alice"), token).await.unwrap();
+    users
+}
+
+/// The users' stack with a follower below `UsersLayer` and its guard directly
+/// above the client: no user's token at the other origin, everything kept on a
+/// same-origin hop. Our careless follower copies `Authorization` across
+/// origins (tower-http's strips it itself).
+#[tokio::test]
+async fn users_stack_with_a_follower_below_the_layer() {
+    let o = origins().await;
+    let tokens = TokenClient::builder("https://auth.example.com/token")
+        .client_id("app")
+        .build(client::<Full<Bytes>>())
+        .unwrap();
+    let login = Token::bearer("ALICE-TOKEN", Some(Duration::from_secs(3600)))
+        .with_refresh_token("ALICE-REFRESH");
+    let users = users_of(&o.own, tokens, login).await;
+    let layer = UsersLayer::new(users.clone());
+    let svc = layer.layer(CopyAllRedirects(
+        layer.guard().layer(client::<ReplayBody<Full<Bytes>>>()),
+    ));
+    check(
+        "users, our follower",
+        as_user("alice", svc),
+        &o,
+        &["authorization"],
+    )
+    .await;
+    let svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .layer(FollowRedirectLayer::new())
+        .layer(layer.guard())
+        .service(client::<ReplayBody<Full<Bytes>>>());
+    check(
+        "users, tower-http",
+        as_user("alice", svc),
+        &o,
+        &["authorization"],
+    )
+    .await;
+    let plain = UsersLayer::new(users).without_retry();
+    let svc = plain.layer(CopyAllRedirects(
+        plain.guard().layer(client::<Full<Bytes>>()),
+    ));
+    check(
+        "users, no retry",
+        as_user("alice", svc),
+        &o,
+        &["authorization"],
+    )
+    .await;
+    // The caller's own Authorization to another origin is not a user's token.
+    let other_log = o.other_log.clone();
+    let before = other_log.len();
+    let req = Request::get(format!("{}/mine", o.other))
+        .header("authorization", "Bearer the-callers-own")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    layer
+        .guard()
+        .layer(client::<Full<Bytes>>())
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&other_log.get(before), "authorization"),
+        Some("Bearer the-callers-own")
+    );
+}
+
+#[cfg(feature = "jose")]
+mod dpop {
+    //! DPoP: the proof (`htu`, `ath`, the public key) is as much the layer's
+    //! as the token, and a nonce belongs to the origin that sent it.
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use tower_client_auth::oauth2::{Dpop, OAuth2Source, PrivateKey};
+
+    use super::*;
+    use crate::common::{json, OTHER_NONCE};
+
+    const STAMPED: &[&str] = &["authorization", "dpop"];
+
+    /// A token client whose endpoint (on loopback) issues DPoP-bound tokens.
+    async fn dpop_token_client() -> (TokenClient, Dpop) {
+        let auth = serve(|_req| async {
+            json(
+                200,
+                r#"{"access_token":"DPOP-BOUND-TOKEN","token_type":"DPoP","expires_in":3600}"#,
+            )
+        })
+        .await;
+        let dpop = Dpop::new(PrivateKey::generate_es256().unwrap());
+        let tokens = TokenClient::builder(format!("http://{auth}/token"))
+            .client_id("c")
+            .client_secret("s")
+            .dpop(dpop.clone())
+            .build(client::<Full<Bytes>>())
+            .unwrap();
+        (tokens, dpop)
+    }
+
+    async fn dpop_credential(own: &str) -> (Credential, Dpop) {
+        let (tokens, dpop) = dpop_token_client().await;
+        let credential = Credential::builder()
+            .origin(own)
+            .token_source(OAuth2Source::client_credentials(tokens))
+            .build()
+            .unwrap();
+        (credential, dpop)
+    }
+
+    /// The nonce a proof for `url` carries.
+    fn nonce_for(dpop: &Dpop, url: &str) -> Option<String> {
+        let proof = dpop
+            .proof(&http::Method::GET, &url.parse().unwrap(), None)
+            .unwrap();
+        let claims = proof
+            .to_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+        claims["nonce"].as_str().map(str::to_owned)
+    }
+
+    /// The other origin's nonce is filed under the other origin, never under
+    /// the origin of the request that was redirected there.
+    fn nonce_filed_by_origin(what: &str, dpop: &Dpop, o: &Origins) {
+        assert_eq!(
+            nonce_for(dpop, &format!("{}/x", o.own)),
+            None,
+            "{what}: the other origin's nonce filed under the request's"
+        );
+        assert_eq!(
+            nonce_for(dpop, &format!("{}/x", o.other)).as_deref(),
+            Some(OTHER_NONCE),
+            "{what}"
+        );
+    }
+
+    #[tokio::test]
+    async fn follow_redirect_under_the_layer_removes_the_proof() {
+        let o = origins().await;
+        let (cred, dpop) = dpop_credential(&o.own).await;
+        let svc = ServiceBuilder::new()
+            .layer(AuthLayer::new(cred.clone()))
+            .layer(FollowRedirectLayer::new())
+            .layer(GuardLayer::new(cred.clone()))
+            .service(client::<ReplayBody<Full<Bytes>>>());
+        check("dpop, retry", svc, &o, STAMPED).await;
+        nonce_filed_by_origin("dpop, retry", &dpop, &o);
+
+        let (cred, _) = dpop_credential(&o.own).await;
+        let layer = AuthLayer::new(cred).without_retry();
+        let svc = ServiceBuilder::new()
+            .layer(layer.clone())
+            .layer(FollowRedirectLayer::new())
+            .layer(layer.guard())
+            .service(client::<Full<Bytes>>());
+        check("dpop, no retry", svc, &o, STAMPED).await;
+    }
+
+    #[tokio::test]
+    async fn a_redirecting_service_of_our_own_removes_the_proof() {
+        let o = origins().await;
+        let (cred, dpop) = dpop_credential(&o.own).await;
+        let http = client::<ReplayBody<Full<Bytes>>>();
+        let svc =
+            AuthLayer::new(cred.clone()).layer(CopyAllRedirects(GuardLayer::new(cred).layer(http)));
+        check("dpop, our follower", svc, &o, STAMPED).await;
+        nonce_filed_by_origin("dpop, our follower", &dpop, &o);
+    }
+
+    /// A DPoP proof of the caller's own (another key) is left alone.
+    #[tokio::test]
+    async fn the_guard_leaves_another_keys_proof_alone() {
+        let o = origins().await;
+        let (cred, _) = dpop_credential(&o.own).await;
+        cred.token().await.unwrap();
+        let theirs = Dpop::new(PrivateKey::generate_es256().unwrap());
+        let url = format!("{}/theirs", o.other);
+        let proof = theirs
+            .proof(&http::Method::GET, &url.parse().unwrap(), None)
+            .unwrap();
+        let req = Request::get(&url)
+            .header("dpop", proof.clone())
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        GuardLayer::new(cred)
+            .layer(client::<Full<Bytes>>())
+            .oneshot(req)
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&o.other_log.get(0), "dpop"),
+            Some(proof.to_str().unwrap())
+        );
+    }
+
+    /// Many users with DPoP-bound tokens: the proof goes nowhere else either.
+    #[tokio::test]
+    async fn users_stack_removes_the_proof() {
+        let o = origins().await;
+        let (tokens, dpop) = dpop_token_client().await;
+        let login = Token::bearer("ALICE-DPOP-TOKEN", Some(Duration::from_secs(3600)))
+            .with_token_type("DPoP")
+            .with_refresh_token("ALICE-REFRESH");
+        let users = users_of(&o.own, tokens, login).await;
+        let layer = UsersLayer::new(users);
+        let svc = layer.layer(CopyAllRedirects(
+            layer.guard().layer(client::<ReplayBody<Full<Bytes>>>()),
+        ));
+        check("users, dpop", as_user("alice", svc), &o, STAMPED).await;
+        nonce_filed_by_origin("users, dpop", &dpop, &o);
+    }
 }

@@ -277,7 +277,7 @@ where
                         #[cfg(feature = "jose")]
                         {
                             // Learned from every response, asked for or not.
-                            let asked = learn_nonce(ctx, response.headers());
+                            let asked = learn_nonce(ctx, &response);
                             ctx.dpop_nonce =
                                 asked && response.status() == http::StatusCode::UNAUTHORIZED;
                         }
@@ -390,7 +390,10 @@ where
                             (&result, retry.as_mut().map(M::kept::<S, B, S::Response>))
                         {
                             if let (Some(dpop), Some(uri)) = (&ctx.stamp.dpop, &ctx.resent_to) {
-                                dpop.remember_nonce(uri, response.headers());
+                                dpop.remember_nonce(
+                                    answered_from(response, uri),
+                                    response.headers(),
+                                );
                             }
                         }
                         done!(result.map_err(Into::into))
@@ -403,20 +406,40 @@ where
 }
 
 /// Keeps the `DPoP-Nonce` of any response to a DPoP credential's request
-/// (RFC 9449 §8.2), and says whether the response asks for a nonce with a new
-/// one given: the request is then sent once more with a new proof. Whether
-/// this request's nonce or a concurrent one's was stale does not matter: a
-/// request is re-sent at most once.
+/// (RFC 9449 §8.2) under the origin that sent it, and says whether the
+/// response asks for a nonce with a new one given: the request is then sent
+/// once more with a new proof. Whether this request's nonce or a concurrent
+/// one's was stale does not matter: a request is re-sent at most once. An
+/// answer from another origin (a redirect followed below the layer) asks
+/// nothing of this request's proof.
 #[cfg(feature = "jose")]
-fn learn_nonce<S, B, Sent>(ctx: &RetryCtx<S, B, Sent>, headers: &http::HeaderMap) -> bool {
+fn learn_nonce<S, B, Sent, ResBody>(
+    ctx: &RetryCtx<S, B, Sent>,
+    response: &Response<ResBody>,
+) -> bool {
     let Some(dpop) = ctx.stamp.dpop.as_ref() else {
         return false;
     };
     let Some(head) = ctx.replay.head.as_ref() else {
         return false;
     };
-    dpop.remember_nonce(&head.uri, headers);
-    crate::oauth2::dpop::asks_for_nonce(headers)
+    let from = answered_from(response, &head.uri);
+    dpop.remember_nonce(from, response.headers());
+    crate::origin::same_origin(from, &head.uri)
+        && crate::oauth2::dpop::asks_for_nonce(response.headers())
+}
+
+/// Where `response` came from: the hop the guard below saw answer it, else
+/// `sent_to`, where the request was sent.
+#[cfg(feature = "jose")]
+fn answered_from<'a, ResBody>(
+    response: &'a Response<ResBody>,
+    sent_to: &'a http::Uri,
+) -> &'a http::Uri {
+    response
+        .extensions()
+        .get::<super::HopUri>()
+        .map_or(sent_to, |hop| &hop.0)
 }
 
 fn polled_after_completion() -> BoxError {

@@ -1,32 +1,47 @@
 //! The guard that sits directly above the HTTP client.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
-use http::Request;
+use http::{Request, Response, Uri};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::TokenRequestMarker;
 use crate::credential::Credential;
+#[cfg(feature = "users")]
+use crate::origin::Origin;
 
-/// Layer that applies [`Guard`]: the last line before the wire. Removes every header a
-/// credential stamped from any request to an origin the credential is not for.
+/// Layer that applies [`Guard`]: the last line before the wire. Removes everything
+/// a credential's layer added (its headers, and the DPoP proof of a DPoP-bound
+/// token) from any request to an origin the credential is not for.
 ///
 /// [`AuthLayer`](crate::AuthLayer) stamps only requests to a credential's
 /// origins, but it cannot see what happens below it: a redirect follower under
 /// the layer (tower-http's `FollowRedirect`, or a client that follows redirects
 /// itself) re-sends the stamped headers to the next hop. tower-http's policy
 /// strips `Authorization` and `Cookie` when the host changes, but not an API key
-/// such as `x-api-key`. The guard sits directly above the HTTP client and checks
-/// every request that reaches it, hop by hop.
+/// such as `x-api-key`, nor a `DPoP` proof (which names the token, the URL and
+/// the key). The guard sits directly above the HTTP client and checks every
+/// request that reaches it, hop by hop. Get it from the layer it goes with,
+/// [`AuthLayer::guard`](crate::AuthLayer::guard) or, for many users,
+/// [`UsersLayer::guard`](crate::users::UsersLayer::guard).
 ///
 /// It recognises a credential's headers by name **and value**: the static
-/// values the credential was built with, and the latest `Authorization` values
-/// of its managed token. A header the caller set themselves to another origin,
-/// with another value, is left alone. It does not rely on request extensions,
-/// which redirect policies drop across origins.
+/// values the credential was built with, the latest `Authorization` values
+/// of its managed token, and `DPoP` proofs signed with its key (feature
+/// `jose`). A header the caller set themselves to another origin, with another
+/// value, is left alone. It does not rely on request extensions, which
+/// redirect policies drop across origins.
+///
+/// **DPoP nonces.** A response that carries a `DPoP-Nonce` is marked with the
+/// URI of the hop it answers, so that the layer above files the nonce under the
+/// origin that sent it, not under the origin of the request a follower
+/// redirected (and does not take another origin's `use_dpop_nonce` for its own).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -60,21 +75,91 @@ use crate::credential::Credential;
 /// ```
 #[derive(Clone)]
 pub struct GuardLayer {
-    credentials: Arc<[Credential]>,
+    guarded: Arc<[Guarded]>,
+    /// Whether a guarded credential signs DPoP proofs: only then is each hop's
+    /// URI kept, to mark a response's nonce with where it came from.
+    dpop: bool,
+}
+
+/// What a guard keeps on its origins.
+#[derive(Clone)]
+enum Guarded {
+    Credential(Credential),
+    /// Every user's token, and the origin they all go to (`None` if it does
+    /// not parse, which `Users::builder` has ruled out: every hop is then
+    /// another origin).
+    #[cfg(feature = "users")]
+    Users {
+        users: crate::users::Users,
+        origin: Option<Origin>,
+    },
+}
+
+impl Guarded {
+    #[inline]
+    fn applies_to(&self, uri: &Uri) -> bool {
+        match self {
+            Guarded::Credential(c) => c.applies_to(uri),
+            #[cfg(feature = "users")]
+            Guarded::Users { origin, .. } => origin.as_ref().is_some_and(|o| o.matches(uri)),
+        }
+    }
+
+    /// Removes what this stamps from a request to another origin.
+    fn remove_stamped<B>(&self, req: &mut Request<B>) -> usize {
+        match self {
+            Guarded::Credential(c) => c.remove_stamped(req.headers_mut()),
+            #[cfg(feature = "users")]
+            Guarded::Users { users, .. } => {
+                let user = req.extensions().get::<crate::users::UserKey>().cloned();
+                users.remove_stamped(req.headers_mut(), user.as_ref())
+            }
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Guarded::Credential(c) => c.name(),
+            #[cfg(feature = "users")]
+            Guarded::Users { users, .. } => users.name(),
+        }
+    }
+
+    fn signs_dpop_proofs(&self) -> bool {
+        #[cfg(feature = "jose")]
+        return match self {
+            Guarded::Credential(c) => c.manager().is_some_and(|m| m.dpop().is_some()),
+            #[cfg(feature = "users")]
+            Guarded::Users { users, .. } => users.token_client().dpop().is_some(),
+        };
+        #[cfg(not(feature = "jose"))]
+        false
+    }
 }
 
 impl GuardLayer {
     /// A guard for one credential.
     pub fn new(credential: Credential) -> Self {
-        GuardLayer {
-            credentials: Arc::from(vec![credential]),
-        }
+        GuardLayer::for_all([credential])
     }
 
     /// A guard for several credentials (one client serving several APIs).
     pub fn for_all(credentials: impl IntoIterator<Item = Credential>) -> Self {
+        GuardLayer::guarding(credentials.into_iter().map(Guarded::Credential).collect())
+    }
+
+    /// A guard for every user's token (see
+    /// [`UsersLayer::guard`](crate::users::UsersLayer::guard)).
+    #[cfg(feature = "users")]
+    pub(crate) fn for_users(users: crate::users::Users) -> Self {
+        let origin = Origin::parse_allow_http(users.origin()).ok();
+        GuardLayer::guarding(Arc::from([Guarded::Users { users, origin }]))
+    }
+
+    fn guarding(guarded: Arc<[Guarded]>) -> Self {
         GuardLayer {
-            credentials: credentials.into_iter().collect(),
+            dpop: guarded.iter().any(Guarded::signs_dpop_proofs),
+            guarded,
         }
     }
 }
@@ -85,7 +170,8 @@ impl<S> Layer<S> for GuardLayer {
     fn layer(&self, inner: S) -> Guard<S> {
         Guard {
             inner,
-            credentials: self.credentials.clone(),
+            guarded: self.guarded.clone(),
+            dpop: self.dpop,
         }
     }
 }
@@ -118,7 +204,8 @@ impl<S> Layer<S> for GuardLayer {
 #[derive(Clone)]
 pub struct Guard<S> {
     inner: S,
-    credentials: Arc<[Credential]>,
+    guarded: Arc<[Guarded]>,
+    dpop: bool,
 }
 
 impl<S> Guard<S> {
@@ -143,46 +230,104 @@ impl<S> Guard<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for Guard<S>
+impl<S, B, ResBody> Service<Request<B>> for Guard<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<ResBody>>,
 {
-    type Response = S::Response;
+    type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = GuardFuture<S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> S::Future {
+    fn call(&mut self, mut req: Request<B>) -> GuardFuture<S::Future> {
+        // The URI of this hop, for a DPoP nonce in its answer.
+        let hop = self.dpop.then(|| req.uri().clone());
         // A token request carries its own client authentication (Altrata's
         // includes the API key) to its token endpoint; a redirect policy drops
         // the marker across origins, so a hop elsewhere is still checked.
-        if req.extensions().get::<TokenRequestMarker>().is_some() {
-            return self.inner.call(req);
-        }
-        for credential in self.credentials.iter() {
-            if !credential.applies_to(req.uri()) {
-                let removed = credential.remove_stamped(req.headers_mut());
-                if removed > 0 {
-                    tracing::debug!(
-                        credential = credential.name(),
-                        removed,
-                        "credential headers removed from a request to another origin"
-                    );
+        if req.extensions().get::<TokenRequestMarker>().is_none() {
+            for guarded in self.guarded.iter() {
+                if !guarded.applies_to(req.uri()) {
+                    let removed = guarded.remove_stamped(&mut req);
+                    if removed > 0 {
+                        tracing::debug!(
+                            credential = guarded.name(),
+                            removed,
+                            "credential headers removed from a request to another origin"
+                        );
+                    }
                 }
             }
         }
-        self.inner.call(req)
+        GuardFuture {
+            inner: self.inner.call(req),
+            hop,
+        }
+    }
+}
+
+/// The URI of the hop a response answers, put in the response's extensions by
+/// the [`Guard`] when it carries a `DPoP-Nonce`: after a redirect below the
+/// layer, not the URI of the request the layer sent.
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "jose"), allow(dead_code))] // only DPoP has nonces
+pub(crate) struct HopUri(pub(crate) Uri);
+
+pin_project! {
+    /// The response future of a [`Guard`]: the inner service's, with a
+    /// response that carries a `DPoP-Nonce` marked with the URI of the hop it
+    /// answers (see [`GuardLayer`]).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct GuardFuture<F> {
+        #[pin]
+        inner: F,
+        hop: Option<Uri>,
+    }
+}
+
+impl<F, ResBody, E> Future for GuardFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(hop) = this.hop.take() {
+            if response.headers().contains_key("dpop-nonce") {
+                response.extensions_mut().insert(HopUri(hop));
+            }
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl<F> fmt::Debug for GuardFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardFuture").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Guarded::Credential(c) => c.fmt(f),
+            #[cfg(feature = "users")]
+            Guarded::Users { users, .. } => users.fmt(f),
+        }
     }
 }
 
 impl fmt::Debug for GuardLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardLayer")
-            .field("credentials", &self.credentials)
+            .field("guarded", &self.guarded)
             .finish()
     }
 }
@@ -191,7 +336,7 @@ impl<S: fmt::Debug> fmt::Debug for Guard<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("inner", &self.inner)
-            .field("credentials", &self.credentials)
+            .field("guarded", &self.guarded)
             .finish()
     }
 }

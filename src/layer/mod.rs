@@ -94,7 +94,9 @@ use crate::ReplayBody;
 use local::{Local, Stamp};
 
 pub use future::ResponseFuture;
-pub use guard::{Guard, GuardLayer};
+#[cfg(feature = "jose")]
+pub(crate) use guard::HopUri;
+pub use guard::{Guard, GuardFuture, GuardLayer};
 pub use mode::{Mode, NoRetry, Retry};
 
 use future::{Replay, RetryCtx};
@@ -200,7 +202,9 @@ impl<M> AuthLayer<M> {
     }
 
     /// The [`GuardLayer`] for this layer's credential, to put directly above the
-    /// HTTP client.
+    /// HTTP client: on a hop to another origin it removes everything this layer
+    /// added (the credential's headers and, for a DPoP-bound token, the `DPoP`
+    /// proof), and it tells this layer which origin a `DPoP-Nonce` came from.
     pub fn guard(&self) -> GuardLayer {
         GuardLayer::new(self.config.credential.clone())
     }

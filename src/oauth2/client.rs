@@ -19,7 +19,6 @@ use tower::{Service, ServiceExt};
 use super::grant::Grant;
 use super::response::parse_token_response;
 use crate::error::{Error, Kind};
-use crate::origin::Origin;
 use crate::token::Token;
 use crate::BoxError;
 
@@ -296,6 +295,8 @@ struct Endpoint {
     params: Vec<(String, String)>,
     timeout: Duration,
     max_response: usize,
+    /// Plain `http://` allowed to any host, for every endpoint of this client.
+    allow_http: bool,
     #[cfg(feature = "jose")]
     jose: Jose,
 }
@@ -312,7 +313,10 @@ struct Jose {
 }
 
 impl TokenClient {
-    /// Starts a client for the token endpoint at `token_url`.
+    /// Starts a client for the token endpoint at `token_url`, checked by
+    /// [`build`](TokenClientBuilder::build) with the rule of
+    /// [`Origin`](crate::Origin): `https://` (or loopback, or
+    /// [`allow_http`](TokenClientBuilder::allow_http)), no user information.
     pub fn builder(token_url: impl Into<String>) -> TokenClientBuilder {
         TokenClientBuilder {
             url: token_url.into(),
@@ -702,20 +706,28 @@ async fn exchange_with_dpop(
         req.headers_mut().insert(super::dpop::DPOP, proof);
         Ok(req)
     };
-    let (headers, result) = send_and_parse(http.clone(), prove(request)?, endpoint).await;
-    // Kept from any answer; a request asked for a nonce is sent once more
-    // (whether its own nonce or a concurrent request's was the stale one).
-    // Asked again after that, the error stands and is permanent: a server
-    // that never accepts our nonces gets a cool-down, not a stream of requests.
-    let with_nonce = headers.as_ref().is_some_and(|h| {
-        dpop.remember_nonce(&endpoint.url, h);
-        h.contains_key(super::dpop::DPOP_NONCE)
-    });
+    let (answer, result) = send_and_parse(http.clone(), prove(request)?, endpoint).await;
+    // Kept from any answer, under the origin that sent it (a guard below
+    // says which, after a redirect); a request asked for a nonce by the token
+    // endpoint is sent once more (whether its own nonce or a concurrent
+    // request's was the stale one). Asked again after that, the error stands
+    // and is permanent: a server that never accepts our nonces gets a
+    // cool-down, not a stream of requests.
+    let learn = |answer: &http::response::Parts| {
+        let from = answer
+            .extensions
+            .get::<crate::layer::HopUri>()
+            .map_or(&endpoint.url, |hop| &hop.0);
+        dpop.remember_nonce(from, &answer.headers);
+        crate::origin::same_origin(from, &endpoint.url)
+            && answer.headers.contains_key(super::dpop::DPOP_NONCE)
+    };
+    let with_nonce = answer.as_ref().is_some_and(learn);
     match result {
         Err(e) if with_nonce && e.oauth2_code() == Some("use_dpop_nonce") => {
-            let (headers, result) = send_and_parse(http, prove(rebuild()?)?, endpoint).await;
-            if let Some(h) = &headers {
-                dpop.remember_nonce(&endpoint.url, h);
+            let (answer, result) = send_and_parse(http, prove(rebuild()?)?, endpoint).await;
+            if let Some(answer) = &answer {
+                learn(answer);
             }
             result
         }
@@ -723,20 +735,20 @@ async fn exchange_with_dpop(
     }
 }
 
-/// Sends a token request and parses the answer; gives back the response
-/// headers too (DPoP nonces), when there was a response.
+/// Sends a token request and parses the answer; gives back the response's
+/// head too (DPoP nonces, and where they came from), when there was a response.
 async fn send_and_parse(
     http: HttpService,
     request: Request<Full<Bytes>>,
     endpoint: &Endpoint,
-) -> (Option<http::HeaderMap>, Result<Token, Error>) {
+) -> (Option<http::response::Parts>, Result<Token, Error>) {
     let response = match http.oneshot(request).await {
         Ok(r) => r,
         Err(e) => return (None, Err(Error::with_source(Kind::Transport, e))),
     };
     let (parts, body) = response.into_parts();
     let result = read_and_parse(&parts, body, endpoint).await;
-    (Some(parts.headers), result)
+    (Some(parts), result)
 }
 
 async fn read_and_parse(
@@ -772,14 +784,38 @@ impl TokenClient {
     /// server's `device_authorization_endpoint`), with this client's
     /// authentication. Show the answer's user code and verification URI to the
     /// user, then [`poll_device_token`](Self::poll_device_token).
+    ///
+    /// `endpoint` is held to the token URL's rule (see [`Origin`](crate::Origin)):
+    /// `https://`, loopback, or plain `http://` only if the client was built
+    /// with [`allow_http`](TokenClientBuilder::allow_http), and no user
+    /// information. Otherwise nothing is sent and the error is a
+    /// [configuration error](Error::is_config).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::Error> {
+    /// # let http = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
+    /// # });
+    /// let tokens = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("tv")
+    ///     .client_secret("secret")
+    ///     .build(http)?;
+    /// let err = tokens.device_authorization("http://auth.example.com/device", &[]).await.unwrap_err();
+    /// assert!(err.is_config()); // and the client's secret was not sent
+    /// # Ok(()) }
+    /// ```
     pub async fn device_authorization(
         &self,
         endpoint: &str,
         scopes: &[String],
     ) -> Result<super::DeviceAuthorization, Error> {
-        let url: Uri = endpoint
-            .parse()
-            .map_err(|_| Error::config("device authorization endpoint is not a URI"))?;
+        // The token URL's rule: nothing is sent to a URL it refuses.
+        let (url, _) = crate::origin::parse_url(
+            endpoint,
+            self.endpoint.allow_http,
+            "device authorization endpoint",
+        )?;
         let request = self.build_request_to(&url, None, scopes)?;
         let e = self.endpoint.clone();
         let http = self.http.clone();
@@ -853,9 +889,15 @@ impl fmt::Debug for TokenClient {
 /// // Plain http to a host that is not loopback is refused, at `build`.
 /// let err = TokenClient::builder("http://auth.example.com/token")
 ///     .client_id("my-client")
-///     .build(endpoint)
+///     .build(endpoint.clone())
 ///     .unwrap_err();
 /// assert!(err.is_config());
+///
+/// // So is user information: give the client's credentials to the builder.
+/// let err = TokenClient::builder("https://my-client:my-secret@auth.example.com/token")
+///     .build(endpoint)
+///     .unwrap_err();
+/// assert!(err.is_config() && !err.to_string().contains("my-secret"));
 /// # Ok::<(), tower_client_auth::Error>(())
 /// ```
 pub struct TokenClientBuilder {
@@ -972,7 +1014,10 @@ impl TokenClientBuilder {
         self
     }
 
-    /// Allows a plain `http://` token URL that is not loopback.
+    /// Allows a plain `http://` token URL that is not loopback, and the same
+    /// for the other endpoints this client authenticates to (the device
+    /// authorization endpoint). Client credentials sent over plain http can be
+    /// read by anyone on the path: use only on trusted networks.
     pub fn allow_http(mut self) -> Self {
         self.allow_http = true;
         self
@@ -990,15 +1035,7 @@ impl TokenClientBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let url: Uri = self
-            .url
-            .parse()
-            .map_err(|_| Error::config("token URL is not a valid URI"))?;
-        if self.allow_http {
-            Origin::parse_allow_http(&self.url)?;
-        } else {
-            Origin::parse(&self.url)?;
-        }
+        let (url, _) = crate::origin::parse_url(&self.url, self.allow_http, "token URL")?;
         if matches!(self.auth, ClientAuth::Basic | ClientAuth::BasicRaw) && self.client_id.is_none()
         {
             return Err(Error::config(
@@ -1017,6 +1054,7 @@ impl TokenClientBuilder {
                 params: self.params,
                 timeout: self.timeout,
                 max_response: self.max_response,
+                allow_http: self.allow_http,
                 #[cfg(feature = "jose")]
                 jose: self.jose,
             }),
@@ -1027,7 +1065,8 @@ impl TokenClientBuilder {
 impl fmt::Debug for TokenClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenClientBuilder")
-            .field("token_url", &self.url)
+            // Not checked yet: it may still hold user information.
+            .field("token_url", &crate::origin::redact_user_info(&self.url))
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",

@@ -34,7 +34,6 @@ use tower::ServiceExt;
 use super::client::{HttpService, IntoHttpService, TokenClientBuilder};
 use super::TokenClient;
 use crate::error::{escape, Error, Kind};
-use crate::origin::Origin;
 
 /// How long fetched metadata is used before it is fetched again.
 pub const METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -235,7 +234,12 @@ impl Discovery {
         self
     }
 
-    /// The metadata of `issuer`, from the cache or fetched.
+    /// The metadata of `issuer`, from the cache or fetched. `issuer` is held
+    /// to the rule of [`Origin`](crate::Origin) (`https://`, loopback, or
+    /// [`allow_http`](Self::allow_http); no user information) before anything
+    /// is sent; the endpoints the metadata names are checked in turn by the
+    /// clients built on them ([`TokenClientBuilder::build`],
+    /// [`TokenClient::device_authorization`]).
     pub async fn metadata(&self, issuer: &str) -> Result<Arc<ProviderMetadata>, Error> {
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -255,17 +259,12 @@ impl Discovery {
     }
 
     async fn fetch(&self, issuer: &str) -> Result<ProviderMetadata, Error> {
-        if self.allow_http {
-            Origin::parse_allow_http(issuer)?;
-        } else {
-            Origin::parse(issuer)?;
-        }
+        // The rule of every URL the crate sends credentials to: the metadata
+        // names where they will go.
+        let (uri, _) = crate::origin::parse_url(issuer, self.allow_http, "issuer")?;
         let trimmed = issuer.trim_end_matches('/');
         // OpenID Connect appends; RFC 8414 inserts the well-known part
         // before the issuer's path.
-        let uri: http::Uri = issuer
-            .parse()
-            .map_err(|_| Error::config("issuer is not a URL"))?;
         let origin = format!(
             "{}://{}",
             uri.scheme_str().unwrap_or("https"),

@@ -61,10 +61,10 @@ pub struct Dpop {
 
 struct Inner {
     key: PrivateKey,
-    /// The header of every proof: `typ`, `alg`, `jwk` (without `alg`, added
-    /// when signing).
-    header: serde_json::Map<String, serde_json::Value>,
-    /// Latest nonce per origin (`scheme://authority`).
+    /// The first part of every proof, encoded once: the header with `typ`,
+    /// `alg` and `jwk`. Also how the guard knows this key's proofs.
+    encoded_header: Box<str>,
+    /// Latest nonce per origin (`scheme://host:port`).
     nonces: Mutex<HashMap<String, String>>,
 }
 
@@ -75,10 +75,11 @@ impl Dpop {
             ("typ".to_owned(), "dpop+jwt".into()),
             ("jwk".to_owned(), key.public_jwk().clone()),
         ]);
+        let encoded_header = key.encode_header(header).into_boxed_str();
         Dpop {
             inner: Arc::new(Inner {
                 key,
-                header,
+                encoded_header,
                 nonces: Mutex::new(HashMap::new()),
             }),
         }
@@ -115,8 +116,26 @@ impl Dpop {
         if let Some(nonce) = self.nonce_for(&origin) {
             claims["nonce"] = nonce.into();
         }
-        let jws = self.inner.key.sign(self.inner.header.clone(), &claims);
-        HeaderValue::try_from(jws).map_err(|_| Error::config("DPoP proof is not a header value"))
+        let jws = self
+            .inner
+            .key
+            .sign_with_encoded_header(&self.inner.encoded_header, &claims);
+        let mut proof = HeaderValue::try_from(jws)
+            .map_err(|_| Error::config("DPoP proof is not a header value"))?;
+        // It names the token (`ath`) and the URL: kept out of `Debug` like a credential.
+        proof.set_sensitive(true);
+        Ok(proof)
+    }
+
+    /// Whether `value` is a proof signed with this key (its header names
+    /// this key): how the guard finds the proofs it must keep from other
+    /// origins without touching a proof of someone else's.
+    pub(crate) fn is_own_proof(&self, value: &HeaderValue) -> bool {
+        let header = self.inner.encoded_header.as_bytes();
+        value
+            .as_bytes()
+            .strip_prefix(header)
+            .is_some_and(|rest| rest.first() == Some(&b'.'))
     }
 
     fn nonce_for(&self, origin: &str) -> Option<String> {
@@ -125,7 +144,9 @@ impl Dpop {
     }
 
     /// Keeps the `DPoP-Nonce` of a response from `uri`'s origin; returns
-    /// whether it was new.
+    /// whether it was new. `uri` must be where the response came from: after a
+    /// redirect, the last hop's URI, not the first request's (the layer
+    /// learns it from the [`GuardLayer`](crate::GuardLayer) below it).
     pub fn remember_nonce(&self, uri: &Uri, headers: &HeaderMap) -> bool {
         let Some(nonce) = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) else {
             return false;
@@ -148,24 +169,24 @@ impl Dpop {
     }
 }
 
-/// `scheme://authority`, lower-cased: the key nonces are kept under.
+/// `scheme://host:port`, lower-cased, the port explicit: the key nonces are
+/// kept under (never user information).
 fn origin_key(uri: &Uri) -> String {
-    format!(
-        "{}://{}",
-        uri.scheme_str().unwrap_or("https"),
-        uri.authority().map_or("", |a| a.as_str())
-    )
-    .to_ascii_lowercase()
+    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+    let default_port = if scheme == "http" { 80 } else { 443 };
+    let port = uri.port_u16().unwrap_or(default_port);
+    format!("{scheme}://{}:{port}", uri.host().unwrap_or("")).to_ascii_lowercase()
 }
 
-/// The proof's `htu`: the request URI without query and fragment (RFC 9449 §4.2).
+/// The proof's `htu`: the request URI without query and fragment (RFC 9449
+/// §4.2), and without user information.
 fn htu(uri: &Uri) -> String {
-    format!(
-        "{}://{}{}",
-        uri.scheme_str().unwrap_or("https"),
-        uri.authority().map_or("", |a| a.as_str()),
-        uri.path()
-    )
+    let scheme = uri.scheme_str().unwrap_or("https");
+    let host = uri.host().unwrap_or("");
+    match uri.port() {
+        Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
+        None => format!("{scheme}://{host}{}", uri.path()),
+    }
 }
 
 /// Whether a response asks for a (new) nonce: `error="use_dpop_nonce"`, in the
@@ -265,6 +286,50 @@ mod tests {
         h.insert(DPOP_NONCE, HeaderValue::from_static("n-2"));
         assert!(dpop.remember_nonce(&"HTTPS://api.EXAMPLE.com/y".parse().unwrap(), &h));
         assert_eq!(claims(&api)["nonce"], "n-2");
+    }
+
+    /// User information never reaches a proof's `htu` nor the nonce map, and
+    /// `:443` or none is one origin for nonces.
+    #[test]
+    fn user_information_is_left_out_of_proofs_and_nonce_keys() {
+        let dpop = Dpop::new(PrivateKey::generate_es256().unwrap());
+        let uri: Uri = "https://client:PROOF-SECRET@auth.example.com/token?x=1"
+            .parse()
+            .unwrap();
+        let proof = dpop.proof(&Method::POST, &uri, None).unwrap();
+        let claims = decode(proof.to_str().unwrap().split('.').nth(1).unwrap());
+        assert_eq!(claims["htu"], "https://auth.example.com/token");
+        assert!(!proof.to_str().unwrap().contains("PROOF-SECRET"));
+        assert!(proof.is_sensitive());
+        assert_eq!(origin_key(&uri), "https://auth.example.com:443");
+        let mut h = HeaderMap::new();
+        h.insert(DPOP_NONCE, HeaderValue::from_static("n-1"));
+        assert!(dpop.remember_nonce(&uri, &h));
+        let plain: Uri = "https://auth.example.com:443/other".parse().unwrap();
+        let claims = decode(
+            dpop.proof(&Method::GET, &plain, None)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .split('.')
+                .nth(1)
+                .unwrap(),
+        );
+        assert_eq!(claims["nonce"], "n-1");
+    }
+
+    #[test]
+    fn own_proofs_are_recognised_by_their_key() {
+        let dpop = Dpop::new(PrivateKey::generate_es256().unwrap());
+        let other = Dpop::new(PrivateKey::generate_es256().unwrap());
+        let uri: Uri = "https://api.example.com/x".parse().unwrap();
+        let ours = dpop.proof(&Method::GET, &uri, Some("t")).unwrap();
+        let theirs = other.proof(&Method::GET, &uri, Some("t")).unwrap();
+        assert!(dpop.is_own_proof(&ours));
+        assert!(!dpop.is_own_proof(&theirs));
+        assert!(!dpop.is_own_proof(&HeaderValue::from_static("not-a-proof")));
+        let header = HeaderValue::from_str(&dpop.inner.encoded_header).unwrap();
+        assert!(!dpop.is_own_proof(&header), "a header alone is no proof");
     }
 
     #[test]

@@ -201,12 +201,30 @@ impl PrivateKey {
     /// Signs `claims` as a compact JWS with `header` (to which `alg` is added).
     pub(crate) fn sign(
         &self,
-        mut header: serde_json::Map<String, serde_json::Value>,
+        header: serde_json::Map<String, serde_json::Value>,
         claims: &serde_json::Value,
     ) -> String {
+        self.sign_with_encoded_header(&self.encode_header(header), claims)
+    }
+
+    /// `header` with `alg` added, as the first part of a compact JWS.
+    pub(crate) fn encode_header(
+        &self,
+        mut header: serde_json::Map<String, serde_json::Value>,
+    ) -> String {
         header.insert("alg".into(), self.algorithm().into());
+        B64.encode(serde_json::Value::Object(header).to_string())
+    }
+
+    /// Signs `claims` as a compact JWS whose first part is `encoded_header`
+    /// (from [`encode_header`](Self::encode_header)).
+    pub(crate) fn sign_with_encoded_header(
+        &self,
+        encoded_header: &str,
+        claims: &serde_json::Value,
+    ) -> String {
         let mut out = String::with_capacity(512);
-        B64.encode_string(serde_json::Value::Object(header).to_string(), &mut out);
+        out.push_str(encoded_header);
         out.push('.');
         B64.encode_string(claims.to_string(), &mut out);
         let signature: Vec<u8> = match &self.inner.key {

@@ -213,7 +213,9 @@ pub async fn start_server(
 
 /// Two loopback origins (different ports) for redirect tests: `own` answers
 /// `/cross` with a `status` redirect to `other`'s `/landing` and `/same` with
-/// one to its own `/landing`; both log what they receive.
+/// one to its own `/landing`; both log what they receive. `other` answers with
+/// a `DPoP-Nonce` of its own, [`OTHER_NONCE`] (a nonce belongs to the origin
+/// that sent it).
 pub struct RedirectingOrigins {
     /// `http://127.0.0.1:PORT` of the origin a credential is for.
     pub own: String,
@@ -223,12 +225,20 @@ pub struct RedirectingOrigins {
     pub other_log: Log,
 }
 
+/// The `DPoP-Nonce` the other origin of [`redirecting_origins`] sends.
+pub const OTHER_NONCE: &str = "nonce-of-the-other-origin";
+
 pub async fn redirecting_origins(status: u16) -> RedirectingOrigins {
     let other_log = Log::default();
     let log = other_log.clone();
     let other = serve(move |req| {
         log.push(&req);
-        async { text(200, "other") }
+        async {
+            let mut res = text(200, "other");
+            res.headers_mut()
+                .insert("dpop-nonce", http::HeaderValue::from_static(OTHER_NONCE));
+            res
+        }
     })
     .await;
     let own_log = Log::default();
