@@ -244,24 +244,25 @@ impl Error {
 
     /// The fleet's cool-down, recorded in the shared store by the process
     /// whose token request failed for good: no request is made until it ends.
+    /// `code`, `description` and `status` are the failure's, as recorded.
     #[cfg(feature = "store")]
     pub(crate) fn fleet_cooling_down(
-        record: &crate::token::CooldownRecord,
+        code: Option<&str>,
+        description: Option<&str>,
+        status: Option<u16>,
         left: Duration,
     ) -> Self {
-        let status = record
-            .status
-            .and_then(|s| StatusCode::from_u16(s).ok())
-            .unwrap_or(StatusCode::BAD_REQUEST);
-        let cause = match &record.code {
+        let known = status.and_then(|s| StatusCode::from_u16(s).ok());
+        let status_or_400 = known.unwrap_or(StatusCode::BAD_REQUEST);
+        let cause = match code {
             Some(code) => Error::new(Kind::OAuth2(OAuth2Error {
-                code: code.clone(),
-                description: record.description.clone(),
+                code: code.to_owned(),
+                description: description.map(str::to_owned),
                 uri: None,
-                status,
+                status: status_or_400,
                 retry_after: None,
             })),
-            None if record.status.is_some() => Error::new(Kind::Status(status, None)),
+            None if known.is_some() => Error::new(Kind::Status(status_or_400, None)),
             None => Error::new(Kind::Source { permanent: true }),
         };
         Error::with_source(

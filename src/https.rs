@@ -219,5 +219,5 @@ pub fn guarded_for_all(credentials: impl IntoIterator<Item = Credential>) -> Gua
 #[cfg(feature = "users")]
 #[cfg_attr(docsrs, doc(cfg(feature = "users")))]
 pub fn guarded_for_users(users: crate::users::Users) -> Guard<HttpsClient> {
-    GuardLayer::for_users(users).layer(client())
+    users.guard_layer().layer(client())
 }

@@ -72,6 +72,7 @@ use crate::credential::has_header;
 use crate::layer::local::Stamp;
 use crate::layer::TokenRequestMarker;
 use crate::layer::{send_when_not_fresh, stamp_and_send, Mode, NoRetry, ResponseFuture, Retry};
+use crate::layer::{GuardLayer, Guarded};
 use crate::oauth2::TokenClient;
 use crate::replay::DEFAULT_MAX_REPLAY_BODY;
 use crate::token::{
@@ -910,7 +911,7 @@ impl<M> UsersLayer<M> {
     /// request's own [`UserKey`] first, when its extensions came along), so a
     /// caller's own `Authorization` to another origin is left alone.
     pub fn guard(&self) -> crate::GuardLayer {
-        crate::GuardLayer::for_users(self.users.clone())
+        self.users.guard_layer()
     }
 }
 
@@ -1034,43 +1035,48 @@ where
     }
 }
 
-/// What the users' guard needs (see [`UsersLayer::guard`]).
-impl Users {
-    /// The API origin, as given (checked by [`UsersBuilder::build`]).
-    pub(crate) fn origin(&self) -> &str {
-        &self.inner.origin
+/// What the users' guard keeps on their origin (see [`UsersLayer::guard`]):
+/// every user's token, and the origin they all go to (`None` if it does not
+/// parse, which [`UsersBuilder::build`] has ruled out: every hop is then
+/// another origin).
+struct UsersGuarded {
+    users: Users,
+    origin: Option<crate::origin::Origin>,
+}
+
+impl Guarded for UsersGuarded {
+    #[inline]
+    fn applies_to(&self, uri: &http::Uri) -> bool {
+        self.origin.as_ref().is_some_and(|o| o.matches(uri))
     }
 
-    /// The name every user's credential goes by in events.
-    pub(crate) fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    /// Removes from `headers` what any user's credential stamped: `user`'s
+    /// Removes what any user's credential stamped: the request's own user's
     /// first, then, while an `Authorization` is left, every other user's in
     /// memory (a hop to another origin is rare; a scan there is the price of
     /// not trusting extensions, which followers drop across origins).
-    pub(crate) fn remove_stamped(
+    fn remove_stamped(
         &self,
         headers: &mut http::HeaderMap,
-        user: Option<&UserKey>,
+        extensions: &http::Extensions,
     ) -> usize {
+        let users = &self.users;
         let mut removed = 0;
         // One key for every user's proofs.
         #[cfg(feature = "jose")]
-        if let Some(dpop) = self.inner.client.dpop() {
+        if let Some(dpop) = users.inner.client.dpop() {
             removed += crate::credential::remove_dpop_proofs(headers, dpop);
         }
         if !has_header(headers, &header::AUTHORIZATION) {
             return removed;
         }
-        if let Some(entry) = user.and_then(|u| self.lock().map.get(u).cloned()) {
+        let user = extensions.get::<UserKey>();
+        if let Some(entry) = user.and_then(|u| users.lock().map.get(u).cloned()) {
             removed += entry.credential.remove_stamped(headers);
         }
         if has_header(headers, &header::AUTHORIZATION) {
             // Taken out of the lock first: a manager's lock is never taken
             // under the users' one.
-            let entries: Vec<Arc<Entry>> = self.lock().map.values().cloned().collect();
+            let entries: Vec<Arc<Entry>> = users.lock().map.values().cloned().collect();
             for entry in entries {
                 removed += entry.credential.remove_stamped(headers);
                 if !has_header(headers, &header::AUTHORIZATION) {
@@ -1079,6 +1085,35 @@ impl Users {
             }
         }
         removed
+    }
+
+    fn name(&self) -> &str {
+        &self.users.inner.name
+    }
+
+    fn signs_dpop_proofs(&self) -> bool {
+        #[cfg(feature = "jose")]
+        return self.users.inner.client.dpop().is_some();
+        #[cfg(not(feature = "jose"))]
+        false
+    }
+}
+
+impl fmt::Debug for UsersGuarded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.users.fmt(f)
+    }
+}
+
+impl Users {
+    /// The guard for every user's token.
+    pub(crate) fn guard_layer(&self) -> GuardLayer {
+        let origin = crate::origin::Origin::parse_allow_http(&self.inner.origin).ok();
+        let guarded = UsersGuarded {
+            users: self.clone(),
+            origin,
+        };
+        GuardLayer::guarding(Arc::from([Box::new(guarded) as Box<dyn Guarded>]))
     }
 }
 

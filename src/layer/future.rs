@@ -14,7 +14,8 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::local::Stamp;
-use super::mode::{Mode, Recording, Retry};
+use super::mode::{Mode, Retry};
+pub(crate) use super::retry_state::{Replay, RetryCtx};
 use super::{policy, stamp_and_send, stamp_headers};
 use crate::error::Error;
 use crate::token::Stamped;
@@ -105,31 +106,6 @@ struct Waiting<S, B> {
     max_replay_body: usize,
     /// Whether the token was already replaced once after a retirement.
     reacquired: bool,
-}
-
-/// What a request that carried a managed token keeps to be re-sent.
-pub(crate) struct Replay<B> {
-    /// The request without its body, as it was before stamping.
-    pub(crate) head: Option<http::request::Parts>,
-    /// `None`: the body cannot be replayed (larger than the cap).
-    pub(crate) recording: Option<Recording<B>>,
-    /// The generation of the token the request carried.
-    pub(crate) generation: u64,
-}
-
-pub struct RetryCtx<S, B, Sent> {
-    pub(crate) replay: Replay<B>,
-    /// The replay body, taken from the recording when the 401 came.
-    pub(crate) body: Option<Sent>,
-    pub(crate) service: S,
-    pub(crate) stamp: Arc<Stamp>,
-    /// The retry is for a new DPoP nonce (same token, new proof).
-    #[cfg(feature = "jose")]
-    pub(crate) dpop_nonce: bool,
-    /// Where the re-sent request went, to learn a nonce from its answer too
-    /// (DPoP credentials only).
-    #[cfg(feature = "jose")]
-    pub(crate) resent_to: Option<http::Uri>,
 }
 
 impl<S, B, M> ResponseFuture<S, B, M>

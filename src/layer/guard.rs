@@ -6,15 +6,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use http::{Request, Response, Uri};
+use http::{Extensions, HeaderMap, Request, Response, Uri};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::TokenRequestMarker;
 use crate::credential::Credential;
-#[cfg(feature = "users")]
-use crate::origin::Origin;
 
 /// Layer that applies [`Guard`]: the last line before the wire. Removes everything
 /// a credential's layer added (its headers, and the DPoP proof of a DPoP-bound
@@ -75,63 +73,46 @@ use crate::origin::Origin;
 /// ```
 #[derive(Clone)]
 pub struct GuardLayer {
-    guarded: Arc<[Guarded]>,
+    guarded: Arc<[Box<dyn Guarded>]>,
     /// Whether a guarded credential signs DPoP proofs: only then is each hop's
     /// URI kept, to mark a response's nonce with where it came from.
     dpop: bool,
 }
 
-/// What a guard keeps on its origins.
-#[derive(Clone)]
-enum Guarded {
-    Credential(Credential),
-    /// Every user's token, and the origin they all go to (`None` if it does
-    /// not parse, which `Users::builder` has ruled out: every hop is then
-    /// another origin).
-    #[cfg(feature = "users")]
-    Users {
-        users: crate::users::Users,
-        origin: Option<Origin>,
-    },
+/// What a guard keeps on its origins: one credential, or (implemented by
+/// `users`) every user's token. The guard knows nothing else of either.
+pub(crate) trait Guarded: fmt::Debug + Send + Sync + 'static {
+    /// Whether `uri` is an origin this is sent to.
+    fn applies_to(&self, uri: &Uri) -> bool;
+
+    /// Removes what this stamps from a request to another origin; returns how
+    /// many headers it removed.
+    fn remove_stamped(&self, headers: &mut HeaderMap, extensions: &Extensions) -> usize;
+
+    /// The name in events.
+    fn name(&self) -> &str;
+
+    /// Whether it signs DPoP proofs.
+    fn signs_dpop_proofs(&self) -> bool;
 }
 
-impl Guarded {
+impl Guarded for Credential {
     #[inline]
     fn applies_to(&self, uri: &Uri) -> bool {
-        match self {
-            Guarded::Credential(c) => c.applies_to(uri),
-            #[cfg(feature = "users")]
-            Guarded::Users { origin, .. } => origin.as_ref().is_some_and(|o| o.matches(uri)),
-        }
+        Credential::applies_to(self, uri)
     }
 
-    /// Removes what this stamps from a request to another origin.
-    fn remove_stamped<B>(&self, req: &mut Request<B>) -> usize {
-        match self {
-            Guarded::Credential(c) => c.remove_stamped(req.headers_mut()),
-            #[cfg(feature = "users")]
-            Guarded::Users { users, .. } => {
-                let user = req.extensions().get::<crate::users::UserKey>().cloned();
-                users.remove_stamped(req.headers_mut(), user.as_ref())
-            }
-        }
+    fn remove_stamped(&self, headers: &mut HeaderMap, _: &Extensions) -> usize {
+        Credential::remove_stamped(self, headers)
     }
 
     fn name(&self) -> &str {
-        match self {
-            Guarded::Credential(c) => c.name(),
-            #[cfg(feature = "users")]
-            Guarded::Users { users, .. } => users.name(),
-        }
+        Credential::name(self)
     }
 
     fn signs_dpop_proofs(&self) -> bool {
         #[cfg(feature = "jose")]
-        return match self {
-            Guarded::Credential(c) => c.manager().is_some_and(|m| m.dpop().is_some()),
-            #[cfg(feature = "users")]
-            Guarded::Users { users, .. } => users.token_client().dpop().is_some(),
-        };
+        return self.manager().is_some_and(|m| m.dpop().is_some());
         #[cfg(not(feature = "jose"))]
         false
     }
@@ -145,20 +126,17 @@ impl GuardLayer {
 
     /// A guard for several credentials (one client serving several APIs).
     pub fn for_all(credentials: impl IntoIterator<Item = Credential>) -> Self {
-        GuardLayer::guarding(credentials.into_iter().map(Guarded::Credential).collect())
+        GuardLayer::guarding(
+            credentials
+                .into_iter()
+                .map(|c| Box::new(c) as Box<dyn Guarded>)
+                .collect(),
+        )
     }
 
-    /// A guard for every user's token (see
-    /// [`UsersLayer::guard`](crate::users::UsersLayer::guard)).
-    #[cfg(feature = "users")]
-    pub(crate) fn for_users(users: crate::users::Users) -> Self {
-        let origin = Origin::parse_allow_http(users.origin()).ok();
-        GuardLayer::guarding(Arc::from([Guarded::Users { users, origin }]))
-    }
-
-    fn guarding(guarded: Arc<[Guarded]>) -> Self {
+    pub(crate) fn guarding(guarded: Arc<[Box<dyn Guarded>]>) -> Self {
         GuardLayer {
-            dpop: guarded.iter().any(Guarded::signs_dpop_proofs),
+            dpop: guarded.iter().any(|g| g.signs_dpop_proofs()),
             guarded,
         }
     }
@@ -204,7 +182,7 @@ impl<S> Layer<S> for GuardLayer {
 #[derive(Clone)]
 pub struct Guard<S> {
     inner: S,
-    guarded: Arc<[Guarded]>,
+    guarded: Arc<[Box<dyn Guarded>]>,
     dpop: bool,
 }
 
@@ -252,7 +230,11 @@ where
         if req.extensions().get::<TokenRequestMarker>().is_none() {
             for guarded in self.guarded.iter() {
                 if !guarded.applies_to(req.uri()) {
-                    let removed = guarded.remove_stamped(&mut req);
+                    // Headers out and back (no allocation), to lend the
+                    // extensions alongside.
+                    let mut headers = std::mem::take(req.headers_mut());
+                    let removed = guarded.remove_stamped(&mut headers, req.extensions());
+                    *req.headers_mut() = headers;
                     if removed > 0 {
                         tracing::debug!(
                             credential = guarded.name(),
@@ -311,16 +293,6 @@ where
 impl<F> fmt::Debug for GuardFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardFuture").finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for Guarded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Guarded::Credential(c) => c.fmt(f),
-            #[cfg(feature = "users")]
-            Guarded::Users { users, .. } => users.fmt(f),
-        }
     }
 }
 

@@ -73,6 +73,7 @@ mod guard;
 pub(crate) mod local;
 pub(crate) mod mode;
 pub(crate) mod policy;
+mod retry_state;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -94,6 +95,8 @@ use crate::ReplayBody;
 use local::{Local, Stamp};
 
 pub use future::ResponseFuture;
+#[cfg(feature = "users")]
+pub(crate) use guard::Guarded;
 #[cfg(feature = "jose")]
 pub(crate) use guard::HopUri;
 pub use guard::{Guard, GuardFuture, GuardLayer};

@@ -3,8 +3,9 @@
 
 use http_body::Body;
 
-use super::future::RetryCtx;
-use crate::replay::{ReplayBody, ReplayHandle};
+pub use super::retry_state::Recording;
+use super::retry_state::RetryCtx;
+use crate::replay::ReplayBody;
 
 /// What body the inner service receives, by layer mode: [`Retry`] wraps the
 /// caller's body in [`ReplayBody`] so that a request can be sent twice;
@@ -82,9 +83,6 @@ impl Mode for Retry {
 impl Mode for NoRetry {
     type Body<B> = B;
 }
-
-/// What a recording body leaves behind for its replay.
-pub struct Recording<B>(pub(crate) ReplayHandle<B>);
 
 /// No value: what a [`NoRetry`] future keeps to re-send a request. Being
 /// uninhabited, `Option<Nothing>` takes no space, so that mode's future is not

@@ -116,6 +116,7 @@ mod grant;
 pub(crate) mod jose;
 mod pkce;
 mod response;
+mod source;
 
 #[cfg(feature = "users")]
 pub(crate) use client::describe_url;
@@ -129,8 +130,7 @@ pub use discovery::{Discovery, ProviderMetadata, METADATA_TTL};
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub use dpop::Dpop;
 pub use grant::{
-    Grant, OAuth2Source, TokenExchange, ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE,
-    REFRESH_TOKEN_TYPE,
+    Grant, TokenExchange, ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, REFRESH_TOKEN_TYPE,
 };
 #[cfg(feature = "jose")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
@@ -138,3 +138,4 @@ pub use jose::PrivateKey;
 pub use pkce::{
     AuthorizationCode, AuthorizationRequest, AuthorizationUrl, PkceMethod, PkceVerifier,
 };
+pub use source::OAuth2Source;

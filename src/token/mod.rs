@@ -102,8 +102,6 @@ pub(crate) use no_store::Shared;
 pub use options::ManagedOptions;
 #[cfg(feature = "store")]
 pub(crate) use shared::Shared;
-#[cfg(feature = "store")]
-pub(crate) use store::CooldownRecord;
 #[cfg(feature = "users")]
 pub(crate) use store::{encode_for_store, version_after};
 #[cfg(feature = "store")]

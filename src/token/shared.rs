@@ -529,7 +529,12 @@ impl Shared {
             until: super::core::later(now, left.max(Duration::from_millis(1))),
             delay,
         });
-        Err(Error::fleet_cooling_down(&record, left))
+        Err(Error::fleet_cooling_down(
+            record.code.as_deref(),
+            record.description.as_deref(),
+            record.status,
+            left,
+        ))
     }
 
     /// Records a permanent failure for the whole fleet: the record stays in the
