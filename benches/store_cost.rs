@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use tower_client_auth::token::{RedisStore, SharedStore, Token, TokenSource};
+use tower_client_auth::store::{RedisStore, SharedStore};
+use tower_client_auth::token::{Token, TokenSource};
 use tower_client_auth::{Credential, Error};
 
 const PORT: u16 = 17_399;

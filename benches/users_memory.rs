@@ -16,7 +16,8 @@ use http::Request;
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::TokenClient;
-use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+use tower_client_auth::store::{MemoryStore, SharedStore};
+use tower_client_auth::token::Token;
 use tower_client_auth::users::{UserKey, Users, UsersLayer};
 
 struct Counting;

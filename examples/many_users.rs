@@ -33,7 +33,7 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::{AuthorizationRequest, AuthorizationUrl, TokenClient};
 use tower_client_auth::providers::agrello;
-use tower_client_auth::token::{MemoryStore, SharedStore};
+use tower_client_auth::store::{MemoryStore, SharedStore};
 use tower_client_auth::users::{UserKey, Users, UsersLayer, UsersService};
 use tower_client_auth::{BoxError, Error, ReplayBody};
 

@@ -29,9 +29,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
 use crate::origin::Origin;
-use crate::token::{ManagedOptions, TokenManager, TokenSource};
 #[cfg(feature = "store")]
-use crate::token::{Shared, SharedStore};
+use crate::store::SharedStore;
+#[cfg(feature = "store")]
+use crate::token::Shared;
+use crate::token::{ManagedOptions, TokenManager, TokenSource};
 
 /// A credential: the headers to stamp and the origins they may go to.
 ///

@@ -273,7 +273,7 @@ impl Error {
         )
     }
 
-    /// Wraps an error from a [`TokenStore`](crate::token::TokenStore) of your own:
+    /// Wraps an error from a [`TokenStore`](crate::store::TokenStore) of your own:
     /// the store could not be reached or failed. Transient.
     pub fn store(source: impl Into<BoxError>) -> Self {
         Error::store_unavailable(source)

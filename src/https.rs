@@ -89,9 +89,9 @@ pub fn guarded(credential: Credential) -> Guard<HttpsClient> {
 /// token endpoint; the tokens it issues are then bound to the certificate,
 /// and API requests through the same client present it, so nothing else
 /// is needed at the API). Processes that share certificate-bound tokens
-/// through a [`SharedStore`](crate::token::SharedStore) must share the
+/// through a [`SharedStore`](crate::store::SharedStore) must share the
 /// certificate too: name it in
-/// [`SharedStore::identity`](crate::token::SharedStore::identity), which the
+/// [`SharedStore::identity`](crate::store::SharedStore::identity), which the
 /// token client cannot do for you (it never sees the TLS identity).
 ///
 /// ```no_run

@@ -1,5 +1,5 @@
 //! Many users behind one layer: the credential is chosen per request, and each
-//! user's refresh token lives in a durable [`TokenStore`](crate::token::TokenStore) (PostgreSQL, Redis)
+//! user's refresh token lives in a durable [`TokenStore`](crate::store::TokenStore) (PostgreSQL, Redis)
 //! that survives restarts and is shared by replicas.
 //!
 //! A backend that acts for its end users (Agrello's API users, the generic
@@ -19,7 +19,8 @@
 //! use http_body_util::Full;
 //! use tower::{service_fn, Layer, ServiceExt};
 //! use tower_client_auth::oauth2::TokenClient;
-//! use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+//! use tower_client_auth::token::Token;
+//! use tower_client_auth::store::{MemoryStore, SharedStore};
 //! use tower_client_auth::users::{UserKey, Users, UsersLayer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -75,9 +76,8 @@ use crate::layer::{send_when_not_fresh, stamp_and_send, Mode, NoRetry, ResponseF
 use crate::layer::{GuardLayer, Guarded};
 use crate::oauth2::TokenClient;
 use crate::replay::DEFAULT_MAX_REPLAY_BODY;
-use crate::token::{
-    ManagedOptions, SharedStore, StoreKey, StoredEntry, Token, TokenHook, TokenSource,
-};
+use crate::store::{SharedStore, StoreKey, StoredEntry};
+use crate::token::{ManagedOptions, Token, TokenHook, TokenSource};
 use crate::{BoxError, Credential, Error};
 
 /// The lease a user's refresh takes by default (a fleet's single credential
@@ -184,7 +184,7 @@ type UserTokenHook = Arc<dyn Fn(&UserKey, &Token) + Send + Sync>;
 /// use http::{Request, Response};
 /// use http_body_util::Full;
 /// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_client_auth::token::{MemoryStore, SharedStore};
+/// use tower_client_auth::store::{MemoryStore, SharedStore};
 /// use tower_client_auth::users::{Users, UsersLayer, WithoutUser};
 /// use tower_client_auth::Error;
 ///
@@ -221,7 +221,8 @@ pub enum WithoutUser {
 ///
 /// ```
 /// use tower_client_auth::secrecy::ExposeSecret;
-/// use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+/// use tower_client_auth::token::Token;
+/// use tower_client_auth::store::{MemoryStore, SharedStore};
 /// use tower_client_auth::users::{UserKey, Users};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -334,7 +335,7 @@ impl Entry {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_client_auth::token::{MemoryStore, SharedStore};
+/// use tower_client_auth::store::{MemoryStore, SharedStore};
 /// use tower_client_auth::users::Users;
 ///
 /// # let token_client = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/oauth/token")
@@ -398,11 +399,11 @@ impl Users {
         // Compare-and-set on what is there, retried if someone wrote meanwhile.
         for _ in 0..16 {
             let stored = bounded(limit, store.load(&key)).await?;
-            let version = crate::token::version_after(stored.as_ref(), &key, &inner.shared)?;
+            let version = crate::store::version_after(stored.as_ref(), &key, &inner.shared)?;
             let base = stored.map_or(0, |e| e.generation);
             let entry = StoredEntry {
                 generation: version.generation,
-                data: crate::token::encode_for_store(&token, &key, version, &inner.shared)?,
+                data: crate::store::encode_for_store(&token, &key, version, &inner.shared)?,
             };
             let written = bounded(limit, store.compare_and_set(&key, base, None, entry)).await?;
             if written {
@@ -480,7 +481,8 @@ impl Users {
     /// how many users have an entry now.
     ///
     /// ```
-    /// use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+    /// use tower_client_auth::token::Token;
+    /// use tower_client_auth::store::{MemoryStore, SharedStore};
     /// use tower_client_auth::users::{UserKey, Users};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -677,8 +679,8 @@ impl Users {
 
 impl UsersBuilder {
     /// Where users' tokens live (required): a [`SharedStore`] on a durable
-    /// [`TokenStore`](crate::token::TokenStore), with its namespace, encryption
-    /// and lease settings. Its [`WhenUnavailable`](crate::token::WhenUnavailable)
+    /// [`TokenStore`](crate::store::TokenStore), with its namespace, encryption
+    /// and lease settings. Its [`WhenUnavailable`](crate::store::WhenUnavailable)
     /// is set to `FailClosed`: without the store a process cannot know a user's
     /// latest (rotated) refresh token, so a request fails with
     /// [`Error::is_store_unavailable`] rather than use a stale one or send the
@@ -696,7 +698,7 @@ impl UsersBuilder {
     pub fn store(mut self, shared: SharedStore) -> Self {
         // Without the store a process cannot know the user's latest refresh
         // token (rotation): fail the request rather than send the user to login.
-        let mut shared = shared.when_unavailable(crate::token::WhenUnavailable::FailClosed);
+        let mut shared = shared.when_unavailable(crate::store::WhenUnavailable::FailClosed);
         if !shared.lease_ttl_set {
             // An interactive user waits for a crashed holder's lease to run
             // out: keep that short (a refresh takes well under a second).
@@ -832,7 +834,8 @@ impl TokenSource for UserSource {
 /// use http::{Request, Response};
 /// use http_body_util::Full;
 /// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+/// use tower_client_auth::token::Token;
+/// use tower_client_auth::store::{MemoryStore, SharedStore};
 /// use tower_client_auth::users::{UserKey, Users, UsersLayer};
 /// use tower_client_auth::ReplayBody;
 ///
@@ -901,7 +904,7 @@ impl UsersLayer<Retry> {
 }
 
 impl<M> UsersLayer<M> {
-    /// The [`GuardLayer`](crate::GuardLayer) for every user's token, to put
+    /// The [`GuardLayer`] for every user's token, to put
     /// directly above the HTTP client, as [`AuthLayer::guard`](crate::AuthLayer::guard)
     /// for one credential: a hop that a follower below this layer sends to
     /// another origin goes without the user's `Authorization` and `DPoP`
@@ -936,7 +939,8 @@ impl<S, M> Layer<S> for UsersLayer<M> {
 /// use http_body_util::Full;
 /// use tower::{service_fn, Layer, ServiceExt};
 /// use tower_client_auth::layer::NoRetry;
-/// use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+/// use tower_client_auth::token::Token;
+/// use tower_client_auth::store::{MemoryStore, SharedStore};
 /// use tower_client_auth::users::{UserKey, Users, UsersLayer, UsersService};
 ///
 /// # #[tokio::main(flavor = "current_thread")]

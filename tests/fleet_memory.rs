@@ -13,10 +13,10 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tokio::time::Instant;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_client_auth::token::{
-    MemoryStore, SharedStore, StoreKey, StoredEntry, Token, TokenSource, TokenStore,
-    WhenUnavailable,
+use tower_client_auth::store::{
+    MemoryStore, SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable,
 };
+use tower_client_auth::token::{Token, TokenSource};
 use tower_client_auth::{AuthLayer, BoxError, Credential, Error, ReplayBody};
 
 const API: &str = "https://api.example.com";

@@ -32,9 +32,9 @@ use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::{AuthorizationUrl, OAuth2Source, TokenClient};
 use tower_client_auth::providers::altrata;
+use tower_client_auth::store::{RedisStore, SharedStore, WhenUnavailable};
 use tower_client_auth::testing::altrata::Altrata;
 use tower_client_auth::testing::oauth::OAuthServer;
-use tower_client_auth::token::{RedisStore, SharedStore, WhenUnavailable};
 use tower_client_auth::{AuthLayer, Credential, Error};
 
 use fleet_support::{

@@ -55,7 +55,8 @@ async fn the_guarded_client_keeps_credentials_on_their_origin() {
 async fn the_guarded_client_keeps_users_tokens_on_their_origin() {
     use std::time::Duration;
     use tower_client_auth::oauth2::TokenClient;
-    use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+    use tower_client_auth::store::{MemoryStore, SharedStore};
+    use tower_client_auth::token::Token;
     use tower_client_auth::users::{UserKey, Users, UsersLayer};
 
     let common::RedirectingOrigins {

@@ -163,7 +163,8 @@ async fn tracing_output_carries_no_secret() {
 /// The guard's paths and the URL rule's refusals.
 #[tokio::test]
 async fn the_guard_and_refused_urls_log_no_secret() {
-    use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+    use tower_client_auth::store::{MemoryStore, SharedStore};
+    use tower_client_auth::token::Token;
     use tower_client_auth::users::{UserKey, Users, UsersLayer};
 
     let captured = Captured::default();

@@ -111,7 +111,7 @@ fn debug_of_every_public_type_is_redacted() {
 #[tokio::test]
 async fn debug_of_users_and_their_guard_is_redacted() {
     use tower::Layer;
-    use tower_client_auth::token::{MemoryStore, SharedStore};
+    use tower_client_auth::store::{MemoryStore, SharedStore};
     use tower_client_auth::users::{UserKey, Users, UsersLayer};
     let http = service_fn(|_req: Request<Full<Bytes>>| async {
         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))

@@ -235,7 +235,8 @@ async fn send_request_keeps_the_final_url() -> Result<(), BoxError> {
 #[tokio::test]
 async fn users_tokens_stay_on_their_origin_through_reqwest() -> Result<(), BoxError> {
     use std::time::Duration;
-    use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+    use tower_client_auth::store::{MemoryStore, SharedStore};
+    use tower_client_auth::token::Token;
     use tower_client_auth::users::{UserKey, Users, UsersLayer};
 
     let RedirectingOrigins {

@@ -23,7 +23,7 @@ use tower_client_auth::{AuthLayer, BoxError, Credential, Error, GuardLayer, Repl
 use tower_http::follow_redirect::FollowRedirectLayer;
 
 use tower_client_auth::oauth2::TokenClient;
-use tower_client_auth::token::{MemoryStore, SharedStore};
+use tower_client_auth::store::{MemoryStore, SharedStore};
 use tower_client_auth::users::{UserKey, Users, UsersLayer};
 
 use common::{

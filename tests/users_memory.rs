@@ -16,8 +16,9 @@ use http_body_util::Full;
 use secrecy::ExposeSecret;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::TokenClient;
+use tower_client_auth::store::{MemoryStore, SharedStore};
 use tower_client_auth::testing::oauth::OAuthServer;
-use tower_client_auth::token::{MemoryStore, SharedStore, Token};
+use tower_client_auth::token::Token;
 use tower_client_auth::users::{UserKey, Users, UsersLayer, WithoutUser};
 use tower_client_auth::{Error, ReplayBody};
 

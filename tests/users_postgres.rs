@@ -32,8 +32,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::TokenClient;
+use tower_client_auth::store::{PgStore, SharedStore, TokenStore};
 use tower_client_auth::testing::oauth::OAuthServer;
-use tower_client_auth::token::{PgStore, SharedStore, Token, TokenStore};
+use tower_client_auth::token::Token;
 use tower_client_auth::users::{UserKey, Users, UsersLayer};
 use tower_client_auth::{Error, ReplayBody};
 

@@ -125,7 +125,7 @@ pub fn warm_dpop_credential(rt: &tokio::runtime::Runtime, ed25519: bool) -> Cred
 /// server), cache warm: the cached path must not notice the store.
 #[cfg(feature = "redis")]
 pub fn warm_credential_on_redis(rt: &tokio::runtime::Runtime) -> Credential {
-    use tower_client_auth::token::{RedisStore, SharedStore};
+    use tower_client_auth::store::{RedisStore, SharedStore};
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let store = rt
         .block_on(RedisStore::connect(&url))
@@ -148,7 +148,7 @@ pub fn warm_credential_on_redis(rt: &tokio::runtime::Runtime) -> Credential {
 /// `MemoryStore`): the per-request selection's cached path.
 pub fn warm_users(rt: &tokio::runtime::Runtime) -> tower_client_auth::users::Users {
     use tower_client_auth::oauth2::TokenClient;
-    use tower_client_auth::token::{MemoryStore, SharedStore};
+    use tower_client_auth::store::{MemoryStore, SharedStore};
     use tower_client_auth::users::{UserKey, Users};
     let never = tower::service_fn(|_: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))

@@ -27,9 +27,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::oauth2::{ClientAuth, IntoHttpService, OAuth2Source, ParamStyle, TokenClient};
-use crate::token::ManagedOptions;
 #[cfg(feature = "store")]
-use crate::token::{SharedStore, WhenUnavailable};
+use crate::store::{SharedStore, WhenUnavailable};
+use crate::token::ManagedOptions;
 use crate::{Credential, Error};
 
 /// The token endpoint.
@@ -89,7 +89,7 @@ pub fn client_credentials(
 ///
 /// ```
 /// use tower_client_auth::providers::altrata;
-/// use tower_client_auth::token::{MemoryStore, SharedStore};
+/// use tower_client_auth::store::{MemoryStore, SharedStore};
 ///
 /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
 /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();

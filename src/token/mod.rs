@@ -35,20 +35,10 @@
 //! ```
 
 mod core;
-#[cfg(feature = "store")]
-mod fleet;
 mod manager;
 #[cfg(not(feature = "store"))]
 mod no_store;
 mod options;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "redis")]
-mod redis;
-#[cfg(feature = "store")]
-mod shared;
-#[cfg(feature = "store")]
-mod store;
 mod telemetry;
 
 use std::fmt;
@@ -90,23 +80,14 @@ pub(crate) struct Version {
     pub(crate) generation: u64,
 }
 
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use self::postgres::PgStore;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::RedisStore;
+#[cfg(feature = "store")]
+pub(crate) use crate::store::Shared;
+#[cfg(feature = "store")]
+pub(crate) use core::later;
 pub(crate) use manager::{Stamped, TokenCache, TokenManager};
 #[cfg(not(feature = "store"))]
 pub(crate) use no_store::Shared;
 pub use options::ManagedOptions;
-#[cfg(feature = "store")]
-pub(crate) use shared::Shared;
-#[cfg(feature = "users")]
-pub(crate) use store::{encode_for_store, version_after};
-#[cfg(feature = "store")]
-#[cfg_attr(docsrs, doc(cfg(feature = "store")))]
-pub use store::{MemoryStore, SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable};
 
 /// Called with each new token a credential fetched (after a refresh-token
 /// rotation, say), before it replaces the old one: for applications that keep
@@ -305,14 +286,14 @@ pub trait TokenSource: Send + Sync + 'static {
 
     /// What identifies the token this source fetches across processes (token
     /// URL, client id, grant, user, scopes: never a secret), for the key of a
-    /// [`SharedStore`]. `None` (the default): a shared store needs
-    /// [`SharedStore::identity`].
+    /// [`SharedStore`](crate::store::SharedStore). `None` (the default): a shared store needs
+    /// [`SharedStore::identity`](crate::store::SharedStore::identity).
     fn identity(&self) -> Option<String> {
         None
     }
 
     /// Whether a token can only come from a previous one (a stored refresh
-    /// token). With a [`SharedStore`] and nothing stored, such a source is asked
+    /// token). With a [`SharedStore`](crate::store::SharedStore) and nothing stored, such a source is asked
     /// at once (to say who must log in) without taking a lease or writing.
     fn needs_previous(&self) -> bool {
         false

@@ -19,8 +19,9 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::{ClientAuth, OAuth2Source, ParamStyle, TokenClient};
 use tower_client_auth::providers::{algoreg, altrata};
+use tower_client_auth::store::{RedisStore, SharedStore};
 use tower_client_auth::testing;
-use tower_client_auth::token::{ManagedOptions, RedisStore, SharedStore};
+use tower_client_auth::token::ManagedOptions;
 use tower_client_auth::{AuthLayer, Credential, ReplayBody};
 
 pub fn redis_url() -> String {

@@ -16,10 +16,10 @@ use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
 use tower_client_auth::providers::altrata;
+use tower_client_auth::store::{RedisStore, SharedStore, TokenStore, WhenUnavailable};
 use tower_client_auth::testing::algoreg::Algoreg;
 use tower_client_auth::testing::altrata::Altrata;
 use tower_client_auth::testing::oauth::OAuthServer;
-use tower_client_auth::token::{RedisStore, SharedStore, TokenStore, WhenUnavailable};
 use tower_client_auth::{AuthLayer, Credential, Error};
 
 use crate::fleet_support::fault_proxy::{Fault, FaultProxy};

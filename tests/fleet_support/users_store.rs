@@ -20,8 +20,9 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::TokenClient;
 use tower_client_auth::secrecy::ExposeSecret;
+use tower_client_auth::store::{SharedStore, TokenStore};
 use tower_client_auth::testing::oauth::OAuthServer;
-use tower_client_auth::token::{SharedStore, Token, TokenStore};
+use tower_client_auth::token::Token;
 use tower_client_auth::users::{UserKey, Users, UsersLayer};
 use tower_client_auth::{Error, ReplayBody};
 

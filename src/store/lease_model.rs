@@ -10,7 +10,8 @@
 //! Each rule the protocol relies on can be switched off ([`Rules`]); the
 //! mutation tests at the bottom show that the invariants catch every one.
 
-use super::*;
+use super::lease::*;
+use crate::token::Version;
 
 /// Write attempts under the lease before the token is kept pending (two here:
 /// the mechanism is the same as with `shared.rs`'s three, the state space smaller).

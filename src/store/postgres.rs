@@ -35,13 +35,13 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::BoxFuture;
 
-use super::store::{StoreKey, StoredEntry, TokenStore};
+use super::{StoreKey, StoredEntry, TokenStore};
 use crate::error::Error;
 
 /// A [`TokenStore`] on PostgreSQL. Cheap to clone (a pool inside).
 ///
 /// ```no_run
-/// use tower_client_auth::token::PgStore;
+/// use tower_client_auth::store::PgStore;
 ///
 /// # async fn f() -> Result<(), tower_client_auth::Error> {
 /// let store = PgStore::connect("host=127.0.0.1 user=postgres dbname=app").await?;

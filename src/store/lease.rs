@@ -45,7 +45,7 @@
 //!
 //! [`TokenStore`]: super::TokenStore
 
-pub(crate) use super::Version;
+pub(crate) use crate::token::Version;
 
 /// What the stored entry holds, as the decisions need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,7 +162,3 @@ pub(crate) fn fleet_cooldown(
     base.saturating_mul(1 << count.saturating_sub(1).min(20))
         .min(max)
 }
-
-#[cfg(test)]
-#[path = "fleet_model.rs"]
-mod model;

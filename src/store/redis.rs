@@ -38,7 +38,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Script};
 use tokio::sync::{oneshot, Notify};
 
-use super::store::{StoreKey, StoredEntry, TokenStore};
+use super::{StoreKey, StoredEntry, TokenStore};
 use crate::error::Error;
 
 /// KEYS: entry, lease. ARGV: expected generation, new generation, data,
@@ -173,7 +173,7 @@ enum Connection {
 /// A [`TokenStore`] on Redis. Cheap to clone; share one per process.
 ///
 /// ```no_run
-/// use tower_client_auth::token::{RedisStore, SharedStore};
+/// use tower_client_auth::store::{RedisStore, SharedStore};
 ///
 /// # async fn f() -> Result<(), tower_client_auth::Error> {
 /// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;

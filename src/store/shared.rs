@@ -1,5 +1,5 @@
 //! The cross-process single flight over a [`TokenStore`], wired to I/O. The
-//! decisions are [`fleet`](super::fleet)'s, model-checked there.
+//! decisions are [`lease`](super::lease)'s, model-checked there.
 //!
 //! Every store operation is bounded by the configured store timeout, so a
 //! store that accepts connections and never answers costs a token request a
@@ -18,13 +18,13 @@ use futures_util::future::{self, Either};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::fleet::{after_read, fleet_cooldown, next_version, AfterRead, Holds, Stored, Version};
-use super::store::{
-    decode, decode_cooldown, encode, encode_cooldown, unix_ms, CooldownRecord, Record, SharedStore,
-    StoreKey, StoredEntry, TokenStore, WhenUnavailable,
+use super::codec::{
+    decode, decode_cooldown, encode, encode_cooldown, unix_ms, CooldownRecord, Record,
 };
-use super::{ManagedOptions, Token, TokenSource};
+use super::lease::{after_read, fleet_cooldown, next_version, AfterRead, Holds, Stored, Version};
+use super::{SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable};
 use crate::error::Error;
+use crate::token::{later, ManagedOptions, Token, TokenSource};
 
 /// How often a process re-reads the fleet's cool-down record while it is set:
 /// an operator's `end_cooldown` reaches every process within this.
@@ -152,7 +152,7 @@ impl Shared {
         let mut pending = inner.pending.lock().await;
         // Waiting on a holder is bounded: its lease ends within `lease_ttl` of its
         // last renewal, and a new holder's request within two thirds of that.
-        let give_up = super::core::later(Instant::now(), inner.lease_ttl.saturating_mul(4));
+        let give_up = later(Instant::now(), inner.lease_ttl.saturating_mul(4));
         // Writes lost to another process's: an entry that keeps moving under
         // every write is a fault, not a reason to go on forever.
         let mut lost = 0u32;
@@ -526,7 +526,7 @@ impl Shared {
         *lock(&inner.fleet_gate) = Some(FleetGate {
             count: record.count,
             seen_at: now,
-            until: super::core::later(now, left.max(Duration::from_millis(1))),
+            until: later(now, left.max(Duration::from_millis(1))),
             delay,
         });
         Err(Error::fleet_cooling_down(
@@ -563,7 +563,7 @@ impl Shared {
                 *lock(&inner.fleet_gate) = Some(FleetGate {
                     count,
                     seen_at: now,
-                    until: super::core::later(now, delay),
+                    until: later(now, delay),
                     delay,
                 });
                 tracing::warn!(
