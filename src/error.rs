@@ -414,6 +414,26 @@ impl Error {
         matches!(self.root().kind(), Kind::ResponseTooLarge(_))
     }
 
+    /// The credentials themselves were refused: `invalid_client`,
+    /// `invalid_grant`, `unauthorized_client`, a 401 or 403 from the token
+    /// endpoint, or a source of your own that failed for good. What a fleet
+    /// cools down for together (asking again would lock the account); a
+    /// response that could not be used is this process's own trouble.
+    #[cfg(feature = "store")]
+    pub(crate) fn is_credential_refusal(&self) -> bool {
+        match self.root().kind() {
+            Kind::OAuth2(e) => {
+                matches!(
+                    e.code.as_str(),
+                    "invalid_client" | "invalid_grant" | "unauthorized_client" | "access_denied"
+                ) || matches!(e.status.as_u16(), 401 | 403)
+            }
+            Kind::Status(s, _) => matches!(s.as_u16(), 401 | 403),
+            Kind::Source { permanent } => *permanent,
+            _ => false,
+        }
+    }
+
     /// The token expired and there was no refresh token nor grant to get a new one.
     pub fn is_no_token(&self) -> bool {
         matches!(self.root().kind(), Kind::NoToken)

@@ -290,6 +290,8 @@ pub struct UsersStats {
     pub users: usize,
     /// Token requests (each refresh, or a stored token adopted, counts).
     pub token_requests: u64,
+    /// Refreshes this process made (tokens adopted from the store are not).
+    pub refreshes: u64,
     /// Token requests that failed (a rejected refresh token among them).
     pub token_failures: u64,
     /// Requests that waited for a token request started by someone else.
@@ -302,6 +304,7 @@ impl UsersStats {
     fn add(&mut self, credential: &Credential) {
         if let Some(s) = credential.stats() {
             self.token_requests += s.token_requests;
+            self.refreshes += s.tokens_fetched;
             self.token_failures += s.token_failures;
             self.coalesced_waiters += s.coalesced_waiters;
             self.retries_on_401 += s.retries_on_401;

@@ -729,3 +729,84 @@ fn store_errors_print_their_cause_once() {
     let text = chain.join(": ");
     assert_eq!(text, "shared token store unavailable: connection refused");
 }
+
+/// The store loses its last write (a failover to a replica that lagged): it
+/// offers the entry before, whose refresh token is spent. The replicas hold
+/// the newer one and refresh from it; nothing is sent twice.
+#[tokio::test(start_paused = true)]
+async fn a_store_that_rolls_back_a_write_never_makes_a_reuse() {
+    let provider = Arc::new(Rotating::default());
+    let faulty = Arc::new(Faulty::default());
+    let policy = WhenUnavailable::FailClosed;
+    let a = on_faulty(&faulty, RotatingSource(provider.clone()), policy);
+    let b = on_faulty(&faulty, RotatingSource(provider.clone()), policy);
+    a.token().await.unwrap();
+    b.token().await.unwrap();
+    let store = faulty.store();
+    // The entry of the first token, kept to be written back.
+    let first = snapshot(&store).await;
+    tokio::time::sleep(LIFETIME).await;
+    a.token().await.unwrap();
+    b.token().await.unwrap();
+    assert_eq!(*provider.issued.lock().unwrap(), 2, "a rotated, b adopted");
+    // The rollback: the first entry back, under its own generation.
+    restore(&store, first).await;
+    tokio::time::sleep(LIFETIME).await;
+    a.token().await.unwrap();
+    b.token().await.unwrap();
+    assert_eq!(
+        *provider.reuses.lock().unwrap(),
+        0,
+        "a spent refresh token was sent"
+    );
+    assert_eq!(*provider.issued.lock().unwrap(), 3);
+}
+
+/// With `FetchLocallyReusingRefreshTokens`, a token refreshed during an
+/// outage is written back when the store answers, so a replica that comes
+/// later takes it rather than refresh from the stored, spent one.
+#[tokio::test(start_paused = true)]
+async fn the_reusing_mode_writes_the_rotated_token_back() {
+    let provider = Arc::new(Rotating::default());
+    let faulty = Arc::new(Faulty::default());
+    let policy = WhenUnavailable::FetchLocallyReusingRefreshTokens;
+    let a = on_faulty(&faulty, RotatingSource(provider.clone()), policy);
+    a.token().await.unwrap();
+    faulty.stall(true);
+    // a's token expires during the outage: it refreshes on its own.
+    tokio::time::sleep(LIFETIME + Duration::from_millis(100)).await;
+    a.token().await.unwrap();
+    assert_eq!(*provider.issued.lock().unwrap(), 2);
+    faulty.stall(false);
+    // The store answers again: the rotated token is written back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b = on_faulty(&faulty, RotatingSource(provider.clone()), policy);
+    b.token().await.unwrap();
+    assert_eq!(*provider.issued.lock().unwrap(), 2, "b took a's token");
+    assert_eq!(
+        *provider.reuses.lock().unwrap(),
+        0,
+        "a spent refresh token was sent"
+    );
+}
+
+/// The one entry of the store, raw.
+async fn snapshot(store: &MemoryStore) -> StoredEntry {
+    let key = only_key(store);
+    store.load(&key).await.unwrap().unwrap()
+}
+
+/// Writes `entry` back over whatever is stored, as a store that lost writes.
+async fn restore(store: &MemoryStore, entry: StoredEntry) {
+    let key = only_key(store);
+    let current = store.load(&key).await.unwrap().map_or(0, |e| e.generation);
+    assert!(store
+        .compare_and_set(&key, current, None, entry)
+        .await
+        .unwrap());
+}
+
+fn only_key(_: &MemoryStore) -> StoreKey {
+    // `on_faulty`'s namespace and identity.
+    StoreKey::for_identity("tower-client-auth", "faulty")
+}

@@ -318,7 +318,11 @@ async fn idle_users_are_evicted_without_traffic() {
     }
     assert_eq!(users.len(), 70);
     let counted = users.stats();
-    assert_eq!((counted.users, counted.token_requests), (70, 70));
+    // Seventy logins adopted from the store; no refresh.
+    assert_eq!(
+        (counted.users, counted.token_requests, counted.refreshes),
+        (70, 70, 0)
+    );
     assert!(users.find(&UserKey::new("user-3")).is_some());
     assert!(users.find(&UserKey::new("nobody")).is_none());
     assert_eq!(users.len(), 70, "a look-up creates no entry");

@@ -175,7 +175,9 @@ impl SharedStore {
     /// Encrypts everything stored (tokens, "log in again" marks, cool-down
     /// records) with XChaCha20-Poly1305 under `key` (32 bytes of your own, from
     /// a secret manager), bound to the credential's store key and to the
-    /// entry's version, so that an older entry written back does not open.
+    /// entry's version: an older entry written back under a later generation
+    /// does not open, and one written back as it was is older than what the
+    /// processes hold, which never adopt it nor refresh from it.
     pub fn encrypt_with(mut self, key: [u8; 32]) -> Self {
         self.cipher = Some(Arc::new(XChaCha20Poly1305::new(&key.into())));
         self

@@ -82,16 +82,36 @@ pub(crate) enum AfterRead {
     /// Nothing newer: take the lease (step 2) or, lease held, fetch (step 4)
     /// starting from the stored generation `base` (0: none stored).
     Fetch { base: u64 },
+    /// The store holds an entry older than the token this process holds: it
+    /// lost writes (a failover to a replica that lagged, an old snapshot, an
+    /// entry written back). Its refresh token is spent: fetch from the token
+    /// held here, and write the result as a new incarnation of the store, on
+    /// top of generation `base`.
+    RolledBack { base: u64 },
+}
+
+#[cfg(test)]
+impl AfterRead {
+    /// A rolled-back entry taken at face value (the model's mutation).
+    pub(crate) fn or_fetch(self, base: u64) -> AfterRead {
+        match self {
+            AfterRead::RolledBack { .. } => AfterRead::Fetch { base },
+            other => other,
+        }
+    }
 }
 
 /// Steps 1 and 3. `held` is the version of the token this process uses (None:
 /// none, or one fetched without the store); `pending` is, for a token this
 /// process fetched and has not stored, the version it was fetched from
-/// (`Some(None)`: nothing readable was stored then).
+/// (`Some(None)`: nothing readable was stored then); `retired` holds the
+/// epochs this process held before the one it holds now, which the store can
+/// only offer again by rolling back.
 pub(crate) fn after_read(
     stored: Option<Stored>,
     held: Option<Version>,
     pending: Option<Option<Version>>,
+    retired: &[u64],
 ) -> AfterRead {
     let base = stored.map_or(0, |s| s.version.generation);
     if let Some(from) = pending {
@@ -105,6 +125,9 @@ pub(crate) fn after_read(
         if !superseded {
             return AfterRead::WritePending { base };
         }
+    }
+    if stored.is_some_and(|s| is_rolled_back(s.version, held, retired)) {
+        return AfterRead::RolledBack { base };
     }
     match stored {
         Some(Stored {
@@ -129,14 +152,29 @@ pub(crate) fn is_newer(stored: Version, held: Option<Version>) -> bool {
     }
 }
 
+/// Whether a stored version is older than the one held: the same incarnation
+/// at a lower generation, an incarnation this process has left (`retired`),
+/// or the first format's entries (epoch 0), which no store writes once a
+/// process holds a version of its own.
+pub(crate) fn is_rolled_back(stored: Version, held: Option<Version>, retired: &[u64]) -> bool {
+    held.is_some_and(|h| {
+        (stored.epoch == h.epoch && stored.generation < h.generation)
+            || (stored.epoch != h.epoch && retired.contains(&stored.epoch))
+            || (stored.epoch == 0 && h.epoch != 0)
+    })
+}
+
 /// Step 5: the version a write on top of `stored` gets. An empty store (or an
 /// entry nobody can read) starts a new incarnation with `fresh_epoch`.
 pub(crate) fn next_version(stored: Option<Stored>, fresh_epoch: u64) -> Version {
     match stored {
+        // Entries of the first format (epoch 0) move to an incarnation of
+        // their own with the first write, so that an old one written back is
+        // told apart.
         Some(Stored {
             version,
             holds: Holds::Token { .. } | Holds::LoginRequired,
-        }) => Version {
+        }) if version.epoch != 0 => Version {
             epoch: version.epoch,
             generation: version.generation.saturating_add(1),
         },
@@ -148,6 +186,15 @@ pub(crate) fn next_version(stored: Option<Stored>, fresh_epoch: u64) -> Version 
             epoch: fresh_epoch,
             generation: 1,
         },
+    }
+}
+
+/// The version a token fetched after a rollback is written as: a new
+/// incarnation, which every process takes for newer than what it holds.
+pub(crate) fn new_incarnation(base: u64, fresh_epoch: u64) -> Version {
+    Version {
+        epoch: fresh_epoch,
+        generation: base.saturating_add(1),
     }
 }
 

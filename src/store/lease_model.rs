@@ -31,6 +31,8 @@ struct Rules {
     fleet_cooldown: bool,
     /// An unwritten token is newer than a "log in again" mark.
     newer_than_mark: bool,
+    /// A stored entry older than the one held is a rollback, never refreshed from.
+    rollbacks_seen: bool,
 }
 
 const ALL_RULES: Rules = Rules {
@@ -39,6 +41,7 @@ const ALL_RULES: Rules = Rules {
     keep_unwritten: true,
     fleet_cooldown: true,
     newer_than_mark: true,
+    rollbacks_seen: true,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,12 +106,17 @@ struct Proc {
     token: Option<u64>,
     /// A token fetched here and not stored yet, and what it was fetched from.
     pending: Option<(u64, Option<Version>)>,
+    /// Epochs held before the one held now.
+    retired: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct World {
     procs: Vec<Proc>,
     store: Option<Entry>,
+    /// The entry before the last write: what a store that loses its last
+    /// write (a failover to a lagging replica) comes back with.
+    previous_entry: Option<Entry>,
     lease: Option<usize>,
     /// The fleet's cool-down record.
     cooldown: bool,
@@ -130,12 +138,15 @@ struct World {
     crashes: u8,
     write_failures: u8,
     wipes: u8,
+    rollbacks: u8,
     logins: u8,
     cooldown_ends: u8,
     // What happened.
     /// Leases that ran out under a stalled holder, or a crashed one.
     lease_faults: u32,
     wipes_done: u32,
+    /// Rollbacks so far: each makes every process need a token again.
+    rollbacks_done: u32,
     crashed: bool,
     /// Faults that hit a token request in flight (each may cost one token).
     faults_in_flight: u32,
@@ -155,10 +166,12 @@ impl World {
                     held: None,
                     token: None,
                     pending: None,
+                    retired: Vec::new(),
                 };
                 procs
             ],
             store: None,
+            previous_entry: None,
             lease: None,
             cooldown: false,
             next_epoch: 1,
@@ -173,10 +186,12 @@ impl World {
             crashes: 0,
             write_failures: 0,
             wipes: 0,
+            rollbacks: 0,
             logins: 0,
             cooldown_ends: 0,
             lease_faults: 0,
             wipes_done: 0,
+            rollbacks_done: 0,
             crashed: false,
             faults_in_flight: 0,
             logged_in: false,
@@ -226,6 +241,11 @@ impl World {
         self.crashes = crashes;
         self.write_failures = write_failures;
         self.wipes = wipes;
+        self
+    }
+
+    fn with_rollbacks(mut self, rollbacks: u8) -> World {
+        self.rollbacks = rollbacks;
         self
     }
 
@@ -290,6 +310,18 @@ impl World {
         })
     }
 
+    /// The decision, as the rules in force make it.
+    fn decide(&self, view: Option<Stored>, held: Option<Version>, i: usize) -> AfterRead {
+        let retired = &self.procs[i].retired;
+        match after_read(view, held, self.pending_from(i), retired) {
+            // Mutation: a rolled-back entry taken for the current one.
+            AfterRead::RolledBack { base } if !self.rules.rollbacks_seen => {
+                after_read(view, None, self.pending_from(i), &[]).or_fetch(base)
+            }
+            decision => decision,
+        }
+    }
+
     fn pending_from(&self, i: usize) -> Option<Option<Version>> {
         let from = self.procs[i].pending.map(|(_, from)| from)?;
         if !self.rules.newer_than_mark
@@ -313,7 +345,7 @@ impl World {
         if current != base || fenced_out {
             return false;
         }
-        self.store = Some(entry);
+        self.previous_entry = self.store.replace(entry);
         true
     }
 
@@ -337,7 +369,8 @@ impl World {
         let spent = self.issued - self.start_issued;
         let logins = u64::from(self.logged_in) * 2;
         if matches!(self.provider, Provider::Rotating | Provider::Revoking) {
-            let allowed = 1 + u64::from(self.faults_in_flight + self.lease_faults) + logins;
+            let needs = 1 + u64::from(self.rollbacks_done);
+            let allowed = needs + u64::from(self.faults_in_flight + self.lease_faults) + logins;
             assert!(spent <= allowed, "a token was wasted: {spent} issued");
         }
         if self.provider == Provider::WrongPassword {
@@ -428,8 +461,26 @@ impl World {
                 w.faults_in_flight += 1;
             }
             w.store = None;
+            w.previous_entry = None;
             w.lease = None;
             w.cooldown = false;
+            out.push(w);
+        }
+        // The store loses its last write, once everyone has the token it
+        // held (a failover to a replica that lagged): every process needs a
+        // token again, and the store offers the spent one.
+        let settled = self.procs.iter().all(|p| {
+            p.step == Step::Done && p.pending.is_none() && p.held == self.store.map(|e| e.version)
+        });
+        if self.rollbacks > 0 && settled && self.previous_entry.is_some() {
+            let mut w = self.clone();
+            w.rollbacks -= 1;
+            w.rollbacks_done += 1;
+            w.store = w.previous_entry.take();
+            for p in &mut w.procs {
+                p.step = Step::Read;
+            }
+            w.valid = None;
             out.push(w);
         }
         if self.logins > 0 && self.provider != Provider::WrongPassword {
@@ -462,13 +513,13 @@ impl World {
         let p = self.procs[i].clone();
         match p.step {
             Step::Read => {
-                match after_read(w.view(), p.held, w.pending_from(i)) {
+                match w.decide(w.view(), p.held, i) {
                     AfterRead::Adopt => w.adopt(i),
                     AfterRead::LoginRequired => {
                         w.procs[i].pending = None;
                         w.procs[i].step = Step::LoginRequired;
                     }
-                    AfterRead::Fetch { .. } => {
+                    AfterRead::Fetch { .. } | AfterRead::RolledBack { .. } => {
                         w.procs[i].pending = None;
                         w.procs[i].step = Step::Lease;
                     }
@@ -494,7 +545,7 @@ impl World {
             }
             Step::Reread => {
                 let view = w.view();
-                match after_read(view, p.held, w.pending_from(i)) {
+                match w.decide(view, p.held, i) {
                     AfterRead::Adopt | AfterRead::LoginRequired => {
                         w.release(i);
                         w.procs[i].step = Step::Read;
@@ -512,7 +563,11 @@ impl World {
                     }
                     AfterRead::Fetch { base } => {
                         w.procs[i].pending = None;
-                        w.request(i, view, base);
+                        w.request(i, view, base, false);
+                    }
+                    AfterRead::RolledBack { base } => {
+                        w.procs[i].pending = None;
+                        w.request(i, view, base, true);
                     }
                 }
                 out.push(w);
@@ -530,8 +585,8 @@ impl World {
                     content: Content::Token(token),
                 };
                 if w.cas(i, base, entry) {
+                    w.hold(i, version);
                     let q = &mut w.procs[i];
-                    q.held = Some(version);
                     q.token = Some(token);
                     q.step = Step::Done;
                 } else {
@@ -584,7 +639,7 @@ impl World {
                 // The background writer: lease, read, write if still the newest.
                 w.lease = Some(i);
                 let view = w.view();
-                match after_read(view, None, w.pending_from(i)) {
+                match after_read(view, None, w.pending_from(i), &[]) {
                     AfterRead::WritePending { base } => {
                         let (token, from) = w.procs[i].pending.take().expect("pending");
                         let version = w.next(view);
@@ -593,7 +648,7 @@ impl World {
                             content: Content::Token(token),
                         };
                         if w.cas(i, base, entry) {
-                            w.procs[i].held = Some(version);
+                            w.hold(i, version);
                         } else {
                             w.procs[i].pending = Some((token, from));
                         }
@@ -617,6 +672,17 @@ impl World {
         }
     }
 
+    /// This process now holds `version`: an epoch it leaves is retired.
+    fn hold(&mut self, i: usize, version: Version) {
+        let q = &mut self.procs[i];
+        if let Some(h) = q.held {
+            if h.epoch != version.epoch && !q.retired.contains(&h.epoch) {
+                q.retired.push(h.epoch);
+            }
+        }
+        q.held = Some(version);
+    }
+
     fn adopt(&mut self, i: usize) {
         let Some(Entry {
             version,
@@ -625,8 +691,8 @@ impl World {
         else {
             unreachable!("adopt a token")
         };
+        self.hold(i, version);
         let q = &mut self.procs[i];
-        q.held = Some(version);
         q.token = Some(t);
         q.pending = None;
         q.step = Step::Done;
@@ -634,7 +700,7 @@ impl World {
 
     /// Step 4 with the lease held: the fleet's cool-down, then the token
     /// request from the freshest refresh token.
-    fn request(&mut self, i: usize, view: Option<Stored>, base: u64) {
+    fn request(&mut self, i: usize, view: Option<Stored>, base: u64, rolled_back: bool) {
         if self.rules.fleet_cooldown && self.cooldown {
             self.release(i);
             self.procs[i].step = Step::CooledDown;
@@ -649,8 +715,9 @@ impl World {
             }) => Some(t),
             _ => None,
         };
-        // As in `shared.rs`: a token not from the store is newer than the store's.
-        let from = if p.held.is_none() && p.token.is_some() {
+        // As in `shared.rs`: the stored refresh token is the latest, unless
+        // the store rolled back past the one held here.
+        let from = if rolled_back {
             p.token
         } else {
             stored.or(p.token)
@@ -683,7 +750,12 @@ impl World {
             }
         }
         let token = self.issue();
-        let version = self.next(view);
+        let version = if rolled_back {
+            let fresh = self.fresh_version(0);
+            new_incarnation(base, fresh.epoch)
+        } else {
+            self.next(view)
+        };
         let from = view.and_then(|v| (v.holds != Holds::Unreadable).then_some(v.version));
         self.procs[i].step = Step::Writing {
             base,
@@ -828,6 +900,21 @@ fn every_interleaving_with_a_wrong_password() {
     assert!(states > 50, "{states}");
 }
 
+/// The store loses its last write after everyone adopted it: the spent
+/// refresh token it offers again is never sent; the fleet moves on from the
+/// one it holds.
+#[test]
+fn every_interleaving_with_a_rolled_back_store() {
+    let states = explore(rotating(ALL_RULES).after_a_401().with_rollbacks(1))
+        + explore(
+            rotating(ALL_RULES)
+                .after_a_401()
+                .with_rollbacks(2)
+                .faults(0, 0, 1, 0),
+        );
+    assert!(states > 200, "{states}");
+}
+
 /// An unwritten token outlives a mark made from the refresh token it rotated.
 #[test]
 fn every_interleaving_with_a_mark_over_an_unwritten_token() {
@@ -854,8 +941,12 @@ fn mutation_without_epochs_is_caught() {
         epochs: false,
         ..ALL_RULES
     };
+    // An empty restart then looks like a rollback, or like nothing newer.
     let broken = breaks(rotating(rules).after_an_empty_restart()).unwrap();
-    assert!(broken.contains("a token was wasted"), "{broken}");
+    assert!(
+        broken.contains("a token was wasted") || broken.contains("refresh token reused"),
+        "{broken}"
+    );
 }
 
 #[test]
@@ -889,4 +980,14 @@ fn mutation_letting_a_mark_win_over_a_newer_token_is_caught() {
     };
     let broken = breaks(rotating(rules).after_a_401().faults(1, 0, 2, 0)).unwrap();
     assert!(broken.contains("not hold the valid token"), "{broken}");
+}
+
+#[test]
+fn mutation_refreshing_from_a_rolled_back_entry_is_caught() {
+    let rules = Rules {
+        rollbacks_seen: false,
+        ..ALL_RULES
+    };
+    let broken = breaks(rotating(rules).after_a_401().with_rollbacks(1)).unwrap();
+    assert!(broken.contains("refresh token reused"), "{broken}");
 }

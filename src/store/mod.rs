@@ -73,6 +73,20 @@ pub struct StoreKey {
 }
 
 impl StoreKey {
+    /// The keys of the credential with `identity` under `namespace` (what
+    /// [`SharedStore::namespace`] and [`SharedStore::identity`] set): to find
+    /// its entry from outside, in an operator's script or a test.
+    ///
+    /// ```
+    /// use tower_client_auth::store::StoreKey;
+    ///
+    /// let key = StoreKey::for_identity("billing-service", "billing-api-token");
+    /// assert!(key.entry().starts_with("billing-service:{"));
+    /// ```
+    pub fn for_identity(namespace: &str, identity: &str) -> StoreKey {
+        StoreKey::new(namespace, identity)
+    }
+
     /// `namespace:{hash}`: the hash of the credential's identity (never a secret).
     pub(crate) fn new(namespace: &str, identity: &str) -> StoreKey {
         let digest = Sha256::digest(identity.as_bytes());

@@ -126,6 +126,7 @@ async fn subscriber(
     timeout: Duration,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut warned = false;
     loop {
         let connect = std::pin::pin!(async {
             let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
@@ -142,7 +143,13 @@ async fn subscriber(
             Either::Left(_) => return,
             Either::Right((p, _)) => p,
         };
+        if pubsub.is_none() && !warned {
+            // Waits poll meanwhile: slower, not wrong. Said once per outage.
+            tracing::warn!("Redis change notifications unavailable (connecting or subscribing failed): waiters poll");
+            warned = true;
+        }
         if let Some(pubsub) = pubsub {
+            warned = false;
             backoff = Duration::from_millis(100);
             let mut messages = pubsub.into_on_message();
             loop {

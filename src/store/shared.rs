@@ -21,7 +21,9 @@ use tokio::time::Instant;
 use super::codec::{
     decode, decode_cooldown, encode, encode_cooldown, unix_ms, CooldownRecord, Record,
 };
-use super::lease::{after_read, fleet_cooldown, next_version, AfterRead, Holds, Stored, Version};
+use super::lease::{
+    after_read, fleet_cooldown, new_incarnation, next_version, AfterRead, Holds, Stored, Version,
+};
 use super::{SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable};
 use crate::error::Error;
 use crate::token::{later, ManagedOptions, Token, TokenSource};
@@ -61,6 +63,9 @@ struct Inner {
     writer: AtomicBool,
     /// The fleet's cool-down as this process last saw it (read or written).
     fleet_gate: StdMutex<Option<FleetGate>>,
+    /// Epochs of the store this process held before the current one (the
+    /// latest few): an entry of one of them is the store rolling back.
+    retired: StdMutex<Vec<u64>>,
     /// The credential's name, on every event (warnings too, which a WARN
     /// filter shows without the DEBUG span around them).
     credential: Arc<str>,
@@ -99,8 +104,12 @@ pub(crate) struct Fetched {
 /// What the lease holder's turn ended with.
 enum Turn {
     Done(Fetched),
-    /// The write did not land (fenced out, or the entry moved): read again.
+    /// The write did not land (fenced out, or the entry moved), or the lease
+    /// was lost before the request: read again.
     ReadAgain,
+    /// The store failed while the lease was held: the `WhenUnavailable`
+    /// policy decides.
+    StoreDown(Error),
 }
 
 impl Shared {
@@ -132,6 +141,7 @@ impl Shared {
                 pending: Mutex::new(None),
                 writer: AtomicBool::new(false),
                 fleet_gate: StdMutex::new(None),
+                retired: StdMutex::new(Vec::new()),
                 credential,
             }),
         })
@@ -156,24 +166,64 @@ impl Shared {
         // Writes lost to another process's: an entry that keeps moving under
         // every write is a fault, not a reason to go on forever.
         let mut lost = 0u32;
+        let retired = lock(&inner.retired).clone();
+        let result = self
+            .fetch_locked(
+                source,
+                previous,
+                held,
+                &usable,
+                &mut pending,
+                give_up,
+                &retired,
+                &mut lost,
+            )
+            .await;
+        if let (
+            Some(h),
+            Ok(Fetched {
+                version: Some(v), ..
+            }),
+        ) = (held, &result)
+        {
+            if h.epoch != v.epoch {
+                let mut retired = lock(&inner.retired);
+                if !retired.contains(&h.epoch) {
+                    if retired.len() == 16 {
+                        retired.remove(0);
+                    }
+                    retired.push(h.epoch);
+                }
+            }
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_locked(
+        &self,
+        source: &dyn TokenSource,
+        previous: Option<&Token>,
+        held: Option<Version>,
+        usable: &impl Fn(&Token) -> bool,
+        pending: &mut Option<Pending>,
+        give_up: Instant,
+        retired: &[u64],
+        lost: &mut u32,
+    ) -> Result<Fetched, Error> {
+        let inner = &*self.inner;
         loop {
             // Step 1: read.
             let stored = match inner.bounded(inner.store.load(&inner.key)).await {
                 Ok(s) => s,
-                Err(e) => return self.unavailable(e, source, previous, &mut pending).await,
+                Err(e) => return self.unavailable(e, source, previous, held, pending).await,
             };
             inner.up();
-            let (view, record) = inner.view(stored.as_ref(), &usable);
-            match after_read(view, held, pending.as_ref().map(|p| p.from)) {
+            let (view, record) = inner.view(stored.as_ref(), usable);
+            match after_read(view, held, pending.as_ref().map(|p| p.from), retired) {
                 AfterRead::Adopt => {
                     if let (Some(Record::Token(token)), Some(v)) = (record, view) {
-                        if pending.take().is_some() {
-                            tracing::warn!(
-                                credential = &*inner.credential,
-                                key = inner.key.as_str(),
-                                "an unstored token was superseded by a newer stored one"
-                            );
-                        }
+                        self.drop_pending(pending, "a newer token was stored").await;
                         tracing::debug!(
                             credential = &*inner.credential,
                             key = inner.key.as_str(),
@@ -188,17 +238,18 @@ impl Shared {
                     }
                 }
                 AfterRead::LoginRequired => {
+                    self.drop_pending(pending, "a login-required mark").await;
                     return Err(match record {
                         Some(Record::LoginRequired(user)) => Error::login_required(&user),
                         _ => Error::store_codec("stored entry is a mark without a user"),
                     });
                 }
-                AfterRead::Fetch { .. } if pending.is_some() => {
+                AfterRead::Fetch { .. } | AfterRead::RolledBack { .. } => {
                     // A newer token was stored than the one ours came from, and
                     // it is not usable: ours is superseded all the same.
-                    pending.take();
+                    self.drop_pending(pending, "a newer token was stored").await;
                 }
-                AfterRead::Fetch { .. } | AfterRead::WritePending { .. } => {}
+                AfterRead::WritePending { .. } => {}
             }
             if view.is_none() && previous.is_none() && pending.is_none() && source.needs_previous()
             {
@@ -212,7 +263,7 @@ impl Shared {
             // Step 2: the lease (ours still, if we kept it for a pending token).
             let taken = match self.take_lease(pending.is_some()).await {
                 Ok(t) => t,
-                Err(e) => return self.unavailable(e, source, previous, &mut pending).await,
+                Err(e) => return self.unavailable(e, source, previous, held, pending).await,
             };
             if !taken {
                 if Instant::now() >= give_up {
@@ -227,18 +278,19 @@ impl Shared {
                 // A notification that never comes ends with the poll interval;
                 // a store that never answers, with the store timeout after it.
                 let bound = inner.poll_interval + inner.store_timeout;
-                match tokio::time::timeout(bound, wait).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return self.unavailable(e, source, previous, &mut pending).await,
-                    Err(_) => {
-                        let e = Error::store_unavailable("the shared store did not answer in time");
-                        return self.unavailable(e, source, previous, &mut pending).await;
-                    }
+                let waited = match tokio::time::timeout(bound, wait).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::store_unavailable(
+                        "the shared store did not answer in time",
+                    )),
+                };
+                if let Err(e) = waited {
+                    return self.unavailable(e, source, previous, held, pending).await;
                 }
                 continue;
             }
             let turn = self
-                .holding_lease(source, previous, held, &usable, &mut pending)
+                .holding_lease(source, previous, held, usable, retired, pending)
                 .await;
             if matches!(turn, Ok(Turn::Done(_))) && pending.is_some() {
                 // The store did not take the token: the lease stays ours (the
@@ -251,15 +303,35 @@ impl Shared {
             match turn {
                 Ok(Turn::Done(fetched)) => return Ok(fetched),
                 Ok(Turn::ReadAgain) => {
-                    lost += 1;
-                    if lost > 16 {
+                    *lost += 1;
+                    if *lost > 16 {
                         return Err(Error::store_unavailable(
                             "the shared entry kept changing under every write",
                         ));
                     }
                 }
+                // The store failed under the lease: the policy decides, as
+                // for a failure before it.
+                Ok(Turn::StoreDown(e)) => {
+                    return self.unavailable(e, source, previous, held, pending).await
+                }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Drops a pending token that another one superseded, and the lease kept
+    /// for it.
+    async fn drop_pending(&self, pending: &mut Option<Pending>, why: &'static str) {
+        if pending.take().is_some() {
+            let inner = &*self.inner;
+            tracing::warn!(
+                credential = &*inner.credential,
+                key = inner.key.as_str(),
+                why,
+                "an unstored token was superseded"
+            );
+            self.release_lease().await;
         }
     }
 
@@ -299,40 +371,62 @@ impl Shared {
         previous: Option<&Token>,
         held: Option<Version>,
         usable: &impl Fn(&Token) -> bool,
+        retired: &[u64],
         pending: &mut Option<Pending>,
     ) -> Result<Turn, Error> {
         let inner = &*self.inner;
         // Step 3: someone may have written between our read and our lease.
-        let stored = inner
-            .bounded(inner.store.load(&inner.key))
-            .await
-            .map_err(Error::store_unavailable)?;
+        let stored = match inner.bounded(inner.store.load(&inner.key)).await {
+            Ok(s) => s,
+            Err(e) => return Ok(Turn::StoreDown(e)),
+        };
         let (view, record) = inner.view(stored.as_ref(), usable);
-        match after_read(view, held, pending.as_ref().map(|p| p.from)) {
+        let rolled_back = match after_read(view, held, pending.as_ref().map(|p| p.from), retired) {
             AfterRead::Adopt | AfterRead::LoginRequired => return Ok(Turn::ReadAgain),
             AfterRead::WritePending { .. } => {
                 let p = pending.take().expect("a pending token to write");
                 let version = next_version(view, random_u64()?);
                 return self.write(p, view, version, pending).await;
             }
-            AfterRead::Fetch { .. } => {}
-        }
+            AfterRead::Fetch { .. } => false,
+            AfterRead::RolledBack { .. } => true,
+        };
         pending.take();
-        // The fleet's cool-down: a permanent failure anywhere holds every process.
-        let prior = self.check_cooldown().await?;
-        // Step 4: fetch from the freshest token there is (its refresh token is
-        // the latest), renewing the lease meanwhile.
+        // The fleet's cool-down: a refused credential anywhere holds every process.
+        let prior = match self.check_cooldown().await {
+            Ok(prior) => prior,
+            Err(e) if e.is_store_unavailable() => return Ok(Turn::StoreDown(e)),
+            Err(e) => return Err(e),
+        };
+        // Step 4: fetch from the freshest token there is: the stored one (its
+        // refresh token is the latest), unless the store rolled back past the
+        // one held here, whose refresh token is then the live one.
         let latest = match record {
-            Some(Record::Token(t)) => Some(t),
+            Some(Record::Token(t)) if !rolled_back => Some(t),
             _ => None,
         };
-        // A token this process got without the store is newer than anything
-        // stored (its version is None): its refresh token is the live one.
-        let from = if held.is_none() && previous.is_some() {
+        let from = if rolled_back {
+            tracing::warn!(
+                credential = &*inner.credential,
+                key = inner.key.as_str(),
+                "the shared store holds an older entry than this process (it lost writes): \
+                 refreshing from the token held here"
+            );
             previous
         } else {
             latest.as_ref().or(previous)
         };
+        // The lease is checked once more right before the request: a holder
+        // that stalled since taking it must not make a request its successor
+        // makes too (a second token ends the first at Altrata).
+        let renew = inner
+            .store
+            .renew_lease(&inner.key, &inner.owner, inner.lease_ttl);
+        match inner.bounded(renew).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(Turn::ReadAgain),
+            Err(e) => return Ok(Turn::StoreDown(e)),
+        }
         let token = match self.fetch_renewing(source, from).await {
             Ok(t) => t,
             Err(e) => {
@@ -344,7 +438,7 @@ impl Shared {
                     if let Some(user) = e.user_key() {
                         self.mark_login_required(user, view).await;
                     }
-                } else if !e.is_transient() && !e.is_login_required() {
+                } else if e.is_credential_refusal() {
                     self.record_cooldown(&e, prior).await;
                 }
                 return Err(e);
@@ -353,7 +447,12 @@ impl Shared {
         // The credentials work: the count of failures in a row starts over.
         *lock(&inner.fleet_gate) = None;
         // Step 5: write, fenced by the lease, which also notifies.
-        let version = next_version(view, random_u64()?);
+        let fresh = random_u64()?;
+        let version = if rolled_back {
+            new_incarnation(view.map_or(0, |v| v.version.generation), fresh)
+        } else {
+            next_version(view, fresh)
+        };
         let fetched = Pending {
             token,
             from: view.and_then(|v| (v.holds != Holds::Unreadable).then_some(v.version)),
@@ -678,6 +777,7 @@ impl Shared {
         error: Error,
         source: &dyn TokenSource,
         previous: Option<&Token>,
+        held: Option<Version>,
         pending: &mut Option<Pending>,
     ) -> Result<Fetched, Error> {
         let inner = &*self.inner;
@@ -715,9 +815,15 @@ impl Shared {
                 if refreshes {
                     // Its refresh token may be the only live one: store it as
                     // soon as the store answers.
+                    // It was fetched on top of what this process held (or of
+                    // what its earlier unstored token was).
+                    let from = match pending.as_ref() {
+                        Some(p) => p.from,
+                        None => held,
+                    };
                     *pending = Some(Pending {
                         token: token.clone(),
-                        from: pending.as_ref().and_then(|p| p.from),
+                        from,
                     });
                     self.start_writer();
                 }
@@ -742,24 +848,26 @@ impl Shared {
         let shared = self.clone();
         handle.spawn(async move {
             let inner = &*shared.inner;
-            let mut delay = inner.poll_interval;
             loop {
-                tokio::time::sleep(delay).await;
-                // Well inside the lease, which the writer renews as it tries.
-                delay = (delay * 2).min(inner.lease_ttl / 4);
+                // Often: the store may answer again any moment, and the next
+                // holder must not get there first.
+                tokio::time::sleep(inner.poll_interval).await;
                 let mut pending = inner.pending.lock().await;
-                if pending.is_none() {
+                let done = pending.is_none()
+                    || match shared.flush(&mut pending).await {
+                        Ok(done) => done,
+                        Err(e) => {
+                            tracing::debug!(credential = &*inner.credential, error = %e, "pending token not written yet");
+                            false
+                        }
+                    };
+                if done {
+                    // Under the lock: a fetch that leaves a token pending starts
+                    // a writer under it too, and must not see this one running.
+                    inner.writer.store(false, Ordering::Release);
                     break;
                 }
-                match shared.flush(&mut pending).await {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::debug!(credential = &*inner.credential, error = %e, "pending token not written yet")
-                    }
-                }
             }
-            inner.writer.store(false, Ordering::Release);
         });
     }
 
@@ -774,13 +882,14 @@ impl Shared {
             let stored = inner.bounded(inner.store.load(&inner.key)).await?;
             inner.up();
             let (view, _) = inner.view(stored.as_ref(), &|_: &Token| true);
-            match after_read(view, None, pending.as_ref().map(|p| p.from)) {
+            match after_read(view, None, pending.as_ref().map(|p| p.from), &[]) {
                 AfterRead::WritePending { .. } => {
                     let p = pending.take().expect("a pending token to write");
                     let version = next_version(view, random_u64()?);
                     match self.write(p, view, version, pending).await? {
                         Turn::Done(f) => Ok(f.version.is_some()),
                         Turn::ReadAgain => Ok(false),
+                        Turn::StoreDown(e) => Err(e),
                     }
                 }
                 _ => {

@@ -109,6 +109,7 @@ pub(crate) struct TokenManager {
 struct Counters {
     token_requests: AtomicU64,
     token_failures: AtomicU64,
+    tokens_fetched: AtomicU64,
     coalesced_waiters: AtomicU64,
     retries_on_401: AtomicU64,
     refreshes_ahead: AtomicU64,
@@ -185,6 +186,7 @@ impl TokenManager {
         Stats {
             token_requests: c.token_requests.load(Ordering::Relaxed),
             token_failures: c.token_failures.load(Ordering::Relaxed),
+            tokens_fetched: c.tokens_fetched.load(Ordering::Relaxed),
             coalesced_waiters: c.coalesced_waiters.load(Ordering::Relaxed),
             retries_on_401: c.retries_on_401.load(Ordering::Relaxed),
             refreshes_ahead: c.refreshes_ahead.load(Ordering::Relaxed),
@@ -410,6 +412,9 @@ impl TokenManager {
             };
             let result = result.and_then(|(token, store_version, here)| {
                 let stamped = self.stamp(token, previous.as_deref(), store_version)?;
+                if here {
+                    self.counters.tokens_fetched.fetch_add(1, Ordering::Relaxed);
+                }
                 if let (true, Some(hook)) = (here, &self.on_change) {
                     // Before the new token replaces the old one. A hook that
                     // panics must not cost the token it was shown.

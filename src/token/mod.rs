@@ -357,6 +357,9 @@ pub struct Stats {
     pub token_requests: u64,
     /// Token requests that failed.
     pub token_failures: u64,
+    /// Tokens this process got from its source (a shared store's lease holder
+    /// counts them; a token adopted from the store does not).
+    pub tokens_fetched: u64,
     /// Requests that waited for a token request started by someone else.
     pub coalesced_waiters: u64,
     /// Requests re-sent after a 401.
