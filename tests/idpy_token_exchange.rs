@@ -4,8 +4,9 @@
 //! token-exchange helper behind a few lines of WSGI). A user's access token,
 //! issued to the app, is exchanged by a gateway client for a token of its own,
 //! once directly and once as the grant of a managed credential; a token the
-//! server did not issue and a wrong client secret are refused. Built with the
-//! `interop` feature (like the django-oauth-toolkit suite); never skipped in CI.
+//! server did not issue and a wrong client secret are refused. A `test = false`
+//! target (like the django-oauth-toolkit suite): run by
+//! `cargo test --test idpy_token_exchange`, never skipped in CI.
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Interop against a real authorization server, django-oauth-toolkit, for every
 //! grant. Run by `tests/interop/run.sh` (and so by `.ci/run`), which starts the
-//! server and sets `DOT_BASE` and `DOT_SESSION`. Built only with the `interop`
-//! feature, so a plain `cargo test` needs no Python.
+//! server and sets `DOT_BASE` and `DOT_SESSION`. A `test = false` target, so a
+//! plain `cargo test` needs no Python; `cargo test --test interop` runs it.
 //!
 //! The protected resource is a hyper server in this file that checks bearer
 //! tokens with the server's introspection endpoint, so an expired or revoked

@@ -59,7 +59,7 @@ echo "interop: django-oauth-toolkit on 127.0.0.1:$port (pid $pid), access tokens
 cd "$root"
 status=0
 DOT_BASE="http://127.0.0.1:$port" DOT_SESSION="$session" DOT_TOKEN_SECONDS="$DOT_TOKEN_SECONDS" \
-  cargo test --features interop --test interop -- --test-threads=2 "$@" || status=$?
+  cargo test --test interop -- --test-threads=2 "$@" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "interop: server log (last 50 lines):" >&2
   tail -n 50 "$work/server.log" >&2 || true

@@ -1,6 +1,7 @@
 //! `tower-client-auth`: checks an OAuth2 credential, runs the
 //! authorization-code login, and sends one authenticated request, with the
-//! crate's own token client and layer (feature `cli`). `--help` says how.
+//! library's own token client and layer, through its public API only (the
+//! workspace member `tower-client-auth-cli`). `--help` says how.
 
 mod commands;
 mod config;

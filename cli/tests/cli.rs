@@ -1,5 +1,5 @@
-//! The `tower-client-auth` command (feature `cli`) end to end, as a process,
-//! against the crate's emulators on loopback: `check` (success, a wrong
+//! The `tower-client-auth` command end to end, as a process,
+//! against the library's emulators on loopback: `check` (success, a wrong
 //! password tried once so the account never locks, a slow endpoint with
 //! progress, configuration from a TOML file with the secret in a file),
 //! `login` (the authorization code with PKCE, the test playing the browser),
