@@ -28,12 +28,12 @@ use http::Uri;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
-use crate::origin::Origin;
 #[cfg(feature = "store")]
 use crate::store::SharedStore;
 #[cfg(feature = "store")]
 use crate::token::Shared;
 use crate::token::{ManagedOptions, TokenManager, TokenSource};
+use crate::wire::origin::Origin;
 
 /// A credential: the headers to stamp and the origins they may go to.
 ///
@@ -460,7 +460,8 @@ impl CredentialBuilder {
             .origins
             .iter()
             .map(|o| {
-                crate::origin::parse_url(o, self.allow_http, "origin").map(|(_, origin)| origin)
+                crate::wire::origin::parse_url(o, self.allow_http, "origin")
+                    .map(|(_, origin)| origin)
             })
             .collect::<Result<Box<[Origin]>, Error>>()?;
         let origin_names = || {
@@ -534,7 +535,7 @@ impl fmt::Debug for CredentialBuilder {
         let origins: Vec<_> = self
             .origins
             .iter()
-            .map(|o| crate::origin::redact_user_info(o))
+            .map(|o| crate::wire::origin::redact_user_info(o))
             .collect();
         f.debug_struct("CredentialBuilder")
             .field("origins", &origins)

@@ -75,9 +75,9 @@ use crate::layer::TokenRequestMarker;
 use crate::layer::{send_when_not_fresh, stamp_and_send, Mode, NoRetry, ResponseFuture, Retry};
 use crate::layer::{GuardLayer, Guarded};
 use crate::oauth2::TokenClient;
-use crate::replay::DEFAULT_MAX_REPLAY_BODY;
 use crate::store::{SharedStore, StoreKey, StoredEntry};
 use crate::token::{ManagedOptions, Token, TokenHook, TokenSource};
+use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
 use crate::{BoxError, Credential, Error};
 
 /// The lease a user's refresh takes by default (a fleet's single credential
@@ -769,7 +769,7 @@ impl UsersBuilder {
         let name = format!(
             "{} via {}",
             probe.name(),
-            crate::oauth2::describe_url(self.client.token_url())
+            crate::wire::origin::describe_url(self.client.token_url())
         );
         Ok(Users {
             inner: Arc::new(Inner {
@@ -1048,7 +1048,7 @@ where
 /// another origin).
 struct UsersGuarded {
     users: Users,
-    origin: Option<crate::origin::Origin>,
+    origin: Option<crate::wire::origin::Origin>,
 }
 
 impl Guarded for UsersGuarded {
@@ -1115,7 +1115,7 @@ impl fmt::Debug for UsersGuarded {
 impl Users {
     /// The guard for every user's token.
     pub(crate) fn guard_layer(&self) -> GuardLayer {
-        let origin = crate::origin::Origin::parse_allow_http(&self.inner.origin).ok();
+        let origin = crate::wire::origin::Origin::parse_allow_http(&self.inner.origin).ok();
         let guarded = UsersGuarded {
             users: self.clone(),
             origin,

@@ -301,7 +301,7 @@ async fn the_guard_leaves_token_requests_alone() {
         .body(Full::new(Bytes::new()))
         .unwrap();
     req.extensions_mut()
-        .insert(tower_client_auth::oauth2::TokenRequestMarker);
+        .insert(tower_client_auth::layer::TokenRequestMarker);
     svc.oneshot(req).await.unwrap();
     assert_eq!(header(&seen.get(0), "x-api-key"), Some("k3y"));
 }

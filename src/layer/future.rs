@@ -401,7 +401,7 @@ fn learn_nonce<S, B, Sent, ResBody>(
     };
     let from = answered_from(response, &head.uri);
     dpop.remember_nonce(from, response.headers());
-    crate::origin::same_origin(from, &head.uri)
+    crate::wire::origin::same_origin(from, &head.uri)
         && crate::oauth2::dpop::asks_for_nonce(response.headers())
 }
 
@@ -414,7 +414,7 @@ fn answered_from<'a, ResBody>(
 ) -> &'a http::Uri {
     response
         .extensions()
-        .get::<super::HopUri>()
+        .get::<crate::wire::marks::HopUri>()
         .map_or(sent_to, |hop| &hop.0)
 }
 

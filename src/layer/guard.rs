@@ -11,8 +11,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::TokenRequestMarker;
 use crate::credential::Credential;
+use crate::wire::marks::{HopUri, TokenRequestMarker};
 
 /// Layer that applies [`Guard`]: the last line before the wire. Removes everything
 /// a credential's layer added (its headers, and the DPoP proof of a DPoP-bound
@@ -251,13 +251,6 @@ where
         }
     }
 }
-
-/// The URI of the hop a response answers, put in the response's extensions by
-/// the [`Guard`] when it carries a `DPoP-Nonce`: after a redirect below the
-/// layer, not the URI of the request the layer sent.
-#[derive(Clone, Debug)]
-#[cfg_attr(not(feature = "jose"), allow(dead_code))] // only DPoP has nonces
-pub(crate) struct HopUri(pub(crate) Uri);
 
 pin_project! {
     /// The response future of a [`Guard`]: the inner service's, with a

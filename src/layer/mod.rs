@@ -87,37 +87,21 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credential::{has_header, Credential};
-use crate::replay::DEFAULT_MAX_REPLAY_BODY;
 use crate::token::TokenCache;
+use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
 use crate::BoxError;
 #[cfg(test)]
 use crate::ReplayBody;
 use local::{Local, Stamp};
 
+pub use crate::wire::marks::TokenRequestMarker;
 pub use future::ResponseFuture;
 #[cfg(feature = "users")]
 pub(crate) use guard::Guarded;
-#[cfg(feature = "jose")]
-pub(crate) use guard::HopUri;
 pub use guard::{Guard, GuardFuture, GuardLayer};
 pub use mode::{Mode, NoRetry, Retry};
 
 use future::{Replay, RetryCtx};
-
-/// Marks a request as a token request (the crate's token client puts it in the
-/// request's extensions). [`AuthService`] never stamps such a request, and the
-/// [`GuardLayer`] leaves it alone, so a token client given an authenticated
-/// client by mistake cannot send credentials twice or wait on itself.
-///
-/// ```
-/// use tower_client_auth::layer::TokenRequestMarker;
-///
-/// let mut req = http::Request::post("https://auth.example.com/token").body(())?;
-/// req.extensions_mut().insert(TokenRequestMarker); // a token request of your own
-/// # Ok::<_, http::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct TokenRequestMarker;
 
 /// Layer that applies [`AuthService`]. `M` is [`Retry`] (the default) or
 /// [`NoRetry`]; see the [module docs](self).

@@ -5,7 +5,7 @@ use http_body::Body;
 
 pub use super::retry_state::Recording;
 use super::retry_state::RetryCtx;
-use crate::replay::ReplayBody;
+use crate::wire::replay::ReplayBody;
 
 /// What body the inner service receives, by layer mode: [`Retry`] wraps the
 /// caller's body in [`ReplayBody`] so that a request can be sent twice;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::local::Stamp;
-use crate::replay::ReplayHandle;
+use crate::wire::replay::ReplayHandle;
 
 /// What a recording body leaves behind for its replay.
 pub struct Recording<B>(pub(crate) ReplayHandle<B>);

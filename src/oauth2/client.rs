@@ -176,7 +176,7 @@ where
     }
 }
 
-pub use crate::layer::TokenRequestMarker;
+use crate::wire::marks::TokenRequestMarker;
 
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
 ///
@@ -657,24 +657,6 @@ impl TokenClient {
     }
 }
 
-/// `scheme://host[:port]/path` of `url`: no user information, query or
-/// fragment, so it is fit for a span, an event or a metric label.
-pub(crate) fn describe_url(url: &Uri) -> String {
-    let host = url.host().unwrap_or("");
-    match url.port_u16() {
-        Some(port) => format!(
-            "{}://{host}:{port}{}",
-            url.scheme_str().unwrap_or("https"),
-            url.path()
-        ),
-        None => format!(
-            "{}://{host}{}",
-            url.scheme_str().unwrap_or("https"),
-            url.path()
-        ),
-    }
-}
-
 async fn exchange(
     http: HttpService,
     request: Request<Full<Bytes>>,
@@ -716,10 +698,10 @@ async fn exchange_with_dpop(
     let learn = |answer: &http::response::Parts| {
         let from = answer
             .extensions
-            .get::<crate::layer::HopUri>()
+            .get::<crate::wire::marks::HopUri>()
             .map_or(&endpoint.url, |hop| &hop.0);
         dpop.remember_nonce(from, &answer.headers);
-        crate::origin::same_origin(from, &endpoint.url)
+        crate::wire::origin::same_origin(from, &endpoint.url)
             && answer.headers.contains_key(super::dpop::DPOP_NONCE)
     };
     let with_nonce = answer.as_ref().is_some_and(learn);
@@ -811,7 +793,7 @@ impl TokenClient {
         scopes: &[String],
     ) -> Result<super::DeviceAuthorization, Error> {
         // The token URL's rule: nothing is sent to a URL it refuses.
-        let (url, _) = crate::origin::parse_url(
+        let (url, _) = crate::wire::origin::parse_url(
             endpoint,
             self.endpoint.allow_http,
             "device authorization endpoint",
@@ -1035,7 +1017,7 @@ impl TokenClientBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let (url, _) = crate::origin::parse_url(&self.url, self.allow_http, "token URL")?;
+        let (url, _) = crate::wire::origin::parse_url(&self.url, self.allow_http, "token URL")?;
         if matches!(self.auth, ClientAuth::Basic | ClientAuth::BasicRaw) && self.client_id.is_none()
         {
             return Err(Error::config(
@@ -1066,7 +1048,10 @@ impl fmt::Debug for TokenClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenClientBuilder")
             // Not checked yet: it may still hold user information.
-            .field("token_url", &crate::origin::redact_user_info(&self.url))
+            .field(
+                "token_url",
+                &crate::wire::origin::redact_user_info(&self.url),
+            )
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",

@@ -261,7 +261,7 @@ impl Discovery {
     async fn fetch(&self, issuer: &str) -> Result<ProviderMetadata, Error> {
         // The rule of every URL the crate sends credentials to: the metadata
         // names where they will go.
-        let (uri, _) = crate::origin::parse_url(issuer, self.allow_http, "issuer")?;
+        let (uri, _) = crate::wire::origin::parse_url(issuer, self.allow_http, "issuer")?;
         let trimmed = issuer.trim_end_matches('/');
         // OpenID Connect appends; RFC 8414 inserts the well-known part
         // before the issuer's path.

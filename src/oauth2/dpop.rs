@@ -198,7 +198,7 @@ pub(crate) fn asks_for_nonce(headers: &HeaderMap) -> bool {
             .get_all(http::header::WWW_AUTHENTICATE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(crate::layer::policy::parse_challenges)
+            .flat_map(crate::wire::challenge::parse_challenges)
             .any(|c| {
                 c.scheme.eq_ignore_ascii_case("dpop") && c.param("error") == Some("use_dpop_nonce")
             })

@@ -118,11 +118,9 @@ mod pkce;
 mod response;
 mod source;
 
-#[cfg(feature = "users")]
-pub(crate) use client::describe_url;
 pub use client::{
     ClientAuth, HttpService, IntoHttpService, ParamStyle, TokenClient, TokenClientBuilder,
-    TokenRequestBody, TokenRequestMarker, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT,
+    TokenRequestBody, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT,
 };
 pub use device::{DeviceAuthorization, DEFAULT_DEVICE_INTERVAL};
 pub use discovery::{Discovery, ProviderMetadata, METADATA_TTL};

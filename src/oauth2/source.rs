@@ -112,7 +112,7 @@ impl TokenSource for OAuth2Source {
     }
 
     fn endpoint(&self) -> Option<String> {
-        Some(super::client::describe_url(self.client.token_url()))
+        Some(crate::wire::origin::describe_url(self.client.token_url()))
     }
 
     fn identity(&self) -> Option<String> {

@@ -228,6 +228,25 @@ impl fmt::Debug for Origin {
     }
 }
 
+/// `scheme://host[:port]/path` of `url`: no user information, query or
+/// fragment, so it is fit for a span, an event or a metric label.
+#[cfg(feature = "oauth2")]
+pub(crate) fn describe_url(url: &http::Uri) -> String {
+    let host = url.host().unwrap_or("");
+    match url.port_u16() {
+        Some(port) => format!(
+            "{}://{host}:{port}{}",
+            url.scheme_str().unwrap_or("https"),
+            url.path()
+        ),
+        None => format!(
+            "{}://{host}{}",
+            url.scheme_str().unwrap_or("https"),
+            url.path()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
