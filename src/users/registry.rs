@@ -1,91 +1,31 @@
-//! Many users behind one layer: the credential is chosen per request, and each
-//! user's refresh token lives in a durable [`TokenStore`](crate::store::TokenStore) (PostgreSQL, Redis)
-//! that survives restarts and is shared by replicas.
-//!
-//! A backend that acts for its end users (Agrello's API users, the generic
-//! OAuth2 API's third-party apps) holds one refresh token per user. [`Users`]
-//! keeps them: the login (the authorization-code flow) ends with
-//! [`Users::login`], which stores the user's token under their [`UserKey`];
-//! every request that carries a `UserKey` extension is then stamped with that
-//! user's access token, refreshed through the store's lease (one refresh per user
-//! across the fleet, rotation by compare-and-set, nothing sent twice). A user
-//! whose refresh token is rejected gets [`Error::is_login_required`] naming
-//! their key, in every process, until they log in again. Idle users' entries are
-//! dropped after an idle time or beyond a capacity, with their background tasks.
-//!
-//! ```
-//! use bytes::Bytes;
-//! use http::{Request, Response};
-//! use http_body_util::Full;
-//! use tower::{service_fn, Layer, ServiceExt};
-//! use tower_client_auth::oauth2::TokenClient;
-//! use tower_client_auth::token::Token;
-//! use tower_client_auth::store::{MemoryStore, SharedStore};
-//! use tower_client_auth::users::{UserKey, Users, UsersLayer};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tower_client_auth::BoxError> {
-//! # let http = service_fn(|_: Request<Full<Bytes>>| async {
-//! #     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
-//! # });
-//! let token_client = TokenClient::builder("https://auth.example.com/oauth/token")
-//!     .client_id("my-app")
-//!     .client_secret("secret")
-//!     .build(http)?;
-//! let users = Users::builder("https://api.example.com", token_client)
-//!     .store(SharedStore::new(MemoryStore::new())) // PgStore or RedisStore in production
-//!     .build()?;
-//!
-//! // The login's callback route, after exchanging the code:
-//! let token = Token::bearer("access", None).with_refresh_token("refresh");
-//! users.login(&UserKey::new("user-42"), token).await?;
-//!
-//! // Every API call as that user:
-//! let api = UsersLayer::new(users.clone()).without_retry().layer(service_fn(
-//!     |req: Request<Full<Bytes>>| async move {
-//!         let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
-//!         Ok::<_, std::convert::Infallible>(Response::new(auth))
-//!     },
-//! ));
-//! let mut req = Request::get("https://api.example.com/v1/me").body(Full::new(Bytes::new()))?;
-//! req.extensions_mut().insert(UserKey::new("user-42"));
-//! assert_eq!(api.oneshot(req).await?.into_body(), "Bearer access");
-//! # Ok(())
-//! # }
-//! ```
+//! [`Users`]: many users' credentials, created on first use from the store,
+//! dropped when idle or beyond the capacity; their login and counts.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use http::{header, Request, Response};
-use http_body::Body;
 use tokio::time::Instant;
-use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::credential::has_header;
 use crate::layer::local::Stamp;
-use crate::layer::TokenRequestMarker;
-use crate::layer::{send_when_not_fresh, stamp_and_send, Mode, NoRetry, ResponseFuture, Retry};
-use crate::layer::{GuardLayer, Guarded};
 use crate::oauth2::TokenClient;
 use crate::store::{SharedStore, StoreKey, StoredEntry};
-use crate::token::{ManagedOptions, Token, TokenHook, TokenSource};
-use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
-use crate::{BoxError, Credential, Error};
+use crate::token::{ManagedOptions, Token, TokenHook};
+use crate::{Credential, Error};
+
+use super::*;
 
 /// The lease a user's refresh takes by default (a fleet's single credential
 /// takes 30 s): a process that crashes mid-refresh holds that user up this long.
-const USERS_LEASE_TTL: Duration = Duration::from_secs(10);
+pub(super) const USERS_LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// A store operation, bounded by the store timeout.
-async fn bounded<T>(limit: Duration, op: BoxFuture<'_, Result<T, Error>>) -> Result<T, Error> {
+pub(super) async fn bounded<T>(
+    limit: Duration,
+    op: BoxFuture<'_, Result<T, Error>>,
+) -> Result<T, Error> {
     tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
         Err(Error::store_unavailable(
             "the shared store did not answer within the store timeout",
@@ -93,89 +33,8 @@ async fn bounded<T>(limit: Duration, op: BoxFuture<'_, Result<T, Error>>) -> Res
     })
 }
 
-/// Which user a request acts for: put it in the request's extensions. A user id
-/// of your application, never a secret (it appears in errors and logs).
-///
-/// Its hash is computed once, when it is made (SipHash with this process's
-/// random keys, so that chosen user ids cannot flood one bucket): cloning a key
-/// and looking it up per request costs no hashing.
-///
-/// ```
-/// use tower_client_auth::users::UserKey;
-///
-/// let mut req = http::Request::get("https://api.example.com/v1/me").body(()).unwrap();
-/// // From your session: the user this request acts for.
-/// req.extensions_mut().insert(UserKey::new("user-42"));
-/// assert_eq!(req.extensions().get::<UserKey>().unwrap().as_str(), "user-42");
-/// ```
-#[derive(Clone)]
-pub struct UserKey {
-    key: Arc<str>,
-    hash: u64,
-}
-
-impl UserKey {
-    /// A user key.
-    pub fn new(key: impl Into<Arc<str>>) -> UserKey {
-        use std::hash::BuildHasher;
-        static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-            std::sync::OnceLock::new();
-        let key = key.into();
-        let hash = KEYS.get_or_init(Default::default).hash_one(&*key);
-        UserKey { key, hash }
-    }
-
-    /// The key.
-    pub fn as_str(&self) -> &str {
-        &self.key
-    }
-}
-
-impl PartialEq for UserKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.key == other.key
-    }
-}
-
-impl Eq for UserKey {}
-
-impl std::hash::Hash for UserKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-impl fmt::Debug for UserKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UserKey({:?})", &*self.key)
-    }
-}
-
-/// The map's hasher: a `UserKey` brings its hash along.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `UserKey`; fold anything else in.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type KeyMap<V> = HashMap<UserKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
-
 /// Called with each new token of a user (see [`UsersBuilder::on_token_change`]).
-type UserTokenHook = Arc<dyn Fn(&UserKey, &Token) + Send + Sync>;
+pub(super) type UserTokenHook = Arc<dyn Fn(&UserKey, &Token) + Send + Sync>;
 
 /// What [`UsersLayer`] does with a request that carries no [`UserKey`].
 ///
@@ -250,36 +109,36 @@ pub enum WithoutUser {
 /// ```
 #[derive(Clone)]
 pub struct Users {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     /// Every user's credential goes by this name in spans, events and metric
     /// labels: the origin and token URL, never a user.
-    name: Arc<str>,
-    origin: String,
-    allow_http: bool,
-    client: TokenClient,
-    shared: SharedStore,
-    options: ManagedOptions,
-    on_change: Option<UserTokenHook>,
-    max_users: usize,
-    idle: Duration,
-    without_user: WithoutUser,
-    entries: Mutex<Entries>,
-    started: Instant,
+    pub(super) name: Arc<str>,
+    pub(super) origin: String,
+    pub(super) allow_http: bool,
+    pub(super) client: TokenClient,
+    pub(super) shared: SharedStore,
+    pub(super) options: ManagedOptions,
+    pub(super) on_change: Option<UserTokenHook>,
+    pub(super) max_users: usize,
+    pub(super) idle: Duration,
+    pub(super) without_user: WithoutUser,
+    pub(super) entries: Mutex<Entries>,
+    pub(super) started: Instant,
 }
 
 #[derive(Default)]
-struct Entries {
-    map: KeyMap<Arc<Entry>>,
-    last_sweep: u64,
+pub(super) struct Entries {
+    pub(super) map: KeyMap<Arc<Entry>>,
+    pub(super) last_sweep: u64,
     /// Requests since the last look at the clock for a sweep.
-    since_sweep: u32,
+    pub(super) since_sweep: u32,
     /// The counts of entries that are gone.
-    retired: UsersStats,
+    pub(super) retired: UsersStats,
     /// Whether the background sweep was started.
-    sweeper: bool,
+    pub(super) sweeper: bool,
 }
 
 /// Counts over every user of a [`Users`] (see [`Users::stats`]).
@@ -301,7 +160,7 @@ pub struct UsersStats {
 }
 
 impl UsersStats {
-    fn add(&mut self, credential: &Credential) {
+    pub(super) fn add(&mut self, credential: &Credential) {
         if let Some(s) = credential.stats() {
             self.token_requests += s.token_requests;
             self.refreshes += s.tokens_fetched;
@@ -316,18 +175,18 @@ impl UsersStats {
 /// sets `touched`; a sweep keeps touched entries (clearing the flag and noting
 /// the sweep's time as `untouched_since`) and drops entries untouched since
 /// longer than the idle time.
-struct Entry {
-    credential: Credential,
-    stamp: Arc<Stamp>,
-    touched: AtomicBool,
+pub(super) struct Entry {
+    pub(super) credential: Credential,
+    pub(super) stamp: Arc<Stamp>,
+    pub(super) touched: AtomicBool,
     /// Milliseconds since `Inner::started`: when the entry was last seen
     /// untouched by a sweep (or made).
-    untouched_since: AtomicU64,
+    pub(super) untouched_since: AtomicU64,
 }
 
 impl Entry {
     #[inline]
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         if !self.touched.load(Ordering::Relaxed) {
             self.touched.store(true, Ordering::Relaxed);
         }
@@ -362,15 +221,15 @@ impl Entry {
 /// ```
 #[must_use]
 pub struct UsersBuilder {
-    origin: String,
-    allow_http: bool,
-    client: TokenClient,
-    shared: Option<SharedStore>,
-    options: ManagedOptions,
-    on_change: Option<UserTokenHook>,
-    max_users: usize,
-    idle: Duration,
-    without_user: WithoutUser,
+    pub(super) origin: String,
+    pub(super) allow_http: bool,
+    pub(super) client: TokenClient,
+    pub(super) shared: Option<SharedStore>,
+    pub(super) options: ManagedOptions,
+    pub(super) on_change: Option<UserTokenHook>,
+    pub(super) max_users: usize,
+    pub(super) idle: Duration,
+    pub(super) without_user: WithoutUser,
 }
 
 impl Users {
@@ -455,7 +314,7 @@ impl Users {
         entries.map.len()
     }
 
-    fn sweep(&self, entries: &mut Entries, now: u64) {
+    pub(super) fn sweep(&self, entries: &mut Entries, now: u64) {
         let idle = self.inner.idle.as_millis() as u64;
         let mut gone = Vec::new();
         entries.map.retain(|_, e| {
@@ -476,7 +335,7 @@ impl Users {
     }
 
     /// Keeps the counts of an entry that goes.
-    fn retire(&self, entry: &Entry) {
+    pub(super) fn retire(&self, entry: &Entry) {
         self.lock().retired.add(&entry.credential);
     }
 
@@ -540,19 +399,19 @@ impl Users {
         self.entry(user).map(|e| e.credential.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.inner.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         self.inner.started.elapsed().as_millis() as u64
     }
 
-    fn store_key(&self, user: &UserKey) -> StoreKey {
+    pub(super) fn store_key(&self, user: &UserKey) -> StoreKey {
         StoreKey::new(&self.inner.shared.namespace, &self.identity(user))
     }
 
-    fn identity(&self, user: &UserKey) -> String {
+    pub(super) fn identity(&self, user: &UserKey) -> String {
         let c = &self.inner.client;
         // Each field escaped: a user key with a `|` must not name another
         // user of another client.
@@ -567,7 +426,7 @@ impl Users {
     }
 
     #[inline]
-    fn entry(&self, user: &UserKey) -> Result<Arc<Entry>, Error> {
+    pub(super) fn entry(&self, user: &UserKey) -> Result<Arc<Entry>, Error> {
         let mut entries = self.lock();
         entries.since_sweep += 1;
         if entries.since_sweep >= 1_024 {
@@ -587,7 +446,7 @@ impl Users {
     }
 
     #[cold]
-    fn new_entry(&self, user: &UserKey) -> Result<Arc<Entry>, Error> {
+    pub(super) fn new_entry(&self, user: &UserKey) -> Result<Arc<Entry>, Error> {
         let now = self.now_ms();
         let mut entries = self.lock();
         if let Some(e) = entries.map.get(user) {
@@ -638,7 +497,7 @@ impl Users {
 
     /// Starts the idle sweep on the runtime at hand; `false` without one (then
     /// sweeps ride on requests and new users).
-    fn start_sweeper(&self) -> bool {
+    pub(super) fn start_sweeper(&self) -> bool {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return false;
         };
@@ -657,7 +516,7 @@ impl Users {
         true
     }
 
-    fn build_credential(&self, user: &UserKey) -> Result<Credential, Error> {
+    pub(super) fn build_credential(&self, user: &UserKey) -> Result<Credential, Error> {
         let inner = &self.inner;
         let source = UserSource {
             client: inner.client.clone(),
@@ -790,340 +649,6 @@ impl UsersBuilder {
     }
 }
 
-/// A user's refresh token as a [`TokenSource`]: the store hands in the latest
-/// stored token; its refresh token is used, and a rejection means a new login.
-struct UserSource {
-    client: TokenClient,
-    user: UserKey,
-}
-
-impl TokenSource for UserSource {
-    fn needs_previous(&self) -> bool {
-        true
-    }
-
-    #[cfg(feature = "jose")]
-    fn dpop(&self) -> Option<crate::oauth2::Dpop> {
-        self.client.dpop().cloned()
-    }
-
-    fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
-        let refresh = previous.and_then(|p| p.refresh_token().cloned());
-        let (client, user) = (self.client.clone(), self.user.clone());
-        Box::pin(async move {
-            let Some(refresh) = refresh else {
-                return Err(Error::login_required(user.as_str()));
-            };
-            match client.refresh(&refresh, &[]).await {
-                Err(e) if e.is_invalid_grant() => {
-                    tracing::info!(
-                        user = user.as_str(),
-                        "refresh token rejected: login required"
-                    );
-                    Err(Error::login_required(user.as_str()))
-                }
-                other => other,
-            }
-        })
-    }
-}
-
-/// Layer that applies [`UsersService`]: the credential of the request's
-/// [`UserKey`]. `M` is [`Retry`] (default) or [`NoRetry`], as for
-/// [`AuthLayer`](crate::AuthLayer).
-///
-/// ```
-/// use bytes::Bytes;
-/// use http::{Request, Response};
-/// use http_body_util::Full;
-/// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_client_auth::token::Token;
-/// use tower_client_auth::store::{MemoryStore, SharedStore};
-/// use tower_client_auth::users::{UserKey, Users, UsersLayer};
-/// use tower_client_auth::ReplayBody;
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
-/// # let token_client = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/oauth/token")
-/// #     .client_id("my-app")
-/// #     .build(tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
-/// #         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
-/// #     }))?;
-/// # let users = Users::builder("https://api.example.com", token_client)
-/// #     .store(SharedStore::new(MemoryStore::new()))
-/// #     .build()?;
-/// let login = Token::bearer("alice-access-token", None).with_refresh_token("alice-refresh-token");
-/// users.login(&UserKey::new("alice"), login).await?;
-///
-/// // With 401 retry (the default), the client under the layer gets `ReplayBody`.
-/// let api = UsersLayer::new(users).layer(service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
-///     Ok::<_, std::convert::Infallible>(Response::new(req.headers().get("authorization").cloned()))
-/// }));
-/// let mut req = Request::get("https://api.example.com/v1/me").body(Full::new(Bytes::new()))?;
-/// req.extensions_mut().insert(UserKey::new("alice"));
-/// assert_eq!(api.clone().oneshot(req).await?.into_body().unwrap(), "Bearer alice-access-token");
-///
-/// // A request for no user goes out as it is (see `WithoutUser`).
-/// let anonymous = Request::get("https://api.example.com/v1/status").body(Full::new(Bytes::new()))?;
-/// assert!(api.oneshot(anonymous).await?.into_body().is_none());
-/// # Ok(())
-/// # }
-/// ```
-#[must_use]
-pub struct UsersLayer<M = Retry> {
-    users: Users,
-    max_replay_body: usize,
-    _mode: PhantomData<fn() -> M>,
-}
-
-impl<M> Clone for UsersLayer<M> {
-    fn clone(&self) -> Self {
-        UsersLayer {
-            users: self.users.clone(),
-            max_replay_body: self.max_replay_body,
-            _mode: PhantomData,
-        }
-    }
-}
-
-impl UsersLayer<Retry> {
-    /// Stamps each request with its user's token, retrying once on 401.
-    pub fn new(users: Users) -> Self {
-        UsersLayer {
-            users,
-            max_replay_body: DEFAULT_MAX_REPLAY_BODY,
-            _mode: PhantomData,
-        }
-    }
-
-    /// No 401 retry; the caller's body type goes through unchanged.
-    pub fn without_retry(self) -> UsersLayer<NoRetry> {
-        UsersLayer {
-            users: self.users,
-            max_replay_body: self.max_replay_body,
-            _mode: PhantomData,
-        }
-    }
-}
-
-impl<M> UsersLayer<M> {
-    /// The [`GuardLayer`] for every user's token, to put
-    /// directly above the HTTP client, as [`AuthLayer::guard`](crate::AuthLayer::guard)
-    /// for one credential: a hop that a follower below this layer sends to
-    /// another origin goes without the user's `Authorization` and `DPoP`
-    /// proof. A same-origin hop keeps them.
-    ///
-    /// It knows a user's token by value among the users in memory (the
-    /// request's own [`UserKey`] first, when its extensions came along), so a
-    /// caller's own `Authorization` to another origin is left alone.
-    pub fn guard(&self) -> crate::GuardLayer {
-        self.users.guard_layer()
-    }
-}
-
-impl<S, M> Layer<S> for UsersLayer<M> {
-    type Service = UsersService<S, M>;
-
-    fn layer(&self, inner: S) -> UsersService<S, M> {
-        UsersService {
-            inner,
-            users: self.users.clone(),
-            max_replay_body: self.max_replay_body,
-            _mode: PhantomData,
-        }
-    }
-}
-
-/// Middleware that stamps each request with its [`UserKey`]'s token.
-///
-/// ```
-/// use bytes::Bytes;
-/// use http::{Request, Response};
-/// use http_body_util::Full;
-/// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_client_auth::layer::NoRetry;
-/// use tower_client_auth::token::Token;
-/// use tower_client_auth::store::{MemoryStore, SharedStore};
-/// use tower_client_auth::users::{UserKey, Users, UsersLayer, UsersService};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
-/// # let token_client = tower_client_auth::oauth2::TokenClient::builder("https://auth.example.com/oauth/token")
-/// #     .client_id("my-app")
-/// #     .build(tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
-/// #         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::<bytes::Bytes>::default()))
-/// #     }))?;
-/// # let users = Users::builder("https://api.example.com", token_client)
-/// #     .store(SharedStore::new(MemoryStore::new()))
-/// #     .build()?;
-/// for user in ["alice", "bob"] {
-///     let login = Token::bearer(format!("{user}-access-token"), None).with_refresh_token("my-refresh-token");
-///     users.login(&UserKey::new(user), login).await?;
-/// }
-/// let client = service_fn(|req: Request<Full<Bytes>>| async move {
-///     Ok::<_, std::convert::Infallible>(Response::new(req.headers()["authorization"].clone()))
-/// });
-/// let api: UsersService<_, NoRetry> = UsersLayer::new(users).without_retry().layer(client);
-///
-/// // One service, each request stamped for its own user.
-/// for user in ["alice", "bob"] {
-///     let mut req = Request::get("https://api.example.com/v1/me").body(Full::new(Bytes::new()))?;
-///     req.extensions_mut().insert(UserKey::new(user));
-///     let authorization = api.clone().oneshot(req).await?.into_body();
-///     assert_eq!(authorization.to_str()?, format!("Bearer {user}-access-token"));
-/// }
-/// # Ok(())
-/// # }
-/// ```
-pub struct UsersService<S, M = Retry> {
-    inner: S,
-    users: Users,
-    max_replay_body: usize,
-    _mode: PhantomData<fn() -> M>,
-}
-
-impl<S: Clone, M> Clone for UsersService<S, M> {
-    fn clone(&self) -> Self {
-        UsersService {
-            inner: self.inner.clone(),
-            users: self.users.clone(),
-            max_replay_body: self.max_replay_body,
-            _mode: PhantomData,
-        }
-    }
-}
-
-impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for UsersService<S, M>
-where
-    M: Mode,
-    S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>> + Clone,
-    S::Error: Into<BoxError>,
-    ReqBody: Body,
-{
-    type Response = Response<ResBody>;
-    type Error = BoxError;
-    type Future = ResponseFuture<S, ReqBody, M>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let user = req.extensions().get::<UserKey>().cloned();
-        let marked = req.extensions().get::<TokenRequestMarker>().is_some();
-        let Some(user) = user.filter(|_| !marked) else {
-            if self.users.inner.without_user == WithoutUser::Fail && !marked {
-                return ResponseFuture::failed(Error::config("request carries no UserKey"));
-            }
-            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
-        };
-        let entry = match self.users.entry(&user) {
-            Ok(e) => e,
-            Err(e) => return ResponseFuture::failed(e),
-        };
-        if !entry.credential.applies_to(req.uri()) {
-            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
-        }
-        let Some(manager) = entry.credential.manager() else {
-            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
-        };
-        if has_header(req.headers(), &header::AUTHORIZATION) {
-            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
-        }
-        let cap = self.max_replay_body;
-        let current = manager.current();
-        if let Some(current) = current.as_deref().filter(|c| c.is_fresh()) {
-            let token = (&current.authorization, current.generation);
-            return stamp_and_send(&mut self.inner, req, token, &entry.stamp, cap);
-        }
-        drop(current);
-        send_when_not_fresh(&mut self.inner, req, manager, &entry.stamp, cap)
-    }
-}
-
-/// What the users' guard keeps on their origin (see [`UsersLayer::guard`]):
-/// every user's token, and the origin they all go to (`None` if it does not
-/// parse, which [`UsersBuilder::build`] has ruled out: every hop is then
-/// another origin).
-struct UsersGuarded {
-    users: Users,
-    origin: Option<crate::wire::origin::Origin>,
-}
-
-impl Guarded for UsersGuarded {
-    #[inline]
-    fn applies_to(&self, uri: &http::Uri) -> bool {
-        self.origin.as_ref().is_some_and(|o| o.matches(uri))
-    }
-
-    /// Removes what any user's credential stamped: the request's own user's
-    /// first, then, while an `Authorization` is left, every other user's in
-    /// memory (a hop to another origin is rare; a scan there is the price of
-    /// not trusting extensions, which followers drop across origins).
-    fn remove_stamped(
-        &self,
-        headers: &mut http::HeaderMap,
-        extensions: &http::Extensions,
-    ) -> usize {
-        let users = &self.users;
-        let mut removed = 0;
-        // One key for every user's proofs.
-        #[cfg(feature = "jose")]
-        if let Some(dpop) = users.inner.client.dpop() {
-            removed += crate::credential::remove_dpop_proofs(headers, dpop);
-        }
-        if !has_header(headers, &header::AUTHORIZATION) {
-            return removed;
-        }
-        let user = extensions.get::<UserKey>();
-        if let Some(entry) = user.and_then(|u| users.lock().map.get(u).cloned()) {
-            removed += entry.credential.remove_stamped(headers);
-        }
-        if has_header(headers, &header::AUTHORIZATION) {
-            // Taken out of the lock first: a manager's lock is never taken
-            // under the users' one.
-            let entries: Vec<Arc<Entry>> = users.lock().map.values().cloned().collect();
-            for entry in entries {
-                removed += entry.credential.remove_stamped(headers);
-                if !has_header(headers, &header::AUTHORIZATION) {
-                    break;
-                }
-            }
-        }
-        removed
-    }
-
-    fn name(&self) -> &str {
-        &self.users.inner.name
-    }
-
-    fn signs_dpop_proofs(&self) -> bool {
-        #[cfg(feature = "jose")]
-        return self.users.inner.client.dpop().is_some();
-        #[cfg(not(feature = "jose"))]
-        false
-    }
-}
-
-impl fmt::Debug for UsersGuarded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.users.fmt(f)
-    }
-}
-
-impl Users {
-    /// The guard for every user's token.
-    pub(crate) fn guard_layer(&self) -> GuardLayer {
-        let origin = crate::wire::origin::Origin::parse_allow_http(&self.inner.origin).ok();
-        let guarded = UsersGuarded {
-            users: self.clone(),
-            origin,
-        };
-        GuardLayer::guarding(Arc::from([Box::new(guarded) as Box<dyn Guarded>]))
-    }
-}
-
 impl fmt::Debug for Users {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Users")
@@ -1140,22 +665,5 @@ impl fmt::Debug for UsersBuilder {
         f.debug_struct("UsersBuilder")
             .field("origin", &self.origin)
             .finish_non_exhaustive()
-    }
-}
-
-impl<M> fmt::Debug for UsersLayer<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UsersLayer")
-            .field("users", &self.users)
-            .finish()
-    }
-}
-
-impl<S: fmt::Debug, M> fmt::Debug for UsersService<S, M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UsersService")
-            .field("inner", &self.inner)
-            .field("users", &self.users)
-            .finish()
     }
 }
