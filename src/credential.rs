@@ -27,12 +27,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
 use secrecy::{ExposeSecret, SecretString};
 
+#[cfg(feature = "store")]
+use crate::cache::Shared;
+use crate::cache::TokenManager;
 use crate::error::Error;
 #[cfg(feature = "store")]
 use crate::store::SharedStore;
-#[cfg(feature = "store")]
-use crate::token::Shared;
-use crate::token::{ManagedOptions, TokenManager, TokenSource};
+use crate::token::{ManagedOptions, TokenSource};
 use crate::wire::origin::Origin;
 
 /// A credential: the headers to stamp and the origins they may go to.

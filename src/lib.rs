@@ -189,6 +189,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cache;
 pub mod credential;
 pub mod error;
 #[cfg(feature = "https")]

@@ -17,8 +17,8 @@ use super::local::Stamp;
 use super::mode::{Mode, Retry};
 pub(crate) use super::retry_state::{Replay, RetryCtx};
 use super::{policy, stamp_and_send, stamp_headers};
+use crate::cache::Stamped;
 use crate::error::Error;
-use crate::token::Stamped;
 use crate::BoxError;
 
 type Acquire = BoxFuture<'static, Result<Arc<Stamped>, Error>>;

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::cache::Stamped;
 use crate::credential::{has_header, Credential};
-use crate::token::Stamped;
 
 /// What one service clone stamps besides the token: its credential and its own
 /// copies of the static headers. Shared by the clone's in-flight requests (a

@@ -86,8 +86,8 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::cache::TokenCache;
 use crate::credential::{has_header, Credential};
-use crate::token::TokenCache;
 use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
 use crate::BoxError;
 #[cfg(test)]
@@ -353,7 +353,7 @@ where
 pub(crate) fn send_when_not_fresh<S, B, M>(
     service: &mut S,
     req: Request<B>,
-    manager: &Arc<crate::token::TokenManager>,
+    manager: &Arc<crate::cache::TokenManager>,
     stamp: &Arc<Stamp>,
     max_replay_body: usize,
 ) -> ResponseFuture<S, B, M>

@@ -34,12 +34,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
-mod core;
-mod manager;
-#[cfg(not(feature = "store"))]
-mod no_store;
 mod options;
-mod telemetry;
 
 use std::fmt;
 use std::time::Duration;
@@ -80,14 +75,15 @@ pub(crate) struct Version {
     pub(crate) generation: u64,
 }
 
-#[cfg(feature = "store")]
-pub(crate) use crate::store::Shared;
-#[cfg(feature = "store")]
-pub(crate) use core::later;
-pub(crate) use manager::{Stamped, TokenCache, TokenManager};
-#[cfg(not(feature = "store"))]
-pub(crate) use no_store::Shared;
 pub use options::ManagedOptions;
+
+/// `at + d`, saturating instead of panicking: far enough in the future is the same
+/// as never for a token cache.
+pub(crate) fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(MAX_LIFETIME))
+        .unwrap_or(at)
+}
 
 /// Called with each new token a credential fetched (after a refresh-token
 /// rotation, say), before it replaces the old one: for applications that keep

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::{Token, TokenSource, Version};
 use crate::error::Error;
+use crate::token::{Token, TokenSource, Version};
 
 /// Uninhabited: a credential without a shared store.
 pub(crate) enum Shared {}

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::ManagedOptions;
 use crate::error::{Error, Kind};
+use crate::token::{later, ManagedOptions};
 
 /// The current token as the decisions need it: generation and whether retired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,14 +51,6 @@ impl Jitter for SplitMix {
         z ^= z >> 31;
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
-}
-
-/// `at + d`, saturating instead of panicking: far enough in the future is the same
-/// as never for a token cache.
-pub(crate) fn later(at: Instant, d: Duration) -> Instant {
-    at.checked_add(d)
-        .or_else(|| at.checked_add(super::MAX_LIFETIME))
-        .unwrap_or(at)
 }
 
 #[derive(Debug, Clone)]

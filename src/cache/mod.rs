@@ -22,6 +22,16 @@
 //! * A token request runs in its own spawned task; requests wait on a `Shared`
 //!   handle to it. Dropping the request that started it drops only that waiter.
 
+mod flight;
+#[cfg(not(feature = "store"))]
+mod no_store;
+mod telemetry;
+
+#[cfg(feature = "store")]
+pub(crate) use crate::store::Shared;
+#[cfg(not(feature = "store"))]
+pub(crate) use no_store::Shared;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -35,10 +45,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::core::{later, Ahead, Core, Current, Decision};
-use super::telemetry;
-use super::{ManagedOptions, Shared, Stats, Token, TokenSource, Version};
 use crate::error::{Error, Kind};
+use crate::token::{
+    later, ManagedOptions, Stats, Token, TokenHook, TokenSource, Version, MAX_LIFETIME,
+};
+use flight::{Ahead, Core, Current, Decision};
 
 type Flight = future::Shared<BoxFuture<'static, Result<Arc<Stamped>, Error>>>;
 
@@ -95,7 +106,7 @@ pub(crate) struct TokenManager {
     source: Arc<dyn TokenSource>,
     options: ManagedOptions,
     shared: Option<Shared>,
-    on_change: Option<super::TokenHook>,
+    on_change: Option<TokenHook>,
     /// Names the credential in every span and event (never a secret).
     name: Arc<str>,
     changed: Arc<Notify>,
@@ -129,7 +140,7 @@ impl TokenManager {
         source: Arc<dyn TokenSource>,
         options: ManagedOptions,
         shared: Option<Shared>,
-        on_change: Option<super::TokenHook>,
+        on_change: Option<TokenHook>,
         name: Arc<str>,
     ) -> Arc<Self> {
         #[cfg(feature = "jose")]
@@ -516,7 +527,7 @@ impl TokenManager {
         if token.expires_in.is_none() {
             token.expires_in = self.options.default_lifetime;
         }
-        token.expires_in = token.expires_in.map(|d| d.min(super::MAX_LIFETIME));
+        token.expires_in = token.expires_in.map(|d| d.min(MAX_LIFETIME));
         let scheme = if token.token_type.eq_ignore_ascii_case("bearer") {
             "Bearer"
         } else if token.token_type.eq_ignore_ascii_case("dpop") && self.has_dpop() {
