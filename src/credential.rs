@@ -230,8 +230,8 @@ fn remove_values(
 
 /// Removes the `DPoP` proofs signed with `dpop`'s key; keeps any other.
 #[cfg(feature = "jose")]
-pub(crate) fn remove_dpop_proofs(headers: &mut HeaderMap, dpop: &crate::oauth2::Dpop) -> usize {
-    let name = HeaderName::from_static(crate::oauth2::dpop::DPOP);
+pub(crate) fn remove_dpop_proofs(headers: &mut HeaderMap, dpop: &crate::jose::Dpop) -> usize {
+    let name = HeaderName::from_static(crate::jose::dpop::DPOP);
     remove_values(headers, &name, |v| dpop.is_own_proof(v))
 }
 

@@ -195,6 +195,8 @@ pub mod error;
 #[cfg(feature = "https")]
 #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
 pub mod https;
+#[cfg(feature = "jose")]
+mod jose;
 pub mod layer;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]

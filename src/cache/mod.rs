@@ -113,7 +113,7 @@ pub(crate) struct TokenManager {
     counters: Counters,
     /// The DPoP key the tokens are bound to, if the source has one.
     #[cfg(feature = "jose")]
-    dpop: Option<crate::oauth2::Dpop>,
+    dpop: Option<crate::jose::Dpop>,
 }
 
 #[derive(Default)]
@@ -175,7 +175,7 @@ impl TokenManager {
     /// The DPoP key of this credential's tokens.
     #[cfg(feature = "jose")]
     #[inline]
-    pub(crate) fn dpop(&self) -> Option<&crate::oauth2::Dpop> {
+    pub(crate) fn dpop(&self) -> Option<&crate::jose::Dpop> {
         self.dpop.as_ref()
     }
 

@@ -320,7 +320,7 @@ where
                             &head.uri,
                             &token.authorization,
                         ) {
-                            head.headers.insert(crate::oauth2::dpop::DPOP, proof);
+                            head.headers.insert(crate::jose::dpop::DPOP, proof);
                         }
                         #[cfg(feature = "jose")]
                         let nonce_retry = ctx.dpop_nonce;
@@ -402,7 +402,7 @@ fn learn_nonce<S, B, Sent, ResBody>(
     let from = answered_from(response, &head.uri);
     dpop.remember_nonce(from, response.headers());
     crate::wire::origin::same_origin(from, &head.uri)
-        && crate::oauth2::dpop::asks_for_nonce(response.headers())
+        && crate::jose::dpop::asks_for_nonce(response.headers())
 }
 
 /// Where `response` came from: the hop the guard below saw answer it, else

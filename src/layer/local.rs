@@ -27,7 +27,7 @@ pub(crate) struct Stamp {
     /// The DPoP key of the credential's tokens, looked up once: the check on
     /// the hot path is then one load.
     #[cfg(feature = "jose")]
-    pub(crate) dpop: Option<crate::oauth2::Dpop>,
+    pub(crate) dpop: Option<crate::jose::Dpop>,
 }
 
 impl Stamp {

@@ -410,7 +410,7 @@ where
         stamp_headers(req.headers_mut(), carried.then_some(authorization), stamp);
         #[cfg(feature = "jose")]
         if let Some(proof) = proof {
-            req.headers_mut().insert(crate::oauth2::dpop::DPOP, proof);
+            req.headers_mut().insert(crate::jose::dpop::DPOP, proof);
         }
         return ResponseFuture::direct(service.call(M::wrap_request(req)));
     }
@@ -420,7 +420,7 @@ where
     #[cfg(feature = "jose")]
     if stamp.dpop.is_some() {
         if let Some(proof) = dpop_proof(stamp, &parts.method, &parts.uri, authorization) {
-            parts.headers.insert(crate::oauth2::dpop::DPOP, proof);
+            parts.headers.insert(crate::jose::dpop::DPOP, proof);
         }
     }
     let (body, recording) = M::record(body, max_replay_body);

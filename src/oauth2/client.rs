@@ -580,7 +580,7 @@ impl TokenClient {
                 let (Some(id), Some(key)) = (&e.client_id, &e.jose.assertion_key) else {
                     return Err(Error::config("private_key_jwt needs a client id and a key"));
                 };
-                let now = super::jose::unix_now();
+                let now = crate::jose::keys::unix_now();
                 let audience = match &e.jose.audience {
                     Some(a) => a.clone(),
                     None => url.to_string(),
@@ -594,7 +594,7 @@ impl TokenClient {
                     "iss": id,
                     "sub": id,
                     "aud": audience,
-                    "jti": super::jose::new_jti()?,
+                    "jti": crate::jose::keys::new_jti()?,
                     "iat": now,
                     "exp": now + 60,
                 });
@@ -685,7 +685,7 @@ async fn exchange_with_dpop(
     let endpoint = &*endpoint;
     let prove = |mut req: Request<Full<Bytes>>| -> Result<Request<Full<Bytes>>, Error> {
         let proof = dpop.proof(req.method(), req.uri(), None)?;
-        req.headers_mut().insert(super::dpop::DPOP, proof);
+        req.headers_mut().insert(crate::jose::dpop::DPOP, proof);
         Ok(req)
     };
     let (answer, result) = send_and_parse(http.clone(), prove(request)?, endpoint).await;
@@ -702,7 +702,7 @@ async fn exchange_with_dpop(
             .map_or(&endpoint.url, |hop| &hop.0);
         dpop.remember_nonce(from, &answer.headers);
         crate::wire::origin::same_origin(from, &endpoint.url)
-            && answer.headers.contains_key(super::dpop::DPOP_NONCE)
+            && answer.headers.contains_key(crate::jose::dpop::DPOP_NONCE)
     };
     let with_nonce = answer.as_ref().is_some_and(learn);
     match result {

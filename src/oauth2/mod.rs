@@ -109,30 +109,26 @@
 mod client;
 mod device;
 mod discovery;
-#[cfg(feature = "jose")]
-pub(crate) mod dpop;
 mod grant;
-#[cfg(feature = "jose")]
-pub(crate) mod jose;
 mod pkce;
 mod response;
 mod source;
 
+#[cfg(feature = "jose")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+pub use crate::jose::Dpop;
+#[cfg(feature = "jose")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+pub use crate::jose::PrivateKey;
 pub use client::{
     ClientAuth, HttpService, IntoHttpService, ParamStyle, TokenClient, TokenClientBuilder,
     TokenRequestBody, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT,
 };
 pub use device::{DeviceAuthorization, DEFAULT_DEVICE_INTERVAL};
 pub use discovery::{Discovery, ProviderMetadata, METADATA_TTL};
-#[cfg(feature = "jose")]
-#[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
-pub use dpop::Dpop;
 pub use grant::{
     Grant, TokenExchange, ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, REFRESH_TOKEN_TYPE,
 };
-#[cfg(feature = "jose")]
-#[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
-pub use jose::PrivateKey;
 pub use pkce::{
     AuthorizationCode, AuthorizationRequest, AuthorizationUrl, PkceMethod, PkceVerifier,
 };

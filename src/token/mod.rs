@@ -309,7 +309,7 @@ pub trait TokenSource: Send + Sync + 'static {
     /// only.
     #[cfg(feature = "jose")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
-    fn dpop(&self) -> Option<crate::oauth2::Dpop> {
+    fn dpop(&self) -> Option<crate::jose::Dpop> {
         None
     }
 }

@@ -21,7 +21,7 @@ impl TokenSource for UserSource {
     }
 
     #[cfg(feature = "jose")]
-    fn dpop(&self) -> Option<crate::oauth2::Dpop> {
+    fn dpop(&self) -> Option<crate::jose::Dpop> {
         self.client.dpop().cloned()
     }
 

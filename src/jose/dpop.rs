@@ -33,7 +33,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use sha2::{Digest, Sha256};
 
-use super::jose::{new_jti, unix_now, PrivateKey};
+use super::keys::{new_jti, unix_now, PrivateKey};
 use crate::error::Error;
 
 /// The `DPoP` request header.

@@ -175,7 +175,7 @@ impl PrivateKey {
     }
 
     /// Signs `claims` as a JWT (header `typ` `JWT`, `alg`, and `kid` when
-    /// set): an assertion for [`Grant::JwtBearer`](super::Grant::JwtBearer)
+    /// set): an assertion for [`Grant::JwtBearer`](crate::oauth2::Grant::JwtBearer)
     /// when you are the issuer. Set `iss`, `sub`, `aud` and `exp` as the
     /// server expects (RFC 7523 §3).
     ///
