@@ -22,15 +22,19 @@
 
 mod codec;
 mod config;
+mod cooldown;
 mod lease;
 #[cfg(test)]
 mod lease_model;
 mod memory;
+mod outage;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+mod renewal;
 mod shared;
+mod writer;
 
 use std::fmt;
 use std::time::Duration;

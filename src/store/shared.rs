@@ -11,26 +11,18 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chacha20poly1305::XChaCha20Poly1305;
-use futures_util::future::{self, Either};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::codec::{
-    decode, decode_cooldown, encode, encode_cooldown, unix_ms, CooldownRecord, Record,
-};
-use super::lease::{
-    after_read, fleet_cooldown, new_incarnation, next_version, AfterRead, Holds, Stored, Version,
-};
+use super::codec::{decode, encode, Record};
+use super::cooldown::FleetGate;
+use super::lease::{after_read, new_incarnation, next_version, AfterRead, Holds, Stored, Version};
 use super::{SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable};
 use crate::error::Error;
 use crate::token::{later, ManagedOptions, Token, TokenSource};
-
-/// How often a process re-reads the fleet's cool-down record while it is set:
-/// an operator's `end_cooldown` reaches every process within this.
-const COOLDOWN_RECHECK: Duration = Duration::from_secs(5);
 
 /// How many times a write after a token request is tried while the lease is
 /// held, before the token is kept pending for the background writer.
@@ -39,57 +31,43 @@ const WRITE_ATTEMPTS: u32 = 3;
 /// A credential's resolved link to its shared store. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Arc<dyn TokenStore>,
-    key: StoreKey,
+pub(super) struct Inner {
+    pub(super) store: Arc<dyn TokenStore>,
+    pub(super) key: StoreKey,
     /// This process's owner token for the lease: unique per process and credential.
-    owner: String,
-    when_unavailable: WhenUnavailable,
-    lease_ttl: Duration,
-    poll_interval: Duration,
-    store_timeout: Duration,
-    cooldown: Duration,
-    max_cooldown: Duration,
-    cipher: Option<Arc<XChaCha20Poly1305>>,
+    pub(super) owner: String,
+    pub(super) when_unavailable: WhenUnavailable,
+    pub(super) lease_ttl: Duration,
+    pub(super) poll_interval: Duration,
+    pub(super) store_timeout: Duration,
+    pub(super) cooldown: Duration,
+    pub(super) max_cooldown: Duration,
+    pub(super) cipher: Option<Arc<XChaCha20Poly1305>>,
     /// Set while the store is unreachable, so that it is logged once.
-    down: AtomicBool,
+    pub(super) down: AtomicBool,
     /// A token fetched here and not stored yet; locked for a whole fetch (and
     /// by the background writer), so that one process writes it once.
-    pending: Mutex<Option<Pending>>,
+    pub(super) pending: Mutex<Option<Pending>>,
     /// Whether the background writer runs.
-    writer: AtomicBool,
+    pub(super) writer: AtomicBool,
     /// The fleet's cool-down as this process last saw it (read or written).
-    fleet_gate: StdMutex<Option<FleetGate>>,
+    pub(super) fleet_gate: StdMutex<Option<FleetGate>>,
     /// Epochs of the store this process held before the current one (the
     /// latest few): an entry of one of them is the store rolling back.
-    retired: StdMutex<Vec<u64>>,
+    pub(super) retired: StdMutex<Vec<u64>>,
     /// The credential's name, on every event (warnings too, which a WARN
     /// filter shows without the DEBUG span around them).
-    credential: Arc<str>,
-}
-
-/// The fleet's cool-down as one process saw it. The store decides whether it
-/// holds (the record is there until its time-to-live ends, by the store's own
-/// clock); this only paces the re-reads and carries the count of failures in
-/// a row to the next one, which doubles the cool-down.
-#[derive(Clone, Copy)]
-struct FleetGate {
-    count: u32,
-    seen_at: Instant,
-    /// Until when it holds, as far as this process knows (never trusted for
-    /// the decision, which is the record's presence).
-    until: Instant,
-    delay: Duration,
+    pub(super) credential: Arc<str>,
 }
 
 /// A token fetched here that is not in the store yet.
-struct Pending {
-    token: Token,
+pub(super) struct Pending {
+    pub(super) token: Token,
     /// The version it was fetched from (None: nothing readable was stored).
-    from: Option<Version>,
+    pub(super) from: Option<Version>,
 }
 
 /// A token from the fleet's protocol, with its store version (None: fetched
@@ -102,7 +80,7 @@ pub(crate) struct Fetched {
 }
 
 /// What the lease holder's turn ended with.
-enum Turn {
+pub(super) enum Turn {
     Done(Fetched),
     /// The write did not land (fenced out, or the entry moved), or the lease
     /// was lost before the request: read again.
@@ -336,7 +314,7 @@ impl Shared {
     }
 
     /// Takes the lease, or (`ours`: kept for a pending token) renews it.
-    async fn take_lease(&self, ours: bool) -> Result<bool, Error> {
+    pub(super) async fn take_lease(&self, ours: bool) -> Result<bool, Error> {
         let inner = &*self.inner;
         if ours {
             let renew = inner
@@ -356,7 +334,7 @@ impl Shared {
     }
 
     /// Compare-and-delete: a lease that expired and was taken is not ours.
-    async fn release_lease(&self) {
+    pub(super) async fn release_lease(&self) {
         let inner = &*self.inner;
         let release = inner.store.release_lease(&inner.key, &inner.owner);
         if let Err(e) = inner.bounded(release).await {
@@ -464,7 +442,7 @@ impl Shared {
     /// lease is ours. A store error is retried (with backoff, the lease renewed
     /// between tries); if the store stays down the token is kept pending and
     /// served here, to be written when the store answers.
-    async fn write(
+    pub(super) async fn write(
         &self,
         token: Pending,
         stored: Option<Stored>,
@@ -589,331 +567,11 @@ impl Shared {
             }
         }
     }
-
-    /// Fails if the fleet is cooling down (the record is in the store); else
-    /// returns how many permanent failures in a row came just before (0: none
-    /// lately), for the next cool-down's length.
-    async fn check_cooldown(&self) -> Result<u32, Error> {
-        let inner = &*self.inner;
-        let data = inner
-            .bounded(inner.store.load_cooldown(&inner.key))
-            .await
-            .map_err(Error::store_unavailable)?;
-        let now = Instant::now();
-        let Some(data) = data else {
-            // Ended (its time ran out, or an operator ended it): a failure soon
-            // after it is one more in a row.
-            let mut gate = lock(&inner.fleet_gate);
-            let recent = gate.filter(|g| now < g.seen_at + g.delay * 2 + COOLDOWN_RECHECK);
-            *gate = recent.map(|g| FleetGate { until: now, ..g });
-            return Ok(recent.map_or(0, |g| g.count));
-        };
-        let record = match decode_cooldown(&data, &inner.key, inner.cipher.as_deref()) {
-            Ok(r) => r,
-            Err(e) => {
-                // Unreadable (another key): it cannot say anything; the next
-                // permanent failure overwrites it.
-                tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "fleet cool-down record unreadable; ignoring it");
-                return Ok(0);
-            }
-        };
-        // The time left, for people (by the wall clock, which hosts may not
-        // agree on: the decision is the record's presence, not this).
-        let left =
-            Duration::from_millis(record.until_ms.saturating_sub(unix_ms(SystemTime::now())));
-        let delay = fleet_cooldown(inner.cooldown, inner.max_cooldown, record.count);
-        *lock(&inner.fleet_gate) = Some(FleetGate {
-            count: record.count,
-            seen_at: now,
-            until: later(now, left.max(Duration::from_millis(1))),
-            delay,
-        });
-        Err(Error::fleet_cooling_down(
-            record.code.as_deref(),
-            record.description.as_deref(),
-            record.status,
-            left,
-        ))
-    }
-
-    /// Records a permanent failure for the whole fleet: the record stays in the
-    /// store for the cool-down (the store's own time-to-live).
-    async fn record_cooldown(&self, e: &Error, prior: u32) {
-        let inner = &*self.inner;
-        let count = prior.saturating_add(1);
-        let delay = fleet_cooldown(inner.cooldown, inner.max_cooldown, count);
-        let record = CooldownRecord {
-            until_ms: unix_ms(SystemTime::now() + delay),
-            count,
-            status: e.status().map(|s| s.as_u16()),
-            code: e.oauth2_code().map(str::to_owned),
-            description: e.oauth2_description().map(str::to_owned),
-        };
-        let result = async {
-            let data = encode_cooldown(&record, &inner.key, inner.cipher.as_deref())?;
-            inner
-                .bounded(inner.store.set_cooldown(&inner.key, data, delay))
-                .await
-        }
-        .await;
-        match result {
-            Ok(()) => {
-                let now = Instant::now();
-                *lock(&inner.fleet_gate) = Some(FleetGate {
-                    count,
-                    seen_at: now,
-                    until: later(now, delay),
-                    delay,
-                });
-                tracing::warn!(
-                    credential = &*inner.credential,
-                    key = inner.key.as_str(),
-                    cooldown_ms = delay.as_millis() as u64,
-                    failures_in_a_row = count,
-                    "permanent failure: the whole fleet cools down"
-                );
-            }
-            Err(err) => {
-                tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %err, "fleet cool-down not recorded: this process cools down alone")
-            }
-        }
-    }
-
-    /// After a permanent failure, how long this process's own gate holds: the
-    /// fleet's record decides (re-read every few seconds, so that ending it
-    /// anywhere ends it everywhere), when there is one.
-    pub(crate) fn gate_after_failure(&self, e: &Error) -> Option<Duration> {
-        if e.is_transient() {
-            return None;
-        }
-        let gate = (*lock(&self.inner.fleet_gate))?;
-        let left = gate.until.saturating_duration_since(Instant::now());
-        (!left.is_zero()).then(|| left.min(COOLDOWN_RECHECK))
-    }
-
-    /// Ends the fleet's cool-down (in the background, on the current runtime).
-    pub(crate) fn end_cooldown(&self) {
-        *lock(&self.inner.fleet_gate) = None;
-        let inner = self.inner.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    match inner.bounded(inner.store.clear_cooldown(&inner.key)).await {
-                        Ok(()) => tracing::info!(credential = &*inner.credential, key = inner.key.as_str(), "fleet cool-down ended"),
-                        Err(e) => tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "fleet cool-down not ended: the store did not answer"),
-                    }
-                });
-            }
-            Err(_) => tracing::warn!(
-                credential = &*inner.credential,
-                "fleet cool-down not ended: no Tokio runtime to reach the store on"
-            ),
-        }
-    }
-
-    async fn fetch_renewing(
-        &self,
-        source: &dyn TokenSource,
-        from: Option<&Token>,
-    ) -> Result<Token, Error> {
-        let inner = &*self.inner;
-        let fetch = tokio::time::timeout(inner.lease_ttl * 2 / 3, source.fetch(from));
-        tokio::pin!(fetch);
-        let mut renew = tokio::time::interval(inner.lease_ttl / 3);
-        renew.tick().await;
-        loop {
-            let tick = std::pin::pin!(renew.tick());
-            match future::select(fetch.as_mut(), tick).await {
-                Either::Left((result, _)) => {
-                    return match result {
-                        Ok(r) => r,
-                        Err(_) => Err(Error::with_source(
-                            crate::error::Kind::Timeout,
-                            "token request outlived two thirds of the shared store's lease",
-                        )),
-                    };
-                }
-                Either::Right((_, _)) => {
-                    // Renewal is bounded too: a stalled store must not hold up the
-                    // request it guards.
-                    let renewal =
-                        inner
-                            .store
-                            .renew_lease(&inner.key, &inner.owner, inner.lease_ttl);
-                    match inner.bounded(renewal).await {
-                        Ok(true) => {}
-                        // A refresh-token request in flight is let finish: it may
-                        // have rotated the only live refresh token (its write is
-                        // fenced, and the token kept until it is stored).
-                        Ok(false)
-                            if inner.when_unavailable == WhenUnavailable::FailClosed
-                                && !source.needs_previous() =>
-                        {
-                            // Someone else may hold the lease now: a token we got
-                            // would end theirs (Altrata). Give the request up.
-                            tracing::warn!(
-                                credential = &*inner.credential,
-                                key = inner.key.as_str(),
-                                "lease lost while fetching; giving the request up"
-                            );
-                            return Err(Error::store_unavailable("lease lost while fetching"));
-                        }
-                        Ok(false) => tracing::warn!(
-                            credential = &*inner.credential,
-                            key = inner.key.as_str(),
-                            "lease lost while fetching; the write is fenced"
-                        ),
-                        Err(e) => {
-                            tracing::debug!(credential = &*inner.credential, key = inner.key.as_str(), error = %e, "lease renewal failed")
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    async fn unavailable(
-        &self,
-        error: Error,
-        source: &dyn TokenSource,
-        previous: Option<&Token>,
-        held: Option<Version>,
-        pending: &mut Option<Pending>,
-    ) -> Result<Fetched, Error> {
-        let inner = &*self.inner;
-        if !inner.down.swap(true, Ordering::Relaxed) {
-            tracing::warn!(credential = &*inner.credential, key = inner.key.as_str(), error = %error, policy = ?inner.when_unavailable, "shared token store unavailable");
-        }
-        if let Some(p) = pending.as_ref() {
-            // Still unstored, and still the newest: keep serving it.
-            self.start_writer();
-            if p.token.expires_at().is_none_or(|at| at > Instant::now()) {
-                return Ok(Fetched {
-                    token: p.token.clone(),
-                    version: None,
-                    fetched_here: false,
-                });
-            }
-        }
-        // From here on, a token request without the lease.
-        let from = pending.as_ref().map(|p| &p.token).or(previous);
-        let refreshes = source.needs_previous() || from.and_then(|t| t.refresh_token()).is_some();
-        match inner.when_unavailable {
-            WhenUnavailable::FailClosed => Err(Error::store_unavailable(error)),
-            WhenUnavailable::FetchLocally if refreshes => {
-                // Every process holds the same refresh token: refreshing from
-                // it here and there is a reuse a rotating provider punishes.
-                Err(Error::store_unavailable(error))
-            }
-            WhenUnavailable::FetchLocally => Ok(Fetched {
-                token: source.fetch(from).await?,
-                version: None,
-                fetched_here: true,
-            }),
-            WhenUnavailable::FetchLocallyReusingRefreshTokens => {
-                let token = source.fetch(from).await?;
-                if refreshes {
-                    // Its refresh token may be the only live one: store it as
-                    // soon as the store answers.
-                    // It was fetched on top of what this process held (or of
-                    // what its earlier unstored token was).
-                    let from = match pending.as_ref() {
-                        Some(p) => p.from,
-                        None => held,
-                    };
-                    *pending = Some(Pending {
-                        token: token.clone(),
-                        from,
-                    });
-                    self.start_writer();
-                }
-                Ok(Fetched {
-                    token,
-                    version: None,
-                    fetched_here: true,
-                })
-            }
-        }
-    }
-
-    /// Starts the background writer of the pending token, unless it runs. It
-    /// tries with backoff until the token is stored or superseded.
-    fn start_writer(&self) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self.inner.writer.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let shared = self.clone();
-        handle.spawn(async move {
-            let inner = &*shared.inner;
-            loop {
-                // Often: the store may answer again any moment, and the next
-                // holder must not get there first.
-                tokio::time::sleep(inner.poll_interval).await;
-                let mut pending = inner.pending.lock().await;
-                let done = pending.is_none()
-                    || match shared.flush(&mut pending).await {
-                        Ok(done) => done,
-                        Err(e) => {
-                            tracing::debug!(credential = &*inner.credential, error = %e, "pending token not written yet");
-                            false
-                        }
-                    };
-                if done {
-                    // Under the lock: a fetch that leaves a token pending starts
-                    // a writer under it too, and must not see this one running.
-                    inner.writer.store(false, Ordering::Release);
-                    break;
-                }
-            }
-        });
-    }
-
-    /// One try at writing the pending token. `Ok(true)`: nothing is pending any
-    /// more (written, or superseded).
-    async fn flush(&self, pending: &mut Option<Pending>) -> Result<bool, Error> {
-        let inner = &*self.inner;
-        if !self.take_lease(true).await? {
-            return Ok(false);
-        }
-        let result = async {
-            let stored = inner.bounded(inner.store.load(&inner.key)).await?;
-            inner.up();
-            let (view, _) = inner.view(stored.as_ref(), &|_: &Token| true);
-            match after_read(view, None, pending.as_ref().map(|p| p.from), &[]) {
-                AfterRead::WritePending { .. } => {
-                    let p = pending.take().expect("a pending token to write");
-                    let version = next_version(view, random_u64()?);
-                    match self.write(p, view, version, pending).await? {
-                        Turn::Done(f) => Ok(f.version.is_some()),
-                        Turn::ReadAgain => Ok(false),
-                        Turn::StoreDown(e) => Err(e),
-                    }
-                }
-                _ => {
-                    tracing::warn!(
-                        credential = &*inner.credential,
-                        key = inner.key.as_str(),
-                        "an unstored token was superseded by a newer stored one"
-                    );
-                    pending.take();
-                    Ok(true)
-                }
-            }
-        }
-        .await;
-        if pending.is_none() {
-            self.release_lease().await;
-        }
-        result
-    }
 }
 
 impl Inner {
     /// A store operation, bounded by the store timeout.
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         op: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
@@ -926,7 +584,7 @@ impl Inner {
     }
 
     /// The stored entry as the decisions see it, and its record if it decodes.
-    fn view(
+    pub(super) fn view(
         &self,
         stored: Option<&StoredEntry>,
         usable: &impl Fn(&Token) -> bool,
@@ -964,7 +622,7 @@ impl Inner {
         }
     }
 
-    fn up(&self) {
+    pub(super) fn up(&self) {
         if self.down.swap(false, Ordering::Relaxed) {
             tracing::info!(
                 credential = &*self.credential,
@@ -975,12 +633,12 @@ impl Inner {
     }
 }
 
-fn random_u64() -> Result<u64, Error> {
+pub(super) fn random_u64() -> Result<u64, Error> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|_| Error::config("no randomness for the shared store"))?;
     Ok(u64::from_le_bytes(bytes))
 }
 
-fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
