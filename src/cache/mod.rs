@@ -22,6 +22,7 @@
 //! * A token request runs in its own spawned task; requests wait on a `Shared`
 //!   handle to it. Dropping the request that started it drops only that waiter.
 
+mod driver;
 mod flight;
 #[cfg(not(feature = "store"))]
 mod no_store;
@@ -35,7 +36,7 @@ pub(crate) use no_store::Shared;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwapOption;
 use futures_util::future::{self, BoxFuture, FutureExt};
@@ -49,6 +50,7 @@ use crate::error::{Error, Kind};
 use crate::token::{
     later, ManagedOptions, Stats, Token, TokenHook, TokenSource, Version, MAX_LIFETIME,
 };
+use driver::{drive, DriverAlive};
 use flight::{Ahead, Core, Current, Decision};
 
 type Flight = future::Shared<BoxFuture<'static, Result<Arc<Stamped>, Error>>>;
@@ -639,72 +641,6 @@ impl Drop for TokenManager {
         // Wake the driver so that it sees the manager gone and ends now, not at
         // its next deadline (never, for a token without expiry).
         self.changed.notify_waiters();
-    }
-}
-
-/// Owned by the driver task. Dropped when the task ends for any reason,
-/// including its runtime shutting down: then the current token is marked
-/// unwatched, so that requests check its deadline themselves.
-struct DriverAlive(Weak<TokenManager>);
-
-impl Drop for DriverAlive {
-    fn drop(&mut self) {
-        let Some(m) = self.0.upgrade() else { return };
-        let mut state = m.lock();
-        state.driver_alive = false;
-        if let Some(cur) = m.current.load_full() {
-            if cur.stale_at.is_some() {
-                let _ = cur.state.compare_exchange(
-                    FRESH,
-                    UNWATCHED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-            }
-        }
-    }
-}
-
-/// The background task of one credential: refreshes ahead and retires the token
-/// at its time. Holds only a weak reference, so it ends with the credential.
-async fn drive(manager: Weak<TokenManager>, changed: Arc<Notify>, _alive: DriverAlive) {
-    loop {
-        let notified = changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let wake = {
-            let Some(m) = manager.upgrade() else { return };
-            let current = m.current.load_full();
-            let now = Instant::now();
-            match current {
-                Some(cur) if !cur.is_retired() => match (cur.refresh_at, cur.stale_at) {
-                    (Some(refresh_at), Some(stale_at)) => {
-                        if now >= stale_at {
-                            cur.retire();
-                            tracing::debug!(credential = %m.name, generation = cur.generation, "token retired at expiry");
-                            None
-                        } else if now < refresh_at {
-                            // With no refresh-ahead window, retirement comes first.
-                            Some(refresh_at.min(stale_at))
-                        } else {
-                            match m.refresh_ahead(cur.generation) {
-                                Ahead::Running(_) => Some(stale_at),
-                                Ahead::NotBefore(nb) => Some(nb.min(stale_at)),
-                            }
-                        }
-                    }
-                    _ => None,
-                },
-                _ => None,
-            }
-        };
-        match wake {
-            Some(at) => {
-                let sleep = std::pin::pin!(tokio::time::sleep_until(at));
-                future::select(sleep, notified.as_mut()).await;
-            }
-            None => notified.await,
-        }
     }
 }
 
