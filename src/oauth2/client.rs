@@ -6,175 +6,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, Response, Uri};
-use http_body::Body;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, Uri};
+use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
-use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 use super::grant::Grant;
-use super::response::parse_token_response;
 use crate::error::{Error, Kind};
 use crate::token::Token;
-use crate::BoxError;
 
+pub use super::builder::TokenClientBuilder;
+use super::exchange::{exchange, read_body};
+pub use super::transport::{HttpService, IntoHttpService, TokenRequestBody};
 /// The default cap on a token response body: 1 MiB.
 pub const DEFAULT_MAX_RESPONSE: usize = 1024 * 1024;
 /// The default timeout for one token request, connection to last body byte.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The HTTP service a [`TokenClient`] sends through, type-erased.
-///
-/// Box a client once with [`IntoHttpService`], then share it:
-///
-/// ```
-/// use tower::ServiceExt;
-/// use tower_client_auth::oauth2::{HttpService, IntoHttpService, TokenClient};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), tower_client_auth::BoxError> {
-/// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
-/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-/// #         bytes::Bytes::from_static(br#"{"access_token":"my-token","token_type":"Bearer","expires_in":3600}"#),
-/// #     )))
-/// # });
-/// let http: HttpService = endpoint.into_http_service();
-/// let reader = TokenClient::builder("https://auth.example.com/token")
-///     .client_id("reader")
-///     .build(http.clone())?;
-/// let writer = TokenClient::builder("https://auth.example.com/token")
-///     .client_id("writer")
-///     .build(http.clone())?;
-/// # let _ = (reader, writer);
-/// let res = http.oneshot(http::Request::post("https://auth.example.com/token").body(Default::default())?).await?;
-/// assert_eq!(res.status(), 200);
-/// # Ok(())
-/// # }
-/// ```
-pub type HttpService =
-    BoxCloneSyncService<Request<Full<Bytes>>, Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>;
-
-/// A request body type a token request can be sent with: `Full<Bytes>`, or
-/// [`ReplayBody<Full<Bytes>>`](crate::ReplayBody) so that one hyper-util client can
-/// serve both the token endpoint and, behind an [`AuthLayer`](crate::AuthLayer),
-/// the API.
-///
-/// ```
-/// use bytes::Bytes;
-/// use http_body_util::Full;
-/// use hyper_util::client::legacy::Client;
-/// use hyper_util::rt::TokioExecutor;
-/// use tower::Layer;
-/// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
-/// use tower_client_auth::{AuthLayer, Credential, ReplayBody};
-///
-/// // One client, one connection pool, for the token endpoint and the API.
-/// let http = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
-/// let tokens = TokenClient::builder("https://auth.example.com/token")
-///     .client_id("my-client")
-///     .client_secret("my-secret")
-///     .build(http.clone())?;
-/// let credential = Credential::builder()
-///     .origin("https://api.example.com")
-///     .token_source(OAuth2Source::client_credentials(tokens))
-///     .build()?;
-/// let api = AuthLayer::new(credential).layer(http);
-/// # let _ = api;
-/// # Ok::<(), tower_client_auth::Error>(())
-/// ```
-pub trait TokenRequestBody: sealed::Sealed + Send + 'static {
-    /// Wraps the token request's body.
-    fn from_full(body: Full<Bytes>) -> Self;
-}
-
-impl TokenRequestBody for Full<Bytes> {
-    fn from_full(body: Full<Bytes>) -> Self {
-        body
-    }
-}
-
-impl TokenRequestBody for crate::ReplayBody<Full<Bytes>> {
-    fn from_full(body: Full<Bytes>) -> Self {
-        crate::ReplayBody::passthrough(body)
-    }
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for http_body_util::Full<bytes::Bytes> {}
-    impl Sealed for crate::ReplayBody<http_body_util::Full<bytes::Bytes>> {}
-}
-
-/// An HTTP client a [`TokenClient`] can send through: any cloneable `Send`
-/// service (it need not be `Sync`: a `ConcurrencyLimit` or `Buffer` around your
-/// client fits, and may be the same one the API requests go through) taking `Request<Full<Bytes>>` or `Request<ReplayBody<Full<Bytes>>>` (see
-/// [`TokenRequestBody`]), such as a hyper-util client. `M` is inferred; it only
-/// lets one blanket implementation cover every body type.
-///
-/// ```
-/// use tower::ServiceBuilder;
-/// use tower_client_auth::oauth2::TokenClient;
-/// # use tower_client_auth::secrecy::ExposeSecret;
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), tower_client_auth::Error> {
-/// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
-/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-/// #         bytes::Bytes::from_static(br#"{"access_token":"my-token","token_type":"Bearer","expires_in":3600}"#),
-/// #     )))
-/// # });
-/// // A concurrency limit makes the client `!Sync`: it is accepted all the same.
-/// let limited = ServiceBuilder::new().concurrency_limit(8).service(endpoint);
-/// let tokens = TokenClient::builder("https://auth.example.com/token")
-///     .client_id("my-client")
-///     .client_secret("my-secret")
-///     .build(limited)?;
-/// let token = tokens.client_credentials(&[]).await?;
-/// assert_eq!(token.access_token().expose_secret(), "my-token");
-/// # Ok(())
-/// # }
-/// ```
-pub trait IntoHttpService<M> {
-    /// Boxes the client for the token endpoint.
-    fn into_http_service(self) -> HttpService;
-}
-
-impl<S, ReqBody, B> IntoHttpService<(ReqBody, B)> for S
-where
-    S: Service<Request<ReqBody>, Response = Response<B>> + Clone + Send + 'static,
-    ReqBody: TokenRequestBody,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    fn into_http_service(self) -> HttpService {
-        // Services such as tower's `ConcurrencyLimit` or `Buffer` are `Send` but
-        // not `Sync`: keep the one given behind a lock and send each token request
-        // through a fresh clone of it, driven to readiness by `oneshot`.
-        let proto = Arc::new(std::sync::Mutex::new(self));
-        let http = tower::service_fn(move |req: Request<Full<Bytes>>| {
-            let service = proto.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            service
-                .map_request(|req: Request<Full<Bytes>>| req.map(ReqBody::from_full))
-                .map_response(|res: Response<B>| {
-                    res.map(|body| {
-                        body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
-                            .map_err(Into::into)
-                            .boxed_unsync()
-                    })
-                })
-                .map_err(Into::into)
-                .oneshot(req)
-        });
-        BoxCloneSyncService::new(http)
-    }
-}
 
 use crate::wire::marks::TokenRequestMarker;
 
@@ -281,35 +130,35 @@ pub enum ParamStyle {
 /// ```
 #[derive(Clone)]
 pub struct TokenClient {
-    http: HttpService,
-    endpoint: Arc<Endpoint>,
+    pub(super) http: HttpService,
+    pub(super) endpoint: Arc<Endpoint>,
 }
 
-struct Endpoint {
-    url: Uri,
-    client_id: Option<String>,
-    client_secret: Option<SecretString>,
-    auth: ClientAuth,
-    style: ParamStyle,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    params: Vec<(String, String)>,
-    timeout: Duration,
-    max_response: usize,
+pub(super) struct Endpoint {
+    pub(super) url: Uri,
+    pub(super) client_id: Option<String>,
+    pub(super) client_secret: Option<SecretString>,
+    pub(super) auth: ClientAuth,
+    pub(super) style: ParamStyle,
+    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(super) params: Vec<(String, String)>,
+    pub(super) timeout: Duration,
+    pub(super) max_response: usize,
     /// Plain `http://` allowed to any host, for every endpoint of this client.
-    allow_http: bool,
+    pub(super) allow_http: bool,
     #[cfg(feature = "jose")]
-    jose: Jose,
+    pub(super) jose: Jose,
 }
 
 /// What the `jose` feature adds to a token endpoint: DPoP proofs and
 /// `private_key_jwt` client assertions.
 #[cfg(feature = "jose")]
 #[derive(Clone, Default)]
-struct Jose {
-    dpop: Option<super::Dpop>,
-    assertion_key: Option<super::PrivateKey>,
+pub(super) struct Jose {
+    pub(super) dpop: Option<super::Dpop>,
+    pub(super) assertion_key: Option<super::PrivateKey>,
     /// The assertion's `aud` (default: the token URL).
-    audience: Option<String>,
+    pub(super) audience: Option<String>,
 }
 
 impl TokenClient {
@@ -657,110 +506,6 @@ impl TokenClient {
     }
 }
 
-async fn exchange(
-    http: HttpService,
-    request: Request<Full<Bytes>>,
-    rebuild: impl FnOnce() -> Result<Request<Full<Bytes>>, Error>,
-    endpoint: Arc<Endpoint>,
-) -> Result<Token, Error> {
-    #[cfg(feature = "jose")]
-    if let Some(dpop) = endpoint.jose.dpop.clone() {
-        return exchange_with_dpop(http, request, rebuild, endpoint, &dpop).await;
-    }
-    #[cfg(not(feature = "jose"))]
-    let _ = rebuild;
-    send_and_parse(http, request, &endpoint).await.1
-}
-
-/// A token request with a DPoP proof; sent once more when the endpoint asks
-/// for a new nonce (RFC 9449 §8).
-#[cfg(feature = "jose")]
-async fn exchange_with_dpop(
-    http: HttpService,
-    request: Request<Full<Bytes>>,
-    rebuild: impl FnOnce() -> Result<Request<Full<Bytes>>, Error>,
-    endpoint: Arc<Endpoint>,
-    dpop: &super::Dpop,
-) -> Result<Token, Error> {
-    let endpoint = &*endpoint;
-    let prove = |mut req: Request<Full<Bytes>>| -> Result<Request<Full<Bytes>>, Error> {
-        let proof = dpop.proof(req.method(), req.uri(), None)?;
-        req.headers_mut().insert(crate::jose::dpop::DPOP, proof);
-        Ok(req)
-    };
-    let (answer, result) = send_and_parse(http.clone(), prove(request)?, endpoint).await;
-    // Kept from any answer, under the origin that sent it (a guard below
-    // says which, after a redirect); a request asked for a nonce by the token
-    // endpoint is sent once more (whether its own nonce or a concurrent
-    // request's was the stale one). Asked again after that, the error stands
-    // and is permanent: a server that never accepts our nonces gets a
-    // cool-down, not a stream of requests.
-    let learn = |answer: &http::response::Parts| {
-        let from = answer
-            .extensions
-            .get::<crate::wire::marks::HopUri>()
-            .map_or(&endpoint.url, |hop| &hop.0);
-        dpop.remember_nonce(from, &answer.headers);
-        crate::wire::origin::same_origin(from, &endpoint.url)
-            && answer.headers.contains_key(crate::jose::dpop::DPOP_NONCE)
-    };
-    let with_nonce = answer.as_ref().is_some_and(learn);
-    match result {
-        Err(e) if with_nonce && e.oauth2_code() == Some("use_dpop_nonce") => {
-            let (answer, result) = send_and_parse(http, prove(rebuild()?)?, endpoint).await;
-            if let Some(answer) = &answer {
-                learn(answer);
-            }
-            result
-        }
-        other => other,
-    }
-}
-
-/// Sends a token request and parses the answer; gives back the response's
-/// head too (DPoP nonces, and where they came from), when there was a response.
-async fn send_and_parse(
-    http: HttpService,
-    request: Request<Full<Bytes>>,
-    endpoint: &Endpoint,
-) -> (Option<http::response::Parts>, Result<Token, Error>) {
-    let response = match http.oneshot(request).await {
-        Ok(r) => r,
-        Err(e) => return (None, Err(Error::with_source(Kind::Transport, e))),
-    };
-    let (parts, body) = response.into_parts();
-    let result = read_and_parse(&parts, body, endpoint).await;
-    (Some(parts), result)
-}
-
-async fn read_and_parse(
-    parts: &http::response::Parts,
-    body: UnsyncBoxBody<Bytes, BoxError>,
-    endpoint: &Endpoint,
-) -> Result<Token, Error> {
-    let bytes = read_body(body, endpoint).await?;
-    parse_token_response(parts.status, &parts.headers, &bytes)
-}
-
-/// Reads a response body up to the endpoint's cap.
-async fn read_body(
-    mut body: UnsyncBoxBody<Bytes, BoxError>,
-    endpoint: &Endpoint,
-) -> Result<Bytes, Error> {
-    // Read the body frame by frame up to the cap: a huge answer is an error, not an OOM.
-    let mut bytes = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e: BoxError| Error::with_source(Kind::Transport, e))?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > endpoint.max_response {
-                return Err(Error::new(Kind::ResponseTooLarge(endpoint.max_response)));
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    Ok(bytes.freeze())
-}
-
 impl TokenClient {
     /// Starts a device authorization (RFC 8628 §3.1) at `endpoint` (the
     /// server's `device_authorization_endpoint`), with this client's
@@ -817,11 +562,11 @@ impl TokenClient {
     }
 }
 
-fn form_encode(s: &str) -> String {
+pub(super) fn form_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn form_body(params: &[(&str, &str)]) -> String {
+pub(super) fn form_body(params: &[(&str, &str)]) -> String {
     let mut ser = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
         ser.append_pair(k, v);
@@ -845,218 +590,5 @@ impl fmt::Debug for TokenClient {
             .field("headers", &headers)
             .field("timeout", &e.timeout)
             .finish()
-    }
-}
-
-/// Builds a [`TokenClient`]; errors are reported by [`build`](Self::build).
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_client_auth::oauth2::{ClientAuth, TokenClient};
-///
-/// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
-/// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-/// #         bytes::Bytes::from_static(br#"{"access_token":"my-token","token_type":"Bearer","expires_in":3600}"#),
-/// #     )))
-/// # });
-/// let tokens = TokenClient::builder("https://auth.example.com/oauth/token")
-///     .client_id("my-client")
-///     .client_secret("my-secret")
-///     .client_auth(ClientAuth::Body)
-///     .param("audience", "https://api.example.com")
-///     .timeout(Duration::from_secs(10))
-///     .build(endpoint.clone())?;
-/// assert_eq!(tokens.client_id(), Some("my-client"));
-///
-/// // Plain http to a host that is not loopback is refused, at `build`.
-/// let err = TokenClient::builder("http://auth.example.com/token")
-///     .client_id("my-client")
-///     .build(endpoint.clone())
-///     .unwrap_err();
-/// assert!(err.is_config());
-///
-/// // So is user information: give the client's credentials to the builder.
-/// let err = TokenClient::builder("https://my-client:my-secret@auth.example.com/token")
-///     .build(endpoint)
-///     .unwrap_err();
-/// assert!(err.is_config() && !err.to_string().contains("my-secret"));
-/// # Ok::<(), tower_client_auth::Error>(())
-/// ```
-pub struct TokenClientBuilder {
-    url: String,
-    client_id: Option<String>,
-    client_secret: Option<SecretString>,
-    auth: ClientAuth,
-    style: ParamStyle,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    params: Vec<(String, String)>,
-    timeout: Duration,
-    max_response: usize,
-    allow_http: bool,
-    #[cfg(feature = "jose")]
-    jose: Jose,
-    error: Option<Error>,
-}
-
-impl TokenClientBuilder {
-    /// The client id.
-    pub fn client_id(mut self, id: impl Into<String>) -> Self {
-        self.client_id = Some(id.into());
-        self
-    }
-
-    /// The client secret.
-    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
-        self.client_secret = Some(secret.into());
-        self
-    }
-
-    /// How the client authenticates (default [`ClientAuth::Basic`]).
-    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
-        self.auth = auth;
-        self
-    }
-
-    /// Where the parameters go (default [`ParamStyle::Form`]).
-    pub fn params_in(mut self, style: ParamStyle) -> Self {
-        self.style = style;
-        self
-    }
-
-    /// A header sent on every token request, such as Altrata's `x-api-key`. Its value
-    /// is treated as a secret.
-    pub fn header(mut self, name: &str, value: impl Into<SecretString>) -> Self {
-        let value = value.into();
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value.expose_secret()),
-        ) {
-            (Ok(n), Ok(mut v)) if value.expose_secret().is_ascii() => {
-                v.set_sensitive(true);
-                self.headers.push((n, v));
-            }
-            _ => {
-                self.error
-                    .get_or_insert(Error::config("invalid token request header"));
-            }
-        }
-        self
-    }
-
-    /// An extra parameter sent on every token request (`audience`, `resource`, ...).
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
-        self
-    }
-
-    /// The timeout for one token request (default 30 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The cap on a token response body (default 1 MiB).
-    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.max_response = bytes;
-        self
-    }
-
-    /// Proves possession of `dpop`'s key at the token endpoint (RFC 9449), so
-    /// that the server binds the tokens it issues to the key. A credential
-    /// built on this client then sends `Authorization: DPoP …` with a fresh
-    /// proof on every request. Nonces the endpoint asks for are used, with one
-    /// more round trip when it asks for a new one.
-    #[cfg(feature = "jose")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
-    pub fn dpop(mut self, dpop: super::Dpop) -> Self {
-        self.jose.dpop = Some(dpop);
-        self
-    }
-
-    /// Authenticates the client with a JWT signed by `key` (`private_key_jwt`,
-    /// RFC 7523 §2.2 and OpenID Connect Core §9): no shared secret. Each token
-    /// request gets a new assertion: `iss` and `sub` the client id, `aud` the
-    /// token URL (see [`client_assertion_audience`](Self::client_assertion_audience)),
-    /// a fresh `jti`, and `exp` a minute ahead. Register the key's
-    /// [`public_jwk`](super::PrivateKey::public_jwk) with the server.
-    #[cfg(feature = "jose")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
-    pub fn private_key_jwt(mut self, key: super::PrivateKey) -> Self {
-        self.jose.assertion_key = Some(key);
-        self.auth = ClientAuth::PrivateKeyJwt;
-        self
-    }
-
-    /// The `aud` of client assertions, for servers that want their issuer
-    /// identifier rather than the token URL.
-    #[cfg(feature = "jose")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
-    pub fn client_assertion_audience(mut self, audience: impl Into<String>) -> Self {
-        self.jose.audience = Some(audience.into());
-        self
-    }
-
-    /// Allows a plain `http://` token URL that is not loopback, and the same
-    /// for the other endpoints this client authenticates to (the device
-    /// authorization endpoint). Client credentials sent over plain http can be
-    /// read by anyone on the path: use only on trusted networks.
-    pub fn allow_http(mut self) -> Self {
-        self.allow_http = true;
-        self
-    }
-
-    /// Builds the client, sending through `http`: any service that takes
-    /// `Request<Full<Bytes>>` or `Request<ReplayBody<Full<Bytes>>>`, such as a
-    /// hyper-util client. Give it the bare client, not one wrapped in an
-    /// [`AuthLayer`](crate::AuthLayer) (if you do, token requests pass through it
-    /// unstamped).
-    pub fn build<H, M>(self, http: H) -> Result<TokenClient, Error>
-    where
-        H: IntoHttpService<M>,
-    {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        let (url, _) = crate::wire::origin::parse_url(&self.url, self.allow_http, "token URL")?;
-        if matches!(self.auth, ClientAuth::Basic | ClientAuth::BasicRaw) && self.client_id.is_none()
-        {
-            return Err(Error::config(
-                "Basic client authentication needs a client id",
-            ));
-        }
-        Ok(TokenClient {
-            http: http.into_http_service(),
-            endpoint: Arc::new(Endpoint {
-                url,
-                client_id: self.client_id,
-                client_secret: self.client_secret,
-                auth: self.auth,
-                style: self.style,
-                headers: self.headers,
-                params: self.params,
-                timeout: self.timeout,
-                max_response: self.max_response,
-                allow_http: self.allow_http,
-                #[cfg(feature = "jose")]
-                jose: self.jose,
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for TokenClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenClientBuilder")
-            // Not checked yet: it may still hold user information.
-            .field(
-                "token_url",
-                &crate::wire::origin::redact_user_info(&self.url),
-            )
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .finish_non_exhaustive()
     }
 }

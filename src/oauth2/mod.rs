@@ -106,13 +106,16 @@
 //! # }
 //! ```
 
+mod builder;
 mod client;
 mod device;
 mod discovery;
+mod exchange;
 mod grant;
 mod pkce;
 mod response;
 mod source;
+mod transport;
 
 #[cfg(feature = "jose")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
