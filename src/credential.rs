@@ -278,6 +278,7 @@ impl fmt::Debug for Credential {
 /// # Ok::<(), tower_client_auth::Error>(())
 /// ```
 #[derive(Default)]
+#[must_use]
 pub struct CredentialBuilder {
     origins: Vec<String>,
     allow_http: bool,

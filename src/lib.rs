@@ -188,6 +188,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![warn(clippy::return_self_not_must_use)]
 
 mod cache;
 pub mod credential;

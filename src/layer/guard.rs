@@ -71,6 +71,7 @@ use crate::wire::marks::{HopUri, TokenRequestMarker};
 /// # Ok(())
 /// # }
 /// ```
+#[must_use]
 #[derive(Clone)]
 pub struct GuardLayer {
     guarded: Arc<[Box<dyn Guarded>]>,

@@ -49,6 +49,7 @@ use super::client::*;
 /// assert!(err.is_config() && !err.to_string().contains("my-secret"));
 /// # Ok::<(), tower_client_auth::Error>(())
 /// ```
+#[must_use]
 pub struct TokenClientBuilder {
     pub(super) url: String,
     pub(super) client_id: Option<String>,

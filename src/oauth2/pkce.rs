@@ -106,6 +106,7 @@ pub enum PkceMethod {
 /// # Ok::<(), tower_client_auth::Error>(())
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct AuthorizationUrl {
     endpoint: String,
     client_id: String,

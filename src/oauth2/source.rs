@@ -29,6 +29,7 @@ use crate::token::{Token, TokenSource};
 /// let layer = AuthLayer::new(credential);
 /// # let _ = layer; Ok(()) }
 /// ```
+#[must_use]
 pub struct OAuth2Source {
     client: TokenClient,
     grant: Option<Grant>,

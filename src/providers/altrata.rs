@@ -102,6 +102,7 @@ pub fn client_credentials(
 /// assert_eq!(credential.origins()[0].host(), "profile.altrata.com");
 /// # Ok::<(), tower_client_auth::Error>(())
 /// ```
+#[must_use]
 pub struct AltrataBuilder {
     api_key: SecretString,
     username: String,

@@ -160,6 +160,7 @@ impl Token {
     /// let token = Token::bearer("t0k", None).with_token_type("DPoP");
     /// assert_eq!(token.token_type(), "DPoP");
     /// ```
+    #[must_use]
     pub fn with_token_type(mut self, token_type: impl Into<String>) -> Token {
         let t = token_type.into();
         self.token_type = if t.eq_ignore_ascii_case("bearer") {
@@ -171,6 +172,7 @@ impl Token {
     }
 
     /// Sets the refresh token.
+    #[must_use]
     pub fn with_refresh_token(mut self, refresh_token: impl Into<SecretString>) -> Token {
         self.refresh_token = Some(refresh_token.into());
         self

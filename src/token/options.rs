@@ -56,6 +56,7 @@ fn clamp(d: Duration) -> Duration {
 /// # Ok::<(), tower_client_auth::Error>(())
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct ManagedOptions {
     pub(crate) max_refresh_ahead: Duration,
     pub(crate) max_expiry_margin: Duration,
