@@ -13,7 +13,35 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
 
-use super::client::*;
+use super::client::{TokenClient, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT};
+#[cfg(feature = "jose")]
+use super::endpoint::Jose;
+use super::endpoint::{ClientAuth, Endpoint, ParamStyle};
+use super::transport::IntoHttpService;
+
+impl TokenClient {
+    /// Starts a client for the token endpoint at `token_url`, checked by
+    /// [`build`](TokenClientBuilder::build) with the rule of
+    /// [`Origin`](crate::Origin): `https://` (or loopback, or
+    /// [`allow_http`](TokenClientBuilder::allow_http)), no user information.
+    pub fn builder(token_url: impl Into<String>) -> TokenClientBuilder {
+        TokenClientBuilder {
+            url: token_url.into(),
+            client_id: None,
+            client_secret: None,
+            auth: ClientAuth::Basic,
+            style: ParamStyle::Form,
+            headers: Vec::new(),
+            params: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            max_response: DEFAULT_MAX_RESPONSE,
+            allow_http: false,
+            #[cfg(feature = "jose")]
+            jose: Jose::default(),
+            error: None,
+        }
+    }
+}
 
 /// Builds a [`TokenClient`]; errors are reported by [`build`](Self::build).
 ///

@@ -31,7 +31,8 @@ use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use super::client::{HttpService, IntoHttpService, TokenClientBuilder};
+use super::builder::TokenClientBuilder;
+use super::transport::{HttpService, IntoHttpService};
 use super::TokenClient;
 use crate::error::{escape, Error, Kind};
 

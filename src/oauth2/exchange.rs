@@ -12,12 +12,12 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
 
+use super::endpoint::Endpoint;
 use super::response::parse_token_response;
+use super::transport::HttpService;
 use crate::error::{Error, Kind};
 use crate::token::Token;
 use crate::BoxError;
-
-use super::client::*;
 
 pub(super) async fn exchange(
     http: HttpService,

@@ -110,6 +110,7 @@ mod builder;
 mod client;
 mod device;
 mod discovery;
+mod endpoint;
 mod exchange;
 mod grant;
 mod pkce;
@@ -123,12 +124,11 @@ pub use crate::jose::Dpop;
 #[cfg(feature = "jose")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub use crate::jose::PrivateKey;
-pub use client::{
-    ClientAuth, HttpService, IntoHttpService, ParamStyle, TokenClient, TokenClientBuilder,
-    TokenRequestBody, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT,
-};
+pub use builder::TokenClientBuilder;
+pub use client::{TokenClient, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT};
 pub use device::{DeviceAuthorization, DEFAULT_DEVICE_INTERVAL};
 pub use discovery::{Discovery, ProviderMetadata, METADATA_TTL};
+pub use endpoint::{ClientAuth, ParamStyle};
 pub use grant::{
     Grant, TokenExchange, ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, REFRESH_TOKEN_TYPE,
 };
@@ -136,3 +136,4 @@ pub use pkce::{
     AuthorizationCode, AuthorizationRequest, AuthorizationUrl, PkceMethod, PkceVerifier,
 };
 pub use source::OAuth2Source;
+pub use transport::{HttpService, IntoHttpService, TokenRequestBody};

@@ -7,27 +7,13 @@ use tokio::time::Instant;
 
 use super::codec::{decode_cooldown, encode_cooldown, unix_ms, CooldownRecord};
 use super::lease::fleet_cooldown;
-use super::shared::{lock, Shared};
+use super::shared::{lock, FleetGate, Shared};
 use crate::error::Error;
 use crate::token::later;
 
 /// How often a process re-reads the fleet's cool-down record while it is set:
 /// an operator's `end_cooldown` reaches every process within this.
 const COOLDOWN_RECHECK: Duration = Duration::from_secs(5);
-
-/// The fleet's cool-down as one process saw it. The store decides whether it
-/// holds (the record is there until its time-to-live ends, by the store's own
-/// clock); this only paces the re-reads and carries the count of failures in
-/// a row to the next one, which doubles the cool-down.
-#[derive(Clone, Copy)]
-pub(super) struct FleetGate {
-    count: u32,
-    seen_at: Instant,
-    /// Until when it holds, as far as this process knows (never trusted for
-    /// the decision, which is the record's presence).
-    until: Instant,
-    delay: Duration,
-}
 
 impl Shared {
     /// Fails if the fleet is cooling down (the record is in the store); else

@@ -18,7 +18,6 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::codec::{decode, encode, Record};
-use super::cooldown::FleetGate;
 use super::lease::{after_read, new_incarnation, next_version, AfterRead, Holds, Stored, Version};
 use super::{SharedStore, StoreKey, StoredEntry, TokenStore, WhenUnavailable};
 use crate::error::Error;
@@ -61,6 +60,20 @@ pub(super) struct Inner {
     /// The credential's name, on every event (warnings too, which a WARN
     /// filter shows without the DEBUG span around them).
     pub(super) credential: Arc<str>,
+}
+
+/// The fleet's cool-down as one process saw it. The store decides whether it
+/// holds (the record is there until its time-to-live ends, by the store's own
+/// clock); this only paces the re-reads and carries the count of failures in
+/// a row to the next one, which doubles the cool-down.
+#[derive(Clone, Copy)]
+pub(super) struct FleetGate {
+    pub(super) count: u32,
+    pub(super) seen_at: Instant,
+    /// Until when it holds, as far as this process knows (never trusted for
+    /// the decision, which is the record's presence).
+    pub(super) until: Instant,
+    pub(super) delay: Duration,
 }
 
 /// A token fetched here that is not in the store yet.
