@@ -23,15 +23,28 @@
 //! # }
 //! ```
 //!
-//! Modules, by concern:
+//! Modules, by concern, from the ground up (each builds only on those above it
+//! in this list):
 //!
+//! * [`error`]: the one [`Error`] type;
+//! * [`origin`] and [`replay`]: HTTP primitives (origin scoping, the request
+//!   body that can be sent twice), with the `WWW-Authenticate` parser and the
+//!   request marks beside them in the crate's `wire` module;
+//! * [`token`]: the vocabulary: [`Token`](token::Token), the
+//!   [`TokenSource`](token::TokenSource) trait, [`ManagedOptions`](token::ManagedOptions), [`Stats`](token::Stats);
+//! * `store` (feature `store`): shared token stores ([`TokenStore`](store::TokenStore),
+//!   [`SharedStore`](store::SharedStore), `RedisStore`, `PgStore`) and the
+//!   fleet's lease protocol;
+//! * the token cache (single flight, refresh ahead, cool-downs) stays inside
+//!   the crate, behind [`Credential`];
+//! * [`credential`]: [`Credential`] and its builder;
 //! * [`layer`]: [`AuthLayer`], [`AuthService`], what is stamped where, 401 retry,
 //!   and [`GuardLayer`];
-//! * [`credential`]: [`Credential`] and its builder; [`origin`]: origin scoping;
-//! * [`token`]: the managed-token cache and the [`TokenSource`](token::TokenSource) trait;
-//! * [`oauth2`]: token endpoint client, grants, PKCE;
-//! * [`replay`]: the request body that can be sent twice;
-//! * [`error`]: the one [`Error`] type.
+//! * [`oauth2`]: the token endpoint client, grants, PKCE, device flow,
+//!   discovery (and, feature `jose`, DPoP and `private_key_jwt` keys);
+//! * `users` (feature `users`): many users' tokens behind one layer;
+//! * `providers`, `https`, `reqwest`, `testing`: presets, ready clients and
+//!   emulators, built on the public API.
 //!
 //! Nothing secret is ever printed: every public type's `Debug` is redacted, stamped
 //! header values are marked sensitive, errors carry no credential, and tracing
@@ -146,19 +159,21 @@
 //!
 //! | target | level | message | fields |
 //! |---|---|---|---|
-//! | `token::manager` | DEBUG | `token fetched` | `credential`, `generation`, `attempts`, `elapsed_ms` |
-//! | `token::manager` | DEBUG | `token request failed, retrying` | `credential`, `attempt`, `delay_ms`, `error` |
-//! | `token::manager` | WARN | `token request failed` | `credential`, `attempts`, `transient`, `elapsed_ms`, `error` |
-//! | `token::manager` | DEBUG | `refreshing token ahead of expiry`, `token retired at expiry`, `token invalidated`, `cool-down ended early` | `credential`, `generation` |
-//! | `token::manager` | ERROR | `token-change hook panicked` | `credential` |
+//! | `cache` | DEBUG | `token fetched` | `credential`, `generation`, `attempts`, `elapsed_ms` |
+//! | `cache` | DEBUG | `token request failed, retrying` | `credential`, `attempt`, `delay_ms`, `error` |
+//! | `cache` | WARN | `token request failed` | `credential`, `attempts`, `transient`, `elapsed_ms`, `error` |
+//! | `cache`, `cache::driver` | DEBUG | `refreshing token ahead of expiry`, `token retired at expiry`, `token invalidated`, `cool-down ended early` | `credential`, `generation` |
+//! | `cache` | ERROR | `token-change hook panicked` | `credential` |
 //! | `layer::future` | DEBUG | `retrying request after 401` | `credential`, `failed_generation`, `generation` |
 //! | `layer::future` | DEBUG | `401 not retried: request body cannot be replayed`, `401 not retried: no newer token` | `credential` (`error`) |
 //! | `layer::guard` | DEBUG | `credential headers removed from a request to another origin` | `credential`, `removed` |
-//! | `oauth2::grant` | DEBUG | `refresh token rejected, running the grant again` | |
-//! | `token::shared` | DEBUG / INFO | `token adopted from the shared store`, `token fetched for the fleet`, `shared token store reachable again` | `credential`, `key` (the store key: a hash, no secret) |
-//! | `token::shared` | WARN | `shared token store unavailable`, `fetched token not stored: using it locally`, `stored token unusable; it will be replaced`, `lease lost while fetching; …` | `credential`, `key`, `error` |
-//! | `users` | DEBUG | `login stored` | `credential`, `user` (the application's user key) |
-//! | `users` | INFO | `refresh token rejected: login required` | `user`; `credential` on its `token_request` span |
+//! | `oauth2::source` | DEBUG | `refresh token rejected, running the grant again` | |
+//! | `store::shared` | DEBUG / INFO | `token adopted from the shared store`, `token stored for the fleet`, `shared token store reachable again` | `credential`, `key` (the store key: a hash, no secret) |
+//! | `store::shared`, `store::outage`, `store::renewal` | WARN | `shared token store unavailable`, `token write failed; retrying under the lease`, `token not stored: serving it here…`, `token write lost (lease expired, or a newer entry): reading again`, `an unstored token was superseded`, `stored entry unusable; it will be replaced`, `lease lost while fetching; …`, `the shared store holds an older entry than this process (it lost writes): …` | `credential`, `key`, `error` |
+//! | `store::cooldown` | WARN / INFO | `permanent failure: the whole fleet cools down`, `fleet cool-down ended`, `fleet cool-down not recorded: this process cools down alone` | `credential`, `key`, `cooldown_ms`, `failures_in_a_row` |
+//! | `store::redis` | WARN | `Redis change notifications unavailable …: waiters poll` | |
+//! | `users::registry` | DEBUG | `login stored` | `credential`, `user` (the application's user key) |
+//! | `users::source` | INFO | `refresh token rejected: login required` | `user`; `credential` on its `token_request` span |
 //! | `layer` | WARN | `no DPoP proof` (the system random source failed) | `credential`, `error` |
 //!
 //! **Metrics** (feature `metrics`) go through the [`metrics`](https://docs.rs/metrics)

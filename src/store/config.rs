@@ -38,7 +38,7 @@ pub enum WhenUnavailable {
     /// answers again.
     FetchLocallyReusingRefreshTokens,
     /// Never fetch without the lease: requests that need a token fail with
-    /// [`Error::is_store_unavailable`] until the store answers again. For
+    /// [`Error::is_store_unavailable`](crate::Error::is_store_unavailable)(crate::Error::is_store_unavailable) until the store answers again. For
     /// providers where a second token kills the first (Altrata).
     FailClosed,
 }
