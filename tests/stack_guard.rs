@@ -306,6 +306,45 @@ async fn the_guard_leaves_token_requests_alone() {
     assert_eq!(header(&seen.get(0), "x-api-key"), Some("k3y"));
 }
 
+/// A token request that its endpoint redirects to another origin, under a
+/// follower that keeps headers and extensions on every hop: the hop elsewhere
+/// is no longer the token request, and carries none of the credential's
+/// headers (Altrata sends its API key to the token endpoint).
+#[tokio::test]
+async fn a_token_request_redirected_elsewhere_keeps_nothing() {
+    let Origins {
+        own,
+        other,
+        own_log,
+        other_log,
+    } = redirecting_origins(303).await;
+    let cred = Credential::api_key(&own, "x-api-key", "k3y").unwrap();
+    let http = ServiceBuilder::new()
+        .layer(FollowRedirectLayer::with_policy(
+            tower_http::follow_redirect::policy::Limited::default(),
+        ))
+        .layer(GuardLayer::new(cred))
+        .service(client::<Full<Bytes>>());
+    let tokens = TokenClient::builder(format!("{own}/cross"))
+        .client_id("app")
+        .header("x-api-key", "k3y")
+        .allow_http()
+        .build(http)
+        .unwrap();
+    let _ = tokens.client_credentials(&[]).await;
+    assert_eq!(
+        header(&own_log.get(0), "x-api-key"),
+        Some("k3y"),
+        "the token endpoint gets it"
+    );
+    assert_eq!(other_log.len(), 1, "the follower went to {other}");
+    assert_eq!(
+        header(&other_log.get(0), "x-api-key"),
+        None,
+        "the key left its origin"
+    );
+}
+
 /// Requests as `user` (a `UserKey` in their extensions), for `check`.
 fn as_user<S>(
     user: &'static str,

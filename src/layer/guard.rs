@@ -12,7 +12,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credential::Credential;
-use crate::wire::marks::{HopUri, TokenRequestMarker};
+use crate::wire::marks::{HopUri, TokenEndpoint, TokenRequestMarker};
+use crate::wire::origin::same_origin;
 
 /// Layer that applies [`Guard`]: the last line before the wire. Removes everything
 /// a credential's layer added (its headers, and the DPoP proof of a DPoP-bound
@@ -226,9 +227,15 @@ where
         // The URI of this hop, for a DPoP nonce in its answer.
         let hop = self.dpop.then(|| req.uri().clone());
         // A token request carries its own client authentication (Altrata's
-        // includes the API key) to its token endpoint; a redirect policy drops
-        // the marker across origins, so a hop elsewhere is still checked.
-        if req.extensions().get::<TokenRequestMarker>().is_none() {
+        // includes the API key) to its token endpoint, and to it alone: a hop
+        // elsewhere (a follower that keeps extensions across origins) is
+        // checked like any other request.
+        let extensions = req.extensions();
+        let token_request = extensions.get::<TokenRequestMarker>().is_some()
+            && extensions
+                .get::<TokenEndpoint>()
+                .is_none_or(|e| same_origin(&e.0, req.uri()));
+        if !token_request {
             for guarded in self.guarded.iter() {
                 if !guarded.applies_to(req.uri()) {
                     // Headers out and back (no allocation), to lend the

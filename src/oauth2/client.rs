@@ -25,7 +25,7 @@ pub const DEFAULT_MAX_RESPONSE: usize = 1024 * 1024;
 /// The default timeout for one token request, connection to last body byte.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-use crate::wire::marks::TokenRequestMarker;
+use crate::wire::marks::{TokenEndpoint, TokenRequestMarker};
 
 /// Sends grant requests to one token endpoint. Cheap to clone.
 ///
@@ -364,7 +364,9 @@ impl TokenClient {
         for (name, value) in &e.headers {
             headers.insert(name.clone(), value.clone());
         }
+        let endpoint = TokenEndpoint(request.uri().clone());
         request.extensions_mut().insert(TokenRequestMarker);
+        request.extensions_mut().insert(endpoint);
         Ok(request)
     }
 }

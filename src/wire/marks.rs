@@ -25,3 +25,11 @@ pub struct TokenRequestMarker;
 #[derive(Clone, Debug)]
 #[cfg_attr(not(feature = "jose"), allow(dead_code))] // only DPoP has nonces
 pub(crate) struct HopUri(pub(crate) Uri);
+
+/// The token endpoint a token request was made for, put beside the
+/// [`TokenRequestMarker`] by the crate's token client: a hop to another origin
+/// (a redirect a follower below the guard took, extensions and all) is no
+/// longer that token request, and the guard strips it like any other.
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "oauth2"), allow(dead_code))] // set by the token client
+pub(crate) struct TokenEndpoint(pub(crate) Uri);
