@@ -202,7 +202,6 @@ pub(crate) fn redact_user_info(url: &str) -> std::borrow::Cow<'_, str> {
 
 /// Whether `a` and `b` have the same origin (scheme, host and port), without
 /// allocating; false when either is not an absolute http(s) URI.
-#[cfg(feature = "jose")]
 pub(crate) fn same_origin(a: &Uri, b: &Uri) -> bool {
     let scheme = |u: &Uri| match u.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("https") => Some((true, u.port_u16().unwrap_or(443))),
