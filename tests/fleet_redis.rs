@@ -5,7 +5,7 @@
 //! its own runtime, credential and lease owner. Needs Redis on
 //! `REDIS_URL` (default `redis://127.0.0.1:6379/`) and `redis-server` /
 //! `redis-cli` on the PATH (for the cluster and the server stopped mid-run);
-//! `.ci/run` starts Redis and runs this with `--features redis,testing`. Every
+//! `.ci/run` starts Redis and runs this with `--all-features`. Every
 //! scenario uses its own key prefix and deletes its keys afterwards.
 //!
 //! `cargo test --features redis,testing --test fleet_redis [scenario]`

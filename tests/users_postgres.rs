@@ -4,7 +4,7 @@
 //! `harness = false`: `main` runs the scenarios and re-executes this binary as
 //! worker processes (`USERS_ROLE=worker`). Needs PostgreSQL at `PG_URL`
 //! (default `host=127.0.0.1 user=postgres dbname=test`); `.ci/run` starts it and
-//! runs this with `--features postgres,testing`. Rows are namespaced per run and
+//! runs this with `--all-features`. Rows are namespaced per run and
 //! deleted afterwards.
 //!
 //! `cargo test --features postgres,testing --test users_postgres [scenario]`

@@ -1,5 +1,5 @@
 """A real authorization server with the JWT bearer grant (RFC 7523 section 2.1)
-built in: Authlib's JWTBearerGrant behind Flask, for tests/authlib_jwt_bearer.rs.
+built in: Authlib's JWTBearerGrant behind Flask, for tests/oauth2/authlib_jwt_bearer.rs.
 
 A client (`jwt-client`, Basic `jwt-client:jwt-secret`) trades a JWT signed by
 the identity provider `tca-test-idp` (its public JWK in IDP_JWK) for an access

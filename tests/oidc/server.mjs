@@ -1,4 +1,4 @@
-// A real authorization server for tests/oidc_provider.rs: panva's
+// A real authorization server for tests/oauth2/oidc_provider.rs: panva's
 // oidc-provider (certified OpenID Provider) on 127.0.0.1, with DPoP (nonces
 // required at the token endpoint), client_credentials, private_key_jwt and
 // discovery; plus a protected resource that verifies DPoP proofs the way

@@ -3,7 +3,7 @@
 //! request; 10,000 requests that all get 401 make one refresh and are each
 //! retried exactly once; a cancelled initiator wedges nobody.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! The ready client of feature `https`: one client for the token endpoint and
-//! the API, with the guard built in. Run by `.ci/run` with `--features https`.
+//! the API, with the guard built in. Run by `.ci/run` (with every feature).
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use http::Request;

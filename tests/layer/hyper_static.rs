@@ -1,7 +1,7 @@
 //! A real hyper server on 127.0.0.1, a hyper-util client and the layer: the
 //! server checks the headers it received.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

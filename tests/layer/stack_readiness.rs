@@ -2,7 +2,7 @@
 //! and a cold burst of 50 through one `ConcurrencyLimit(1)` shared by the token
 //! client and the API (a real hyper-util client on loopback).
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 //! hook, idle eviction with its tasks counted, requests without a user. The
 //! durable store across restarts and processes: tests/users_postgres.rs.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! connection presenting the same certificate. Certificates are made for the
 //! run with the `openssl` command. Never skipped.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! items that need a server (the parsing items are unit tests in
 //! src/oauth2/response.rs, PKCE in src/oauth2/pkce.rs).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

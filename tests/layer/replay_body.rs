@@ -1,7 +1,7 @@
 //! Re-sending request bodies after a 401: byte-identical replays, the cap,
 //! empty bodies, trailers, size hints, early 401s and a superseded first body.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};

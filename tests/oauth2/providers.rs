@@ -3,7 +3,7 @@
 //! storm (one refresh), wrong credentials (the lock is never reached), and the
 //! wire format of each token request.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! managed credential; an assertion signed by another key is refused.
 //! Never skipped: without the virtualenv it fails.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use http::Request;

@@ -3,9 +3,9 @@
 //! of our own, each with the `GuardLayer` directly above a real hyper-util client,
 //! for Basic, Bearer + `x-api-key`, a managed token + `x-api-key`, many users'
 //! tokens (`UsersLayer::guard`) and, with feature `jose`, DPoP-bound tokens and
-//! their proofs (run by `.ci/run` with `--features jose` too).
+//! their proofs (run by `.ci/run` with every feature too).
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::pin::Pin;

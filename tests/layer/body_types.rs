@@ -4,7 +4,7 @@
 //! retry; with retry the client takes `ReplayBody<Full<Bytes>>`. Each function is
 //! also run once against a loopback server.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use http::{Request, Response};

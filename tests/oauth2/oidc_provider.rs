@@ -6,7 +6,7 @@
 //! costing one extra round trip; a replayed proof rejected; private_key_jwt
 //! with no client secret. Never skipped: without Node or the packages it fails.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

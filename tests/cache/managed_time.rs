@@ -1,7 +1,7 @@
 //! Managed tokens under paused tokio time: cache, refresh ahead, expiry, backoff,
 //! cool-down, and the 401 retry rules. Deterministic: no real sleeping.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::convert::Infallible;

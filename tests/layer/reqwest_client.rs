@@ -3,7 +3,7 @@
 //! once with the body sent again, and redirects: a stock reqwest client re-sends
 //! an API key to another origin, a `ReqwestService` does not.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, Ordering};
