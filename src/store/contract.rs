@@ -266,3 +266,16 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Removes the cool-down record (an operator fixed the credentials).
     fn clear_cooldown<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), Error>>;
 }
+
+/// A store operation, bounded by `limit` (the store timeout): a store that
+/// accepts commands and never answers counts as unavailable.
+pub(crate) async fn within<T>(
+    limit: Duration,
+    op: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
+        Err(Error::store_unavailable(
+            "the shared store did not answer within the store timeout",
+        ))
+    })
+}

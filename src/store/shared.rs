@@ -588,12 +588,7 @@ impl Inner {
         &self,
         op: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        match tokio::time::timeout(self.store_timeout, op).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::store_unavailable(
-                "the shared store did not answer within the store timeout",
-            )),
-        }
+        super::within(self.store_timeout, op).await
     }
 
     /// The stored entry as the decisions see it, and its record if it decodes.

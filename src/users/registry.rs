@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::layer::local::Stamp;
@@ -20,18 +19,6 @@ use super::*;
 /// The lease a user's refresh takes by default (a fleet's single credential
 /// takes 30 s): a process that crashes mid-refresh holds that user up this long.
 pub(super) const USERS_LEASE_TTL: Duration = Duration::from_secs(10);
-
-/// A store operation, bounded by the store timeout.
-pub(super) async fn bounded<T>(
-    limit: Duration,
-    op: BoxFuture<'_, Result<T, Error>>,
-) -> Result<T, Error> {
-    tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
-        Err(Error::store_unavailable(
-            "the shared store did not answer within the store timeout",
-        ))
-    })
-}
 
 /// Called with each new token of a user (see [`UsersBuilder::on_token_change`]).
 pub(super) type UserTokenHook = Arc<dyn Fn(&UserKey, &Token) + Send + Sync>;
@@ -260,14 +247,15 @@ impl Users {
         let limit = inner.shared.store_timeout;
         // Compare-and-set on what is there, retried if someone wrote meanwhile.
         for _ in 0..16 {
-            let stored = bounded(limit, store.load(&key)).await?;
+            let stored = crate::store::within(limit, store.load(&key)).await?;
             let version = crate::store::version_after(stored.as_ref(), &key, &inner.shared)?;
             let base = stored.map_or(0, |e| e.generation);
             let entry = StoredEntry {
                 generation: version.generation,
                 data: crate::store::encode_for_store(&token, &key, version, &inner.shared)?,
             };
-            let written = bounded(limit, store.compare_and_set(&key, base, None, entry)).await?;
+            let written =
+                crate::store::within(limit, store.compare_and_set(&key, base, None, entry)).await?;
             if written {
                 // A fresh credential picks the new token up (and drops any
                 // cool-down of the old one).
