@@ -265,14 +265,6 @@ impl TokenManager {
         (!current.is_retired()).then_some(current)
     }
 
-    /// The current token, read without taking a reference count on it (an
-    /// `arc_swap` guard; hold it briefly): the per-user path.
-    #[inline]
-    #[cfg(feature = "users")]
-    pub(crate) fn current(&self) -> arc_swap::Guard<Option<Arc<Stamped>>> {
-        self.current.load()
-    }
-
     /// An unwatched token: retire it if the clock says so, else hand it back to a
     /// new driver when one can be started. Returns the runtime to start it on.
     fn check_unwatched(

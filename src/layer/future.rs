@@ -135,7 +135,7 @@ where
     }
 
     /// A future that fails at once with `error`.
-    #[cfg(feature = "users")]
+    #[cold]
     pub(crate) fn failed(error: Error) -> Self {
         ResponseFuture {
             kind: Kind::Managed {

@@ -194,20 +194,7 @@ impl<S> Guard<S> {
         GuardLayer::new(credential).layer(inner)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    super::inner_accessors!();
 }
 
 impl<S, B, ResBody> Service<Request<B>> for Guard<S>

@@ -15,13 +15,13 @@ use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::cache::Stamped;
+use crate::cache::{Stamped, TokenCache};
 use crate::credential::{has_header, Credential};
 
 /// What one service clone stamps besides the token: its credential and its own
 /// copies of the static headers. Shared by the clone's in-flight requests (a
 /// retry stamps again), never with another clone once the clone owns it.
-pub(crate) struct Stamp {
+pub struct Stamp {
     pub(crate) credential: Credential,
     statics: Box<[(HeaderName, HeaderValue)]>,
     /// The DPoP key of the credential's tokens, looked up once: the check on
@@ -72,23 +72,48 @@ enum Ownership {
     Own,
 }
 
-/// A service clone's copies. See the module docs.
-pub(crate) struct Local {
+/// A service clone's copies, and its view of the managed token. See the
+/// module docs.
+pub struct Local {
     pub(crate) stamp: Arc<Stamp>,
     ownership: Ownership,
     /// This clone's copy of the `Authorization` value of `token` (held to
     /// recognise it: while held, no other token can have its address).
     pub(super) token: Option<(Arc<Stamped>, HeaderValue)>,
+    /// This clone's view of the managed token (see `TokenManager::cache`);
+    /// `None` for a static credential.
+    cache: Option<TokenCache>,
 }
 
 impl Local {
-    /// The copies of the service made by a layer: its own from the start.
-    pub(crate) fn new(credential: Credential) -> Local {
+    /// A clone's copies from `stamp`: its own from the start (`own`: the
+    /// service a layer makes, which made the stamp for itself), or shared with
+    /// others (a user's, shared by every service clone) until this clone serves
+    /// a second request with them.
+    pub(crate) fn new(stamp: Arc<Stamp>, own: bool) -> Local {
         Local {
-            stamp: Stamp::new(credential),
-            ownership: Ownership::Own,
+            cache: stamp.credential.manager().map(|m| m.cache()),
+            stamp,
+            ownership: if own {
+                Ownership::Own
+            } else {
+                Ownership::Borrowed
+            },
             token: None,
         }
+    }
+
+    /// The managed token to stamp, if it is fresh, as this clone's own
+    /// `Authorization` value and its generation; with the stamp for the rest.
+    #[inline(always)]
+    pub(crate) fn fresh_token(&mut self) -> Option<((&HeaderValue, u64), &Arc<Stamp>)> {
+        let current = self.cache.as_mut()?.load().as_ref()?;
+        if !current.is_fresh() {
+            return None;
+        }
+        let own = self.ownership == Ownership::Own;
+        let authorization = Local::authorization(&mut self.token, own, current);
+        Some(((authorization, current.generation), &self.stamp))
     }
 
     /// Called once per request that gets stamped: a clone that serves a second
@@ -116,7 +141,7 @@ impl Local {
     /// own copy once it owns its copies (made when the token changes), else the
     /// token's shared one.
     #[inline(always)]
-    pub(crate) fn authorization<'a>(
+    fn authorization<'a>(
         token: &'a mut Option<(Arc<Stamped>, HeaderValue)>,
         own: bool,
         current: &'a Arc<Stamped>,
@@ -133,16 +158,6 @@ impl Local {
             None => &current.authorization,
         }
     }
-
-    /// Splits the borrow: the token copy and the stamp, for one request.
-    #[inline(always)]
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn parts(
-        &mut self,
-    ) -> (&mut Option<(Arc<Stamped>, HeaderValue)>, bool, &Arc<Stamp>) {
-        let own = self.ownership == Ownership::Own;
-        (&mut self.token, own, &self.stamp)
-    }
 }
 
 impl Clone for Local {
@@ -151,6 +166,7 @@ impl Clone for Local {
             stamp: self.stamp.clone(),
             ownership: Ownership::Borrowed,
             token: None,
+            cache: self.cache.clone(),
         }
     }
 }

@@ -69,11 +69,12 @@
 //! make progress.
 
 pub(crate) mod future;
-mod guard;
+pub(crate) mod guard;
 pub(crate) mod local;
 pub(crate) mod mode;
 pub(crate) mod policy;
 mod retry_state;
+pub(crate) mod select;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -86,25 +87,47 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::cache::TokenCache;
 use crate::credential::{has_header, Credential};
 use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
 use crate::BoxError;
 #[cfg(test)]
 use crate::ReplayBody;
-use local::{Local, Stamp};
+use local::Stamp;
 
 pub use crate::wire::marks::TokenRequestMarker;
 pub use future::ResponseFuture;
-#[cfg(feature = "users")]
-pub(crate) use guard::Guarded;
 pub use guard::{Guard, GuardFuture, GuardLayer};
 pub use mode::{Mode, NoRetry, Retry};
+pub use select::Select;
 
 use future::{Replay, RetryCtx};
 
+/// `get_ref`, `get_mut` and `into_inner` for a middleware whose inner service
+/// is its field `inner`: written once for every service of the crate.
+macro_rules! inner_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Consumes `self`, returning the inner service.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+pub(crate) use inner_accessors;
+
 /// Layer that applies [`AuthService`]. `M` is [`Retry`] (the default) or
-/// [`NoRetry`]; see the [module docs](self).
+/// [`NoRetry`]; `P`, what is stamped, is a [`Credential`] (the default) or,
+/// for many users, [`Users`](crate::users::Users) (see [`Select`]). See the
+/// [module docs](self).
 ///
 /// ```
 /// use tower_client_auth::{AuthLayer, Credential};
@@ -117,29 +140,26 @@ use future::{Replay, RetryCtx};
 /// # Ok::<(), tower_client_auth::Error>(())
 /// ```
 #[must_use]
-pub struct AuthLayer<M = Retry> {
-    config: Config,
+pub struct AuthLayer<M = Retry, P = Credential> {
+    select: P,
+    max_replay_body: usize,
     _mode: PhantomData<fn() -> M>,
 }
 
-impl<M> Clone for AuthLayer<M> {
+impl<M, P: Clone> Clone for AuthLayer<M, P> {
     fn clone(&self) -> Self {
         AuthLayer {
-            config: self.config.clone(),
+            select: self.select.clone(),
+            max_replay_body: self.max_replay_body,
             _mode: PhantomData,
         }
     }
 }
 
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) credential: Credential,
-    pub(crate) max_replay_body: usize,
-}
-
-impl AuthLayer<Retry> {
-    /// A layer that stamps `credential` on requests to its origins, with 401 retry
-    /// on and a replay cap of 64 KiB.
+impl<P: Select> AuthLayer<Retry, P> {
+    /// A layer that stamps `select` on requests to its origins, a
+    /// [`Credential`] or [`Users`](crate::users::Users), with 401 retry on and
+    /// a replay cap of 64 KiB.
     ///
     /// The inner service must take `Request<ReplayBody<B>>` for the caller's
     /// `Request<B>` (a replayable body is what lets a request go twice). If the
@@ -150,12 +170,10 @@ impl AuthLayer<Retry> {
     /// or use [`without_retry`](Self::without_retry) to pass your `Request<B>`
     /// through unchanged. Static credentials never retry, so `without_retry` costs
     /// them nothing.
-    pub fn new(credential: Credential) -> Self {
+    pub fn new(select: P) -> Self {
         AuthLayer {
-            config: Config {
-                credential,
-                max_replay_body: DEFAULT_MAX_REPLAY_BODY,
-            },
+            select,
+            max_replay_body: DEFAULT_MAX_REPLAY_BODY,
             _mode: PhantomData,
         }
     }
@@ -167,9 +185,10 @@ impl AuthLayer<Retry> {
     /// request, but without retry it neither learns an API's `DPoP-Nonce` nor
     /// sends again on `use_dpop_nonce`: for an API that demands nonces, keep
     /// retry on.
-    pub fn without_retry(self) -> AuthLayer<NoRetry> {
+    pub fn without_retry(self) -> AuthLayer<NoRetry, P> {
         AuthLayer {
-            config: self.config,
+            select: self.select,
+            max_replay_body: self.max_replay_body,
             _mode: PhantomData,
         }
     }
@@ -177,42 +196,56 @@ impl AuthLayer<Retry> {
     /// The most request-body bytes kept to re-send after a 401 (default 64 KiB).
     /// A larger body is sent normally and its 401 is handed back unchanged.
     pub fn max_replay_body(mut self, bytes: usize) -> Self {
-        self.config.max_replay_body = bytes;
+        self.max_replay_body = bytes;
         self
     }
 }
 
-impl<M> AuthLayer<M> {
-    /// The credential this layer stamps.
-    pub fn credential(&self) -> &Credential {
-        &self.config.credential
-    }
-
-    /// The [`GuardLayer`] for this layer's credential, to put directly above the
+impl<M, P: Select> AuthLayer<M, P> {
+    /// The [`GuardLayer`] for what this layer stamps, to put directly above the
     /// HTTP client: on a hop to another origin it removes everything this layer
     /// added (the credential's headers and, for a DPoP-bound token, the `DPoP`
     /// proof), and it tells this layer which origin a `DPoP-Nonce` came from.
+    ///
+    /// For [`Users`](crate::users::Users), it knows a user's token by value
+    /// among the users in memory (the request's own
+    /// [`UserKey`](crate::users::UserKey) first, when its extensions came
+    /// along), so a caller's own `Authorization` to another origin is left
+    /// alone.
     pub fn guard(&self) -> GuardLayer {
-        GuardLayer::new(self.config.credential.clone())
+        self.select.guard_layer()
+    }
+
+    /// What this layer stamps.
+    pub fn selector(&self) -> &P {
+        &self.select
     }
 }
 
-impl<S, M> Layer<S> for AuthLayer<M> {
-    type Service = AuthService<S, M>;
+impl<M> AuthLayer<M, Credential> {
+    /// The credential this layer stamps.
+    pub fn credential(&self) -> &Credential {
+        &self.select
+    }
+}
 
-    fn layer(&self, inner: S) -> AuthService<S, M> {
+impl<S, M, P: Select> Layer<S> for AuthLayer<M, P> {
+    type Service = AuthService<S, M, P>;
+
+    fn layer(&self, inner: S) -> AuthService<S, M, P> {
         AuthService {
             inner,
-            cache: self.config.credential.manager().map(|m| m.cache()),
-            local: Local::new(self.config.credential.clone()),
-            config: self.config.clone(),
+            slot: self.select.slot(),
+            select: self.select.clone(),
+            max_replay_body: self.max_replay_body,
             _mode: PhantomData,
         }
     }
 }
 
-/// Middleware that authenticates requests with a [`Credential`]. See the
-/// [module docs](self).
+/// Middleware that authenticates requests with a [`Credential`] (or, as
+/// [`UsersService`](crate::users::UsersService), each with its user's token).
+/// See the [module docs](self).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -237,65 +270,60 @@ impl<S, M> Layer<S> for AuthLayer<M> {
 /// # Ok(())
 /// # }
 /// ```
-pub struct AuthService<S, M = Retry> {
+pub struct AuthService<S, M = Retry, P: Select = Credential> {
     inner: S,
-    // This service's view of the managed token (see `TokenManager::cache`).
-    cache: Option<TokenCache>,
-    // This clone's own copies of what it stamps (see `local`).
-    local: Local,
-    config: Config,
+    select: P,
+    // This clone's own copies of what it stamps and its view of the token
+    // (see `local`).
+    slot: P::Slot,
+    max_replay_body: usize,
     _mode: PhantomData<fn() -> M>,
 }
 
-impl<S: Clone, M> Clone for AuthService<S, M> {
+impl<S: Clone, M, P: Select> Clone for AuthService<S, M, P> {
     fn clone(&self) -> Self {
         AuthService {
             inner: self.inner.clone(),
-            cache: self.cache.clone(),
-            local: self.local.clone(),
-            config: self.config.clone(),
+            select: self.select.clone(),
+            slot: self.slot.clone(),
+            max_replay_body: self.max_replay_body,
             _mode: PhantomData,
         }
     }
 }
 
-impl<S> AuthService<S, Retry> {
+impl<S, P: Select> AuthService<S, Retry, P> {
     /// Wraps `inner` with the defaults of [`AuthLayer::new`].
-    pub fn new(inner: S, credential: Credential) -> Self {
-        AuthLayer::new(credential).layer(inner)
+    pub fn new(inner: S, select: P) -> Self {
+        AuthLayer::new(select).layer(inner)
     }
 
     /// Returns a [`Layer`] that wraps services with this middleware.
-    pub fn layer(credential: Credential) -> AuthLayer {
-        AuthLayer::new(credential)
+    pub fn layer(select: P) -> AuthLayer<Retry, P> {
+        AuthLayer::new(select)
     }
 }
 
-impl<S, M> AuthService<S, M> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
+impl<S, M, P: Select> AuthService<S, M, P> {
+    inner_accessors!();
 
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
+    /// What this service stamps.
+    pub fn selector(&self) -> &P {
+        &self.select
     }
+}
 
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-
+impl<S, M> AuthService<S, M, Credential> {
     /// The credential this service stamps.
     pub fn credential(&self) -> &Credential {
-        &self.config.credential
+        &self.select
     }
 }
 
-impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, M>
+impl<S, M, P, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, M, P>
 where
     M: Mode,
+    P: Select,
     S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
     ReqBody: Body,
@@ -310,37 +338,31 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let credential = &self.config.credential;
         // A token request (see `TokenRequestMarker`) is never stamped: it carries its
         // own client authentication, and waiting on our own token would deadlock.
-        if !credential.applies_to(req.uri())
-            || req.extensions().get::<TokenRequestMarker>().is_some()
-        {
+        if req.extensions().get::<TokenRequestMarker>().is_some() {
             return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
         }
-        self.local.on_request();
-        let Some(manager) = credential.manager() else {
-            self.local.stamp.stamp_statics(req.headers_mut());
-            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
+        let local = match self.select.select(&mut self.slot, &req) {
+            Ok(Some(local)) => local,
+            Ok(None) => return ResponseFuture::direct(self.inner.call(M::wrap_request(req))),
+            Err(e) => return ResponseFuture::failed(e),
         };
-        let fresh = self
-            .cache
-            .as_mut()
-            .and_then(|c| c.load().as_ref())
-            .filter(|s| s.is_fresh());
-        let cap = self.config.max_replay_body;
-        if let Some(current) = fresh {
-            let (token, own, stamp) = self.local.parts();
-            let authorization = Local::authorization(token, own, current);
-            let token = (authorization, current.generation);
+        local.on_request();
+        let cap = self.max_replay_body;
+        if let Some((token, stamp)) = local.fresh_token() {
             return stamp_and_send(&mut self.inner, req, token, stamp, cap);
         }
-        if has_header(req.headers(), &header::AUTHORIZATION) {
+        let stamp = &local.stamp;
+        let manager = match stamp.credential.manager() {
             // The caller chose its own Authorization: theirs to handle.
-            self.local.stamp.stamp_statics(req.headers_mut());
-            return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
-        }
-        send_when_not_fresh(&mut self.inner, req, manager, &self.local.stamp, cap)
+            Some(m) if !has_header(req.headers(), &header::AUTHORIZATION) => m,
+            _ => {
+                stamp.stamp_statics(req.headers_mut());
+                return ResponseFuture::direct(self.inner.call(M::wrap_request(req)));
+            }
+        };
+        send_when_not_fresh(&mut self.inner, req, manager, stamp, cap)
     }
 }
 
@@ -483,21 +505,21 @@ pub(crate) fn stamp_headers(
     stamp.stamp_statics(headers);
 }
 
-impl<M> fmt::Debug for AuthLayer<M> {
+impl<M, P: Select> fmt::Debug for AuthLayer<M, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
-            .field("credential", &self.config.credential)
+            .field(P::NAME, &self.select)
             .field("mode", &std::any::type_name::<M>().rsplit("::").next())
-            .field("max_replay_body", &self.config.max_replay_body)
+            .field("max_replay_body", &self.max_replay_body)
             .finish()
     }
 }
 
-impl<S: fmt::Debug, M> fmt::Debug for AuthService<S, M> {
+impl<S: fmt::Debug, M, P: Select> fmt::Debug for AuthService<S, M, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
-            .field("credential", &self.config.credential)
+            .field(P::NAME, &self.select)
             .field("mode", &std::any::type_name::<M>().rsplit("::").next())
             .finish()
     }
@@ -563,7 +585,7 @@ mod tests {
         let counts = || {
             (
                 cred.strong_count(),
-                Arc::strong_count(&parent.local.stamp),
+                Arc::strong_count(&parent.slot.stamp),
                 manager.current_strong_count(),
             )
         };
@@ -576,10 +598,10 @@ mod tests {
         assert_eq!(counts(), before, "a shared refcount moved");
 
         let shared_auth = manager.current_authorization().unwrap();
-        let own_auth = clone.local.token.as_ref().unwrap().1.clone();
+        let own_auth = clone.slot.token.as_ref().unwrap().1.clone();
         assert_ne!(ptr(&own_auth), ptr(&shared_auth));
         let shared_key = ptr(&cred.static_headers()[0].1);
-        let own_key = ptr(clone.local.stamp.static_values().next().unwrap());
+        let own_key = ptr(clone.slot.stamp.static_values().next().unwrap());
         assert_ne!(own_key, shared_key);
         let kept = kept.lock().unwrap();
         for headers in kept.iter().skip(2) {
@@ -627,7 +649,7 @@ mod tests {
         let mut clone = parent.clone();
         clone.ready().await.unwrap();
         let _ = clone.call(req).await;
-        assert!(Arc::ptr_eq(&clone.local.stamp, &parent.local.stamp));
-        assert!(clone.local.token.is_none());
+        assert!(Arc::ptr_eq(&clone.slot.stamp, &parent.slot.stamp));
+        assert!(clone.slot.token.is_none());
     }
 }

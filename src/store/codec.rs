@@ -193,7 +193,6 @@ pub(crate) fn encode(
 }
 
 /// Encodes `token` as `shared` stores it under `version` (sealed when it has a key).
-#[cfg(feature = "users")]
 pub(crate) fn encode_for_store(
     token: &Token,
     key: &StoreKey,
@@ -211,7 +210,6 @@ pub(crate) fn encode_for_store(
 /// The version a write outside the lease (a login) gives on top of `stored`:
 /// the next generation of its incarnation, or a new incarnation when nothing
 /// readable is stored.
-#[cfg(feature = "users")]
 pub(crate) fn version_after(
     stored: Option<&StoredEntry>,
     key: &StoreKey,

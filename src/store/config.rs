@@ -9,7 +9,8 @@ use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::XChaCha20Poly1305;
 
 use super::*;
-use crate::token::MAX_LIFETIME;
+use crate::token::{Token, MAX_LIFETIME};
+use crate::Error;
 
 /// What a credential does when its shared store cannot be reached.
 ///
@@ -181,6 +182,49 @@ impl SharedStore {
     pub fn encrypt_with(mut self, key: [u8; 32]) -> Self {
         self.cipher = Some(Arc::new(XChaCha20Poly1305::new(&key.into())));
         self
+    }
+}
+
+impl SharedStore {
+    /// Stores `token` under `key` outside any lease, as the next version of
+    /// what is there: what a login does (see `Users::login`), or a token
+    /// seeded from elsewhere. It replaces whatever was stored, a "log in
+    /// again" mark included; a holder's fenced write under way then fails, and
+    /// every process adopts this token at its next look.
+    ///
+    /// ```
+    /// use tower_client_auth::store::{MemoryStore, SharedStore, StoreKey, TokenStore};
+    /// use tower_client_auth::token::Token;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::Error> {
+    /// let memory = std::sync::Arc::new(MemoryStore::new());
+    /// let shared = SharedStore::from_arc(memory.clone());
+    /// let key = StoreKey::for_identity("billing", "billing-api-token");
+    /// shared.put(&key, &Token::bearer("seeded", None)).await?;
+    /// shared.put(&key, &Token::bearer("seeded again", None)).await?;
+    /// assert_eq!(memory.load(&key).await?.unwrap().generation, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn put(&self, key: &StoreKey, token: &Token) -> Result<(), Error> {
+        let (store, limit) = (&self.store, self.store_timeout);
+        // Compare-and-set on what is there, retried if someone wrote meanwhile.
+        for _ in 0..16 {
+            let stored = within(limit, store.load(key)).await?;
+            let version = codec::version_after(stored.as_ref(), key, self)?;
+            let base = stored.map_or(0, |e| e.generation);
+            let entry = StoredEntry {
+                generation: version.generation,
+                data: codec::encode_for_store(token, key, version, self)?,
+            };
+            if within(limit, store.compare_and_set(key, base, None, entry)).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::store_unavailable(
+            "token not stored: the entry kept changing",
+        ))
     }
 }
 

@@ -37,8 +37,6 @@ mod renewal;
 mod shared;
 mod writer;
 
-#[cfg(feature = "users")]
-pub(crate) use codec::{encode_for_store, version_after};
 pub use config::{SharedStore, WhenUnavailable};
 pub(crate) use contract::within;
 pub use contract::{StoreKey, StoredEntry, TokenStore};

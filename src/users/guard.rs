@@ -7,7 +7,8 @@ use std::sync::Arc;
 use http::header;
 
 use crate::credential::has_header;
-use crate::layer::{GuardLayer, Guarded};
+use crate::layer::guard::Guarded;
+use crate::layer::GuardLayer;
 
 use super::*;
 

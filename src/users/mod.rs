@@ -56,13 +56,13 @@
 
 mod guard;
 mod key;
-mod layer;
 mod registry;
+mod select;
 mod source;
 
 use key::KeyMap;
 pub use key::UserKey;
-pub use layer::{UsersLayer, UsersService};
 use registry::Entry;
 pub use registry::{Users, UsersBuilder, UsersStats, WithoutUser};
+pub use select::{UsersLayer, UsersService};
 use source::UserSource;

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::layer::local::Stamp;
 use crate::oauth2::TokenClient;
-use crate::store::{SharedStore, StoreKey, StoredEntry};
+use crate::store::{SharedStore, StoreKey};
 use crate::token::{ManagedOptions, Token, TokenHook};
 use crate::{Credential, Error};
 
@@ -243,37 +243,19 @@ impl Users {
     pub async fn login(&self, user: &UserKey, token: Token) -> Result<(), Error> {
         let inner = &self.inner;
         let key = self.store_key(user);
-        let store = &inner.shared.store;
-        let limit = inner.shared.store_timeout;
-        // Compare-and-set on what is there, retried if someone wrote meanwhile.
-        for _ in 0..16 {
-            let stored = crate::store::within(limit, store.load(&key)).await?;
-            let version = crate::store::version_after(stored.as_ref(), &key, &inner.shared)?;
-            let base = stored.map_or(0, |e| e.generation);
-            let entry = StoredEntry {
-                generation: version.generation,
-                data: crate::store::encode_for_store(&token, &key, version, &inner.shared)?,
-            };
-            let written =
-                crate::store::within(limit, store.compare_and_set(&key, base, None, entry)).await?;
-            if written {
-                // A fresh credential picks the new token up (and drops any
-                // cool-down of the old one).
-                let removed = self.lock().map.remove(user);
-                if let Some(e) = removed {
-                    self.retire(&e);
-                }
-                tracing::debug!(
-                    credential = &*self.inner.name,
-                    user = user.as_str(),
-                    "login stored"
-                );
-                return Ok(());
-            }
+        inner.shared.put(&key, &token).await?;
+        // A fresh credential picks the new token up (and drops any cool-down
+        // of the old one).
+        let removed = self.lock().map.remove(user);
+        if let Some(e) = removed {
+            self.retire(&e);
         }
-        Err(Error::store_unavailable(
-            "login not stored: the entry kept changing",
-        ))
+        tracing::debug!(
+            credential = &*self.inner.name,
+            user = user.as_str(),
+            "login stored"
+        );
+        Ok(())
     }
 
     /// The token client users' tokens are exchanged and refreshed with: the
