@@ -180,7 +180,32 @@ where
 {
     type Output = Result<Response<ResBody>, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// The hot path, inlined: a request sent as it is polls its inner future
+    /// and nothing else (the state machine's frame is set up only for the
+    /// others).
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self;
+        if let KindProj::Direct { fut } = this.as_mut().project().kind.project() {
+            return fut.poll(cx).map_err(Into::into);
+        }
+        this.poll_managed(cx)
+    }
+}
+
+impl<S, B, M, ResBody> ResponseFuture<S, B, M>
+where
+    M: Mode,
+    S: Service<Request<M::Body<B>>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body,
+{
+    /// Waiting for a token, sent with a retry context, or re-sending.
+    #[inline(never)]
+    fn poll_managed(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<ResBody>, BoxError>> {
         macro_rules! done {
             ($r:expr) => {
                 return Poll::Ready($r)

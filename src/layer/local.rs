@@ -46,8 +46,15 @@ impl Stamp {
     }
 
     /// Adds each static header the caller has not set.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn stamp_statics(&self, headers: &mut HeaderMap) {
+        // Most managed credentials have none: no call for them.
+        if !self.statics.is_empty() {
+            self.stamp_each_static(headers);
+        }
+    }
+
+    fn stamp_each_static(&self, headers: &mut HeaderMap) {
         for (name, value) in self.statics.iter() {
             if !has_header(headers, name) {
                 headers.insert(name.clone(), value.clone());
