@@ -190,7 +190,7 @@ impl Credential {
     }
 
     /// Whether a request to `uri` should get this credential.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn applies_to(&self, uri: &Uri) -> bool {
         match &*self.inner.origins {
             // Most credentials have one origin: no loop.

@@ -87,6 +87,9 @@ pin_project! {
         // Got it: wait for the inner service to be ready, then stamp and send.
         Readying { token: Arc<Stamped> },
         Calling { #[pin] fut: F },
+        // The answer to a request that may be re-sent, to look at (in
+        // `NoRetry` mode, never made: `H` is uninhabited).
+        Answered { response: Option<H> },
         // Got a 401: wait for a newer token, keeping the 401 to hand back on
         // failure (in `NoRetry` mode, `H` is uninhabited: no space taken).
         Refreshing { fut: Acquire, response: Option<H> },
@@ -186,8 +189,29 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self;
-        if let KindProj::Direct { fut } = this.as_mut().project().kind.project() {
-            return fut.poll(cx).map_err(Into::into);
+        match this.as_mut().project().kind.project() {
+            KindProj::Direct { fut } => return fut.poll(cx).map_err(Into::into),
+            // Sent with a retry context: an answer that is not a retryable 401
+            // is the answer (a DPoP credential looks at every answer's nonce).
+            KindProj::Managed {
+                mut state, retry, ..
+            } => {
+                if let StateProj::Calling { fut } = state.as_mut().project() {
+                    let response = match ready!(fut.poll(cx)) {
+                        Ok(response) => response,
+                        Err(e) => return Poll::Ready(Err(e.into())),
+                    };
+                    let Some(ctx) = retry.as_mut().map(M::kept::<S, B, S::Response>) else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    if !second_look(ctx, &response) {
+                        return Poll::Ready(Ok(response));
+                    }
+                    state.set(State::Answered {
+                        response: M::hold(response),
+                    });
+                }
+            }
         }
         this.poll_managed(cx)
     }
@@ -272,6 +296,17 @@ where
                     }
                     StateProj::Calling { fut } => {
                         let response = attempt!(ready!(fut.poll(cx)));
+                        if retry.is_none() {
+                            done!(Ok(response));
+                        }
+                        state.set(State::Answered {
+                            response: M::hold(response),
+                        });
+                    }
+                    StateProj::Answered { response } => {
+                        let Some(response) = response.take().map(M::unhold) else {
+                            done!(Err(polled_after_completion()));
+                        };
                         let Some(ctx) = retry.as_mut().map(M::kept::<S, B, S::Response>) else {
                             done!(Ok(response));
                         };
@@ -404,6 +439,21 @@ where
             self.as_mut().project().kind.set(sent.kind);
         }
     }
+}
+
+/// Whether the answer to a request that may be re-sent needs more than
+/// handing back: a 401 that a newer token may fix, or any answer to a DPoP
+/// credential's request (it may carry a nonce).
+#[inline(always)]
+fn second_look<S, B, Sent, ResBody>(
+    _ctx: &RetryCtx<S, B, Sent>,
+    response: &Response<ResBody>,
+) -> bool {
+    #[cfg(feature = "jose")]
+    if _ctx.stamp.dpop.is_some() {
+        return true;
+    }
+    policy::retryable_401(response)
 }
 
 /// Keeps the `DPoP-Nonce` of any response to a DPoP credential's request

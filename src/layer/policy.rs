@@ -10,10 +10,13 @@ use http::{header, Response, StatusCode};
 use crate::wire::challenge::parse_challenges;
 
 /// Whether `response` is a 401 that a newer token may fix.
+#[inline(always)]
 pub(crate) fn retryable_401<B>(response: &Response<B>) -> bool {
-    if response.status() != StatusCode::UNAUTHORIZED {
-        return false;
-    }
+    response.status() == StatusCode::UNAUTHORIZED && no_other_error(response)
+}
+
+/// Whether no challenge of a 401 names an error other than `invalid_token`.
+fn no_other_error<B>(response: &Response<B>) -> bool {
     for value in response.headers().get_all(header::WWW_AUTHENTICATE) {
         // Not visible ASCII: not a challenge we can read; it names no error.
         let Ok(value) = value.to_str() else { continue };

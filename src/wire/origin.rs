@@ -24,7 +24,7 @@
 
 use std::fmt;
 
-use http::uri::{Scheme, Uri};
+use http::uri::Uri;
 
 use crate::error::Error;
 
@@ -116,11 +116,14 @@ impl Origin {
 
     /// Whether `uri` is at this origin. Called for every request: no allocation,
     /// and no parsing of the authority (an authority with user info never matches).
-    #[inline]
+    #[inline(always)]
     pub fn matches(&self, uri: &Uri) -> bool {
-        let scheme_ok = match uri.scheme() {
-            Some(s) if self.https => *s == Scheme::HTTPS,
-            Some(s) => *s == Scheme::HTTP,
+        // The same test as comparing `Scheme`s: `http` keeps these two as
+        // constants, named in lower case, whatever case the URI used.
+        let scheme_ok = match uri.scheme_str() {
+            // Literals: compared inline, without a call.
+            Some(s) if self.https => s == "https",
+            Some(s) => s == "http",
             None => false,
         };
         if !scheme_ok {
@@ -131,12 +134,15 @@ impl Origin {
         };
         let authority = authority.as_str();
         // Exact bytes first (URIs are almost always lower-case), compared in
-        // words where they are short, not a per-byte case fold.
-        if (self.default_port && same_bytes(authority, &self.host))
+        // words where they are short; the case fold only when they differ.
+        (self.default_port && same_bytes(authority, &self.host))
             || same_bytes(authority, &self.authority)
-        {
-            return true;
-        }
+            || self.matches_folded(authority)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn matches_folded(&self, authority: &str) -> bool {
         authority.eq_ignore_ascii_case(&self.authority)
             || (self.default_port && authority.eq_ignore_ascii_case(&self.host))
     }

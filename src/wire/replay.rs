@@ -223,10 +223,17 @@ impl<B: Body> ReplayBody<B> {
 
     /// Wraps `body` so that it can be replayed once, keeping up to `cap` bytes.
     /// `None` for the handle when the body is known to be larger than `cap`.
+    #[inline(always)]
     pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<ReplayHandle<B>>) {
+        // A body without bytes (most GETs) is replayed as one: nothing kept.
         if body.is_end_stream() {
             return (ReplayBody::passthrough(body), Some(ReplayHandle::Empty));
         }
+        Self::recorded_bytes(body, cap)
+    }
+
+    #[inline(never)]
+    fn recorded_bytes(body: B, cap: usize) -> (Self, Option<ReplayHandle<B>>) {
         if body.size_hint().lower() > cap as u64 {
             return (ReplayBody::passthrough(body), None);
         }
