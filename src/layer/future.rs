@@ -125,14 +125,13 @@ where
 
     #[inline(always)]
     pub(crate) fn sent(fut: S::Future, retry: RetryCtx<S, B, M::Body<B>>) -> Self {
-        match M::keep::<S, B, S::Response>(retry) {
-            None => Self::direct(fut),
-            retry => ResponseFuture {
-                kind: Kind::Managed {
-                    state: State::Calling { fut },
-                    waiting: None,
-                    retry,
-                },
+        // Only the mode that retries sends with a context (a `NoRetry` future
+        // made here would hand back its answer as it is).
+        ResponseFuture {
+            kind: Kind::Managed {
+                state: State::Calling { fut },
+                waiting: None,
+                retry: M::keep::<S, B, S::Response>(retry),
             },
         }
     }
