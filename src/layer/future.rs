@@ -19,7 +19,7 @@ pub(crate) use super::retry_state::{Replay, RetryCtx};
 use super::{policy, stamp_and_send, stamp_headers};
 use crate::cache::Stamped;
 use crate::error::Error;
-use crate::BoxError;
+use crate::error::BoxError;
 
 type Acquire = BoxFuture<'static, Result<Arc<Stamped>, Error>>;
 

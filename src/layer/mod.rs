@@ -89,9 +89,9 @@ use tower_service::Service;
 
 use crate::credential::{has_header, Credential};
 use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
-use crate::BoxError;
+use crate::error::BoxError;
 #[cfg(test)]
-use crate::ReplayBody;
+use crate::wire::replay::ReplayBody;
 use local::Stamp;
 
 pub use crate::wire::marks::TokenRequestMarker;
@@ -538,7 +538,7 @@ mod tests {
 
     use super::*;
     use crate::token::{Token, TokenSource};
-    use crate::Error;
+    use crate::error::Error;
 
     struct Fixed;
 

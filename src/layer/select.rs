@@ -10,7 +10,7 @@ use http::Request;
 use super::local::{Local, Stamp};
 use super::GuardLayer;
 use crate::credential::Credential;
-use crate::Error;
+use crate::error::Error;
 
 /// What an [`AuthLayer`](crate::AuthLayer) stamps: a [`Credential`] or, with
 /// the feature `users`, [`Users`](crate::users::Users), whose layer is

@@ -10,7 +10,7 @@ use chacha20poly1305::XChaCha20Poly1305;
 
 use super::*;
 use crate::token::{Token, MAX_LIFETIME};
-use crate::Error;
+use crate::error::Error;
 
 /// What a credential does when its shared store cannot be reached.
 ///

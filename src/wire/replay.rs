@@ -47,7 +47,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::BoxError;
+use crate::error::BoxError;
 
 /// The default cap on the bytes kept for a replay: 64 KiB.
 pub const DEFAULT_MAX_REPLAY_BODY: usize = 64 * 1024;
