@@ -239,16 +239,6 @@ pub(crate) fn remove_dpop_proofs(headers: &mut HeaderMap, dpop: &crate::jose::Dp
     remove_values(headers, &name, |v| dpop.is_own_proof(v))
 }
 
-/// Whether `headers` has `name`. A request carries a handful of headers: comparing
-/// names in order is cheaper than hashing, and leaves the one hash to `insert`.
-#[inline]
-pub(crate) fn has_header(headers: &HeaderMap, name: &http::header::HeaderName) -> bool {
-    if headers.keys_len() > 8 {
-        return headers.contains_key(name);
-    }
-    headers.keys().any(|k| k == name)
-}
-
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.inner.headers.iter().map(|(n, _)| n.as_str()).collect();

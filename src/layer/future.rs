@@ -18,8 +18,8 @@ use super::mode::{Mode, Retry};
 pub(crate) use super::retry_state::{Replay, RetryCtx};
 use super::{policy, stamp_and_send, stamp_headers};
 use crate::cache::Stamped;
-use crate::error::Error;
 use crate::error::BoxError;
+use crate::error::Error;
 
 type Acquire = BoxFuture<'static, Result<Arc<Stamped>, Error>>;
 

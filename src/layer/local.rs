@@ -16,7 +16,7 @@ use std::sync::Arc;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cache::{Stamped, TokenCache};
-use crate::credential::{has_header, Credential};
+use crate::credential::Credential;
 
 /// What one service clone stamps besides the token: its credential and its own
 /// copies of the static headers. Shared by the clone's in-flight requests (a
@@ -195,4 +195,14 @@ fn deep_value(value: &HeaderValue) -> HeaderValue {
 /// A copy of `name` in a buffer of its own (standard names have none).
 fn deep_name(name: &HeaderName) -> HeaderName {
     HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone())
+}
+
+/// Whether `headers` has `name`. A request carries a handful of headers: comparing
+/// names in order is cheaper than hashing, and leaves the one hash to `insert`.
+#[inline]
+pub(crate) fn has_header(headers: &HeaderMap, name: &http::header::HeaderName) -> bool {
+    if headers.keys_len() > 8 {
+        return headers.contains_key(name);
+    }
+    headers.keys().any(|k| k == name)
 }

@@ -87,12 +87,12 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::credential::{has_header, Credential};
-use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
+use crate::credential::Credential;
 use crate::error::BoxError;
 #[cfg(test)]
 use crate::wire::replay::ReplayBody;
-use local::Stamp;
+use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
+use local::{has_header, Stamp};
 
 pub use crate::wire::marks::TokenRequestMarker;
 pub use future::ResponseFuture;
@@ -537,8 +537,8 @@ mod tests {
     use tower::{service_fn, ServiceExt};
 
     use super::*;
-    use crate::token::{Token, TokenSource};
     use crate::error::Error;
+    use crate::token::{Token, TokenSource};
 
     struct Fixed;
 

@@ -9,8 +9,8 @@ use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::XChaCha20Poly1305;
 
 use super::*;
-use crate::token::{Token, MAX_LIFETIME};
 use crate::error::Error;
+use crate::token::{Token, MAX_LIFETIME};
 
 /// What a credential does when its shared store cannot be reached.
 ///

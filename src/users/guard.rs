@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use http::header;
 
-use crate::credential::has_header;
 use crate::layer::guard::Guarded;
+use crate::layer::local::has_header;
 use crate::layer::GuardLayer;
 
 use super::*;
