@@ -39,10 +39,12 @@
 //!   the crate, behind [`Credential`];
 //! * [`credential`]: [`Credential`] and its builder;
 //! * [`layer`]: [`AuthLayer`], [`AuthService`], what is stamped where, 401 retry,
-//!   and [`GuardLayer`];
+//!   and [`GuardLayer`]; one layer whatever it stamps, a [`Credential`] or a
+//!   user's (the [`Select`](layer::Select) seam);
 //! * [`oauth2`]: the token endpoint client, grants, PKCE, device flow,
 //!   discovery (and, feature `jose`, DPoP and `private_key_jwt` keys);
-//! * `users` (feature `users`): many users' tokens behind one layer;
+//! * `users` (feature `users`): many users' tokens behind one layer
+//!   (`UsersLayer` is `AuthLayer` with `Users` as its selector);
 //! * `providers`, `https`, `reqwest`, `testing`: presets, ready clients and
 //!   emulators, built on the public API.
 //!
