@@ -157,6 +157,7 @@ impl<F: Clone, J: Jitter> Core<F, J> {
                 } else {
                     Error::new(Kind::CoolingDown {
                         cause: Box::new(err.clone()),
+                        left: Some(nb.saturating_duration_since(now)),
                     })
                 };
                 return (mark_stale, Decision::Fail(err));

@@ -130,6 +130,12 @@ pub struct Error {
 struct Inner {
     kind: Kind,
     source: Option<BoxError>,
+    /// Where the failed request went: scheme, host, port and path (never a
+    /// query or user information), as [`Error::at_endpoint`] sets it.
+    endpoint: Option<Box<str>>,
+    /// What came back when it was unusable: status, content type and the
+    /// first bytes, escaped and cut short.
+    answer: Option<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -150,8 +156,12 @@ pub(crate) enum Kind {
     ResponseTooLarge(usize),
     /// No token can be had: it expired and there is nothing to refresh it with.
     NoToken,
-    /// A permanent error happened recently; no token request is made until the cool-down ends.
-    CoolingDown { cause: Box<Error> },
+    /// A permanent error happened recently; no token request is made until the
+    /// cool-down ends (`left`: how long it still lasts, when known).
+    CoolingDown {
+        cause: Box<Error>,
+        left: Option<Duration>,
+    },
     /// The callback's `state` did not match.
     StateMismatch,
     /// A token source of the user's own failed.
@@ -183,7 +193,12 @@ pub(crate) struct OAuth2Error {
 impl Error {
     pub(crate) fn new(kind: Kind) -> Self {
         Error {
-            inner: Arc::new(Inner { kind, source: None }),
+            inner: Arc::new(Inner {
+                kind,
+                source: None,
+                endpoint: None,
+                answer: None,
+            }),
         }
     }
 
@@ -192,8 +207,83 @@ impl Error {
             inner: Arc::new(Inner {
                 kind,
                 source: Some(source.into()),
+                endpoint: None,
+                answer: None,
             }),
         }
+    }
+
+    /// Names the endpoint the failed request went to (see
+    /// [`describe_url`](crate::wire::origin::describe_url): no query, no user
+    /// information), unless a deeper level named one already.
+    pub(crate) fn at_endpoint(mut self, url: &http::Uri) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            if inner.endpoint.is_none() {
+                let described = crate::wire::origin::describe_url(url);
+                inner.endpoint = Some(escape(&described, 160).into_boxed_str());
+            }
+        }
+        self
+    }
+
+    /// Describes an unusable answer: its status, content type and first bytes.
+    pub(crate) fn with_answer(
+        mut self,
+        status: StatusCode,
+        content_type: &str,
+        body: &[u8],
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            let text = String::from_utf8_lossy(&body[..body.len().min(96)]);
+            let text = text.trim();
+            let mut parts = Vec::new();
+            // A status error says its status already.
+            if !matches!(inner.kind, Kind::Status(..)) {
+                parts.push(format!("HTTP {status}"));
+            }
+            if !content_type.is_empty() {
+                parts.push(escape(content_type, 64));
+            }
+            parts.push(if text.is_empty() {
+                "empty body".to_owned()
+            } else {
+                format!("body begins `{}`", escape(text, 48))
+            });
+            inner.answer = Some(parts.join(", ").into_boxed_str());
+        }
+        self
+    }
+
+    /// The endpoint the failed request went to, as the error names it:
+    /// scheme, host, port and path, never a query or user information.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::service_fn;
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// // A login page where the token endpoint should be.
+    /// let html = service_fn(|_: Request<Full<Bytes>>| async {
+    ///     Response::builder()
+    ///         .header("content-type", "text/html")
+    ///         .body(Full::new(Bytes::from_static(b"<!DOCTYPE html><title>Sign in</title>")))
+    /// });
+    /// let client = TokenClient::builder("https://auth.example.com/login?next=/")
+    ///     .client_id("my-client")
+    ///     .client_secret("secret")
+    ///     .build(html)?;
+    /// let err = client.client_credentials(&[]).await.unwrap_err();
+    /// assert_eq!(err.endpoint(), Some("https://auth.example.com/login"));
+    /// assert!(err.to_string().contains("text/html"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn endpoint(&self) -> Option<&str> {
+        self.root().inner.endpoint.as_deref()
     }
 
     pub(crate) fn config(msg: impl Into<String>) -> Self {
@@ -268,6 +358,7 @@ impl Error {
         Error::with_source(
             Kind::CoolingDown {
                 cause: Box::new(cause),
+                left: Some(left),
             },
             FleetCooldown(left),
         )
@@ -448,7 +539,7 @@ impl Error {
     /// For a cool-down error, the permanent failure that started it.
     pub fn cause_of_cooldown(&self) -> Option<&Error> {
         match self.kind() {
-            Kind::CoolingDown { cause } => Some(cause),
+            Kind::CoolingDown { cause, .. } => Some(cause),
             _ => None,
         }
     }
@@ -539,8 +630,17 @@ impl Error {
 
     fn root(&self) -> &Error {
         match self.kind() {
-            Kind::CoolingDown { cause } => cause,
+            Kind::CoolingDown { cause, .. } => cause,
             _ => self,
+        }
+    }
+
+    /// For [`is_cooling_down`](Self::is_cooling_down), how long the cool-down
+    /// still lasts, when known.
+    pub fn cooldown_left(&self) -> Option<Duration> {
+        match self.kind() {
+            Kind::CoolingDown { left, .. } => *left,
+            _ => None,
         }
     }
 }
@@ -569,48 +669,83 @@ pub(crate) fn escape(text: &str, max: usize) -> String {
 /// cause once.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = self.inner.endpoint.as_deref();
         match self.kind() {
-            Kind::Config(msg) => write!(f, "invalid configuration: {msg}"),
-            Kind::Transport => f.write_str("token endpoint request failed"),
-            Kind::Timeout => f.write_str("token endpoint request timed out"),
+            Kind::Config(msg) => write!(f, "invalid configuration: {msg}")?,
+            Kind::Transport => match at {
+                Some(url) => write!(f, "token endpoint request to {url} failed")?,
+                None => f.write_str("token endpoint request failed")?,
+            },
+            Kind::Timeout => match at {
+                Some(url) => write!(f, "token endpoint request to {url} timed out")?,
+                None => f.write_str("token endpoint request timed out")?,
+            },
             Kind::OAuth2(e) => {
                 let code = escape(&e.code, 64);
-                write!(f, "token endpoint error `{code}` (HTTP {})", e.status)?;
+                write!(f, "token endpoint ")?;
+                if let Some(url) = at {
+                    write!(f, "{url} ")?;
+                }
+                write!(f, "answered error `{code}` (HTTP {})", e.status)?;
                 if let Some(d) = &e.description {
                     write!(f, ": {}", escape(d, 256))?;
                 }
-                Ok(())
             }
-            Kind::Status(s, _) => write!(f, "token endpoint answered HTTP {s}"),
-            Kind::InvalidResponse(msg) => write!(f, "invalid token response: {msg}"),
-            Kind::ResponseTooLarge(cap) => {
-                write!(f, "token response larger than {cap} bytes")
-            }
-            Kind::NoToken => f.write_str("access token expired and cannot be refreshed"),
-            Kind::CoolingDown { .. } => match &self.inner.source {
-                // Another process's failure, from the shared store.
-                Some(fleet) => write!(
-                    f,
-                    "no token request made during cool-down after a permanent failure ({fleet})"
-                ),
-                None => {
-                    f.write_str("no token request made during cool-down after a permanent failure")
+            Kind::Status(s, _) => {
+                write!(f, "token endpoint ")?;
+                if let Some(url) = at {
+                    write!(f, "{url} ")?;
                 }
+                write!(f, "answered HTTP {s}")?;
+            }
+            Kind::InvalidResponse(msg) => match at {
+                Some(url) => write!(f, "invalid token response from {url}: {msg}")?,
+                None => write!(f, "invalid token response: {msg}")?,
             },
-            Kind::StateMismatch => f.write_str("authorization callback `state` does not match"),
-            Kind::Source { .. } => f.write_str("token source failed"),
+            Kind::ResponseTooLarge(cap) => match at {
+                Some(url) => write!(f, "token response from {url} larger than {cap} bytes")?,
+                None => write!(f, "token response larger than {cap} bytes")?,
+            },
+            Kind::NoToken => f.write_str("access token expired and cannot be refreshed")?,
+            Kind::CoolingDown { left, .. } => {
+                f.write_str("no token request made: cooling down after a permanent failure")?;
+                match (&self.inner.source, left) {
+                    // Another process's failure, from the shared store (it
+                    // says how long).
+                    (Some(fleet), _) => write!(f, " ({fleet})")?,
+                    (None, Some(left)) => write!(f, " ({} left)", Seconds(*left))?,
+                    (None, None) => {}
+                }
+            }
+            Kind::StateMismatch => f.write_str("authorization callback `state` does not match")?,
+            Kind::Source { .. } => f.write_str("token source failed")?,
             Kind::NoRuntime => {
-                f.write_str("a token request needs a Tokio runtime and none is running")
+                f.write_str("a token request needs a Tokio runtime and none is running")?
             }
             Kind::UnsupportedTokenType(t) => {
-                write!(f, "token type `{t}` is not supported (only Bearer is sent)")
+                write!(f, "token type `{t}` is not supported (only Bearer is sent)")?
             }
-            Kind::StoreUnavailable => f.write_str("shared token store unavailable"),
-            Kind::StoreData(what) => write!(f, "shared token store: {what}"),
+            Kind::StoreUnavailable => f.write_str("shared token store unavailable")?,
+            Kind::StoreData(what) => write!(f, "shared token store: {what}")?,
             Kind::LoginRequired(user) => {
-                write!(f, "user `{}` must log in again", escape(user, 128))
+                write!(f, "user `{}` must log in again", escape(user, 128))?
             }
         }
+        if let Some(answer) = &self.inner.answer {
+            write!(f, " ({answer}): is the token URL right?")?;
+        }
+        Ok(())
+    }
+}
+
+/// A duration in whole seconds, rounded up (a cool-down of 0.4 s left is
+/// "1 s", never "0 s").
+struct Seconds(Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs() + u64::from(self.0.subsec_nanos() > 0);
+        write!(f, "{secs} s")
     }
 }
 
@@ -628,7 +763,7 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self.kind() {
-            Kind::CoolingDown { cause } => Some(&**cause),
+            Kind::CoolingDown { cause, .. } => Some(&**cause),
             _ => self
                 .inner
                 .source

@@ -20,6 +20,7 @@ fn display_shows_this_level_only() {
     let cause = oauth2("invalid_grant", "wrong password");
     let cooling = Error::new(Kind::CoolingDown {
         cause: Box::new(cause),
+        left: None,
     });
     let shown = cooling.to_string();
     assert!(!shown.contains("invalid_grant"), "{shown}");
@@ -58,6 +59,7 @@ fn predicates_look_through_a_cool_down() {
     ] {
         let cooling = Error::new(Kind::CoolingDown {
             cause: Box::new(cause.clone()),
+            left: None,
         });
         assert!(cooling.is_cooling_down());
         assert!(!cooling.is_transient());

@@ -114,11 +114,16 @@ impl TokenClient {
         let endpoint = self.endpoint.clone();
         let http = self.http.clone();
         async move {
-            let timeout = endpoint.timeout;
-            match tokio::time::timeout(timeout, exchange(http, request?, rebuild, endpoint)).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::new(Kind::Timeout)),
-            }
+            let (timeout, url) = (endpoint.timeout, endpoint.url.clone());
+            let result =
+                match tokio::time::timeout(timeout, exchange(http, request?, rebuild, endpoint))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::new(Kind::Timeout)),
+                };
+            // Every failure names where it went, as a reqwest error names its URL.
+            result.map_err(|e| e.at_endpoint(&url))
         }
     }
 
@@ -424,6 +429,7 @@ impl TokenClient {
             Ok(result) => result,
             Err(_) => Err(Error::new(Kind::Timeout)),
         }
+        .map_err(|e| e.at_endpoint(&url))
     }
 }
 

@@ -42,12 +42,22 @@ pub(crate) fn parse_token_response(
         }
     }
     if !status.is_success() {
-        return Err(Error::new(Kind::Status(status, retry_after)));
+        // No OAuth2 error: what came back says more than the status alone
+        // (a proxy's page, a login form, a 404).
+        return Err(Error::new(Kind::Status(status, retry_after)).with_answer(
+            status,
+            &content_type,
+            body,
+        ));
     }
     let Some(mut map) = members else {
-        return Err(Error::invalid_response(
-            "body is neither a JSON object nor form-encoded",
-        ));
+        return Err(
+            Error::invalid_response("body is neither a JSON object nor form-encoded").with_answer(
+                status,
+                &content_type,
+                body,
+            ),
+        );
     };
 
     let access_token = match map.remove("access_token") {

@@ -13,6 +13,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod error_messages;
 mod oauth2_wire;
 mod providers;
 mod token_server;
