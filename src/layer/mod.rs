@@ -97,7 +97,7 @@ use local::{has_header, Stamp};
 pub use crate::wire::marks::TokenRequestMarker;
 pub use future::ResponseFuture;
 pub use guard::{Guard, GuardFuture, GuardLayer};
-pub use mode::{Mode, NoRetry, Retry};
+pub use mode::{InnerService, Mode, NoRetry, Retry};
 pub use select::Select;
 
 use future::{Replay, RetryCtx};
@@ -163,9 +163,10 @@ impl<P: Select> AuthLayer<Retry, P> {
     ///
     /// The inner service must take `Request<ReplayBody<B>>` for the caller's
     /// `Request<B>` (a replayable body is what lets a request go twice). If the
-    /// compiler says that `oneshot` or `call` "exists for `AuthService<..>` but its
-    /// trait bounds were not satisfied", or that your client does not implement
-    /// `Service<Request<ReplayBody<..>>>`, this is why: either build the client
+    /// compiler says your client "cannot be the inner service of `AuthService`"
+    /// (see [`InnerService`]), or that `oneshot` or `call` "exists for
+    /// `AuthService<..>` but its trait bounds were not satisfied", this is why:
+    /// either build the client
     /// for that body type (`Client::builder(..).build::<_, ReplayBody<Full<Bytes>>>(..)`),
     /// or use [`without_retry`](Self::without_retry) to pass your `Request<B>`
     /// through unchanged. Static credentials never retry, so `without_retry` costs
@@ -320,15 +321,14 @@ impl<S, M> AuthService<S, M, Credential> {
     }
 }
 
-impl<S, M, P, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, M, P>
+impl<S, M, P, ReqBody> Service<Request<ReqBody>> for AuthService<S, M, P>
 where
     M: Mode,
     P: Select,
-    S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>> + Clone,
-    S::Error: Into<BoxError>,
+    S: InnerService<M, ReqBody> + Clone,
     ReqBody: Body,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<S::ResponseBody>;
     type Error = BoxError;
     type Future = ResponseFuture<S, ReqBody, M>;
 

@@ -1,7 +1,9 @@
 //! Whether a layer can re-send a request after a 401, at the type level: that
 //! decides which body type the inner service receives.
 
+use http::{Request, Response};
 use http_body::Body;
+use tower_service::Service;
 
 pub use super::retry_state::Recording;
 use super::retry_state::RetryCtx;
@@ -82,6 +84,61 @@ impl Mode for Retry {
 
 impl Mode for NoRetry {
     type Body<B> = B;
+}
+
+/// What an [`AuthService`](crate::AuthService) in mode `M` needs below it for
+/// a caller's body `B`: a `Service<Request<M::Body<B>>>`, that is
+/// `Request<ReplayBody<B>>` with 401 retry on and `Request<B>` with
+/// [`without_retry`](crate::AuthLayer::without_retry). Every such service
+/// implements it; it is here so that the compiler's message for a client
+/// built for another body type names the two ways out.
+///
+/// ```compile_fail,E0277
+/// use bytes::Bytes;
+/// use http::Request;
+/// use http_body_util::Full;
+/// use hyper_util::client::legacy::Client;
+/// use hyper_util::rt::TokioExecutor;
+/// use tower::{Layer, Service};
+/// use tower_client_auth::{AuthLayer, Credential};
+///
+/// fn send_full_bytes<S: Service<Request<Full<Bytes>>>>(_: S) {}
+///
+/// let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+/// let api = AuthLayer::new(Credential::bearer("https://api.example.com", "t")?).layer(client);
+/// // error[E0277]: `Client<HttpConnector, Full<Bytes>>` cannot be the inner service of
+/// // `AuthService<_, Retry>` for `Request<Full<Bytes>>` ... build the client for
+/// // `ReplayBody<Full<Bytes>>` ... or turn 401 retry off with `AuthLayer::without_retry()`
+/// send_full_bytes(api);
+/// # Ok::<(), tower_client_auth::Error>(())
+/// ```
+///
+/// A method call (`api.oneshot(req)`) reports only that the method's bounds
+/// are not met (E0599, rustc lists the outer bound alone); a function call
+/// (`tower::ServiceExt::oneshot(api, req)`) shows this message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the inner service of `AuthService<_, {M}>` for `Request<{B}>`",
+    label = "the inner service does not take the body type the layer sends it",
+    note = "with 401 retry on (the default), the service under `AuthLayer` receives `Request<ReplayBody<{B}>>`: build the client for `ReplayBody<{B}>` (`https::client()` is, or `Client::builder(..).build::<_, ReplayBody<Full<Bytes>>>(..)`)",
+    note = "or turn 401 retry off with `AuthLayer::without_retry()`: the service then receives the caller's `Request<{B}>` unchanged"
+)]
+pub trait InnerService<M: Mode, B>:
+    Service<Request<M::Body<B>>, Response = Response<Self::ResponseBody>, Error = Self::Failure>
+{
+    /// The body of the inner service's responses.
+    type ResponseBody;
+    /// The inner service's error.
+    type Failure: Into<crate::error::BoxError>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<S, M: Mode, B, R> InnerService<M, B> for S
+where
+    S: Service<Request<M::Body<B>>, Response = Response<R>>,
+    S::Error: Into<crate::error::BoxError>,
+{
+    type ResponseBody = R;
+    type Failure = S::Error;
 }
 
 /// No value: what a [`NoRetry`] future keeps to re-send a request. Being

@@ -82,3 +82,11 @@ impl tower_client_auth::token::TokenSource for Static {
         Box::pin(async { Ok(tower_client_auth::token::Token::bearer("tok", None)) })
     }
 }
+
+/// The compiler's message for a client built for the caller's body under a
+/// layer with 401 retry on names `ReplayBody` and `without_retry`
+/// (`tests/ui/body_type_mistake.stderr` holds it whole).
+#[test]
+fn the_body_type_mistake_names_replay_body_and_without_retry() {
+    trybuild::TestCases::new().compile_fail("tests/ui/body_type_mistake.rs");
+}

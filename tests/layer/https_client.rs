@@ -95,3 +95,42 @@ async fn the_guarded_client_keeps_users_tokens_on_their_origin() {
         Some("Bearer ALICE-TOKEN")
     );
 }
+
+/// The common case in one expression: `providers::generic::client_credentials`
+/// with `.https()` reaches the test server's API, fetches one token for many
+/// requests, renews it once after a 401, and never prints the secret.
+#[tokio::test]
+async fn client_credentials_in_one_expression() -> Result<(), tower_client_auth::BoxError> {
+    use tower::ServiceExt;
+    use tower_client_auth::providers::generic;
+    use tower_client_auth::testing::token_server::TokenServer;
+
+    let server = TokenServer::builder()
+        .client("my-client", "my-secret")
+        .start()
+        .await;
+    let preset = generic::client_credentials(server.token_url(), "my-client", "my-secret")
+        .api_origin(server.base_url())
+        .scopes(["read", "write"]);
+    assert!(!format!("{preset:?}").contains("my-secret"));
+    let api = preset.https()?;
+
+    let whoami = || {
+        http::Request::get(server.api_url("whoami"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+    };
+    for _ in 0..3 {
+        assert_eq!(api.clone().oneshot(whoami()?).await?.status(), 200);
+    }
+    assert_eq!(server.grants("client_credentials"), 1);
+    server.revoke_access_tokens();
+    assert_eq!(api.clone().oneshot(whoami()?).await?.status(), 200);
+    assert_eq!(server.grants("client_credentials"), 2);
+
+    // Without an API origin there is nothing to send the token to.
+    let err = generic::client_credentials(server.token_url(), "my-client", "my-secret")
+        .https()
+        .unwrap_err();
+    assert!(err.is_config(), "{err}");
+    Ok(())
+}
