@@ -63,7 +63,9 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response};
 //! use http_body_util::Full;
+//! use tower::retry::RetryLayer;
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_client_auth::retry_policy::RetryTransient;
 //! use tower_client_auth::{AuthLayer, Credential};
 //! use tower_http::follow_redirect::FollowRedirectLayer;
 //!
@@ -82,8 +84,9 @@
 //!     // 1. tracing (tower-http's TraceLayer), to see requests as the caller sent them
 //!     // 2. an overall deadline: it covers a token wait and a 401 retry
 //!     .timeout(Duration::from_secs(30))
-//!     // 3. tower::retry for transport errors and 5xx goes here (each attempt is
-//!     //    stamped afresh; its policy must clone the body, e.g. `Full<Bytes>`)
+//!     // 3. retries of transient failures (transport errors, 5xx, 429 with
+//!     //    Retry-After): each attempt is stamped afresh by the layer below
+//!     .layer(RetryLayer::new(RetryTransient::new()))
 //!     // 4. a redirect follower above the layer: every hop is stamped, or not, by
 //!     //    its own origin
 //!     .layer(FollowRedirectLayer::new())
@@ -125,7 +128,9 @@
 //!   client: token requests always get a permit.
 //! * **Retry**: this crate's own 401 retry happens inside the layer. A
 //!   `tower::retry` layer for other failures goes above it, where the caller's
-//!   body type is seen (a `Policy::clone_request` for `Full<Bytes>` is a clone).
+//!   body type is seen: [`retry_policy::RetryTransient`] is a ready policy
+//!   (transport errors, 5xx for idempotent methods, 429 with `Retry-After`)
+//!   for `Full<Bytes>`, `String`, `reqwest::Body` and [`ReplayBody`].
 //!   Below the layer in the default mode the body is a [`ReplayBody`], which is
 //!   `Default` (for redirects turned into `GET`) and has
 //!   [`try_clone`](ReplayBody::try_clone) for a retry policy's `clone_request`
@@ -225,6 +230,7 @@ pub mod providers;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
+pub mod retry_policy;
 #[cfg(feature = "store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "store")))]
 pub mod store;
