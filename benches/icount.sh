@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${N1:-2000}
 N2=${N2:-12000}
-bin=$(cargo bench --bench hot_path_icount --no-run --message-format=json ${FEATURES:+--features "$FEATURES"} 2>/dev/null \
+bin=$(cargo bench -p tower-client-auth-benches --bench hot_path_icount --no-run --message-format=json ${FEATURES:+--features "$FEATURES"} 2>/dev/null \
   | python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)

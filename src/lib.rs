@@ -215,6 +215,7 @@
 mod cache;
 pub mod credential;
 pub mod error;
+pub mod guide;
 #[cfg(feature = "https")]
 #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
 pub mod https;
