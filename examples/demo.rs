@@ -1,242 +1,210 @@
-//! A tour of tower-client-auth with no credentials and no network: a local API and
-//! token server on 127.0.0.1, a real hyper-util client, and the layer.
+//! A tour of tower-client-auth with no credentials and no network: a test
+//! token server and APIs on 127.0.0.1, the ready HTTPS client, and the layer.
 //!
-//! Run with `cargo run --example demo`.
+//! Run with `cargo run --example demo`. Each step prints what happened and
+//! what the numbers mean; the code of each step is what you would write.
 
-#[path = "common/mod.rs"]
-mod common;
-
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::show;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
-use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
-use tower_client_auth::{AuthLayer, Credential, ReplayBody};
+use tower::retry::RetryLayer;
+use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
+use tower_client_auth::providers::generic;
+use tower_client_auth::retry_policy::RetryTransient;
+use tower_client_auth::testing::token_server::TokenServer;
+use tower_client_auth::{https, AuthLayer, Credential};
 
-/// Starts an HTTP server on loopback (the crate's `testing::serve`); `handler`
-/// sees each request.
-async fn start<F>(handler: F) -> SocketAddr
-where
-    F: Fn(Request<Bytes>) -> Response<Full<Bytes>> + Send + Sync + 'static,
-{
-    tower_client_auth::testing::serve(move |req| std::future::ready(handler(req)))
-        .await
-        .detach()
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    static_credentials().await?;
+    client_credentials().await?;
+    composed_with_timeout_and_retry().await?;
+    errors_that_say_where().await;
+    println!("\nNext: the README's quick start, and `cargo run --example <name>` for");
+    println!("axum_backend, reqwest_client, many_users, algoreg, altrata, agrello, generic.");
+    Ok(())
 }
 
-async fn send<S>(client: &mut S, uri: String) -> Result<(StatusCode, String), BoxError>
+/// An API on loopback that answers with the credential headers it received.
+async fn echo_api() -> String {
+    let server = tower_client_auth::testing::serve(|req| async move {
+        let seen: Vec<String> = ["authorization", "x-api-key"]
+            .iter()
+            .filter_map(|h| req.headers().get(*h).map(|v| format!("{h}: {}", mask(v))))
+            .collect();
+        Response::new(Full::new(Bytes::from(if seen.is_empty() {
+            "no credentials".to_owned()
+        } else {
+            seen.join(", ")
+        })))
+    })
+    .await;
+    server.detach().to_string()
+}
+
+/// The first characters of a header value: enough to recognise, not to use.
+fn mask(value: &http::HeaderValue) -> String {
+    let v = value.to_str().unwrap_or("?");
+    format!("{}…", &v[..v.len().min(12)])
+}
+
+async fn get<S>(api: &S, url: &str) -> Result<(StatusCode, String), BoxError>
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<Incoming>, Error = BoxError>,
+    S: Service<Request<Full<Bytes>>, Response = Response<hyper::body::Incoming>> + Clone,
+    S::Error: Into<BoxError>,
 {
-    let req = Request::get(uri).body(Full::new(Bytes::new()))?;
-    let res = client.ready().await?.call(req).await?;
+    let req = Request::get(url).body(Full::new(Bytes::new()))?;
+    let res = api.clone().oneshot(req).await.map_err(Into::into)?;
     let status = res.status();
     let body = res.into_body().collect().await?.to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    // The local API answers with what credentials it received (masked).
-    let calls = Arc::new(AtomicU64::new(0));
-    let counter = calls.clone();
-    let api = start(move |req| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Response::new(Full::new(Bytes::from(show(req.headers()))))
-    })
-    .await;
-    let elsewhere = start(|req| Response::new(Full::new(Bytes::from(show(req.headers()))))).await;
-    let api = format!("http://{api}");
-    let elsewhere = format!("http://{elsewhere}");
-    println!("local API on {api}, another origin on {elsewhere}\n");
-
-    println!("== static credentials ==");
-    let credentials = [
-        (
-            "Basic (Algoreg e-mail + password)",
-            Credential::basic(&api, "me@example.com", "correct horse")?,
-        ),
-        (
-            "Bearer personal access token",
-            Credential::bearer(&api, "pat_0123456789abcdef")?,
-        ),
-        (
-            "x-api-key + Bearer (Altrata's API shape)",
-            Credential::builder()
-                .origin(&api)
-                .api_key("x-api-key", "ak_live_42424242")
-                .bearer("eyJhbGciOi.static.token")
-                .build()?,
-        ),
-    ];
-    for (what, credential) in credentials {
-        println!("{what}: {credential:?}");
-        let mut client = ServiceBuilder::new()
-            .layer(AuthLayer::new(credential))
-            .service(Client::builder(TokioExecutor::new()).build_http())
-            .map_err(BoxError::from);
-        let (status, seen) = send(&mut client, format!("{api}/v1/me?fields=id")).await?;
-        println!("  -> {api}/v1/me      {status}  server saw: {seen}");
-        let (status, seen) = send(&mut client, format!("{elsewhere}/collect")).await?;
-        println!("  -> {elsewhere}/collect  {status}  server saw: {seen}");
-    }
-    println!("\nAPI calls served: {}", calls.load(Ordering::Relaxed));
-
-    managed_tokens().await?;
-
-    println!("\n== the four providers, on their local emulators ==");
-    common::tours::algoreg(false).await?;
-    common::tours::altrata(false).await?;
-    common::tours::agrello(false).await?;
-    common::tours::generic(false).await?;
+async fn static_credentials() -> Result<(), BoxError> {
+    println!("== 1. A static credential stays on its origin ==");
+    let (api, elsewhere) = (echo_api().await, echo_api().await);
+    let credential = Credential::builder()
+        .origin(format!("http://{api}"))
+        .api_key("x-api-key", "ak_live_0123456789")
+        .bearer("pat_0123456789abcdef")
+        .build()?;
+    println!("{credential:?}");
+    let client = AuthLayer::new(credential.clone()).layer(https::guarded(credential));
+    let (_, seen) = get(&client, &format!("http://{api}/v1/me")).await?;
+    println!("  its API saw:         {seen}");
+    let (_, seen) = get(&client, &format!("http://{elsewhere}/collect")).await?;
+    println!("  another origin saw:  {seen}");
     Ok(())
 }
 
-/// A local OAuth2 server issuing 2-second tokens, and an API that checks them.
-struct Issuer {
-    issued: Mutex<HashMap<String, Instant>>,
-    token_requests: AtomicU64,
-}
+async fn client_credentials() -> Result<(), BoxError> {
+    println!("\n== 2. OAuth2 client credentials in one expression ==");
+    let server = TokenServer::builder()
+        .client("demo-client", "demo-secret")
+        .token_lifetime(Duration::from_secs(2))
+        .start()
+        .await;
+    let api = generic::client_credentials(server.token_url(), "demo-client", "demo-secret")
+        .api_origin(server.base_url())
+        .https()?;
+    let credential = api.credential().clone();
+    let url = server.api_url("items");
 
-impl Issuer {
-    fn valid(&self, auth: Option<&str>) -> bool {
-        let Some(token) = auth.and_then(|a| a.strip_prefix("Bearer ")) else {
-            return false;
-        };
-        let issued = self.issued.lock().unwrap();
-        issued
-            .get(token)
-            .is_some_and(|at| at.elapsed() < Duration::from_secs(2))
-    }
-}
-
-async fn managed_tokens() -> Result<(), BoxError> {
-    println!("\n== managed OAuth2 token (client_credentials, 2-second tokens) ==");
-    let issuer = Arc::new(Issuer {
-        issued: Mutex::new(HashMap::new()),
-        token_requests: AtomicU64::new(0),
-    });
-    let i = issuer.clone();
-    let auth_server = start(move |req| {
-        let n = i.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
-        let basic_ok = req
-            .headers()
-            .get("authorization")
-            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("Basic "));
-        if !basic_ok {
-            return json(401, r#"{"error":"invalid_client"}"#);
-        }
-        let token = format!("demo-token-{n}-{:08x}", n.wrapping_mul(0x9E37_79B9));
-        i.issued
-            .lock()
-            .unwrap()
-            .insert(token.clone(), Instant::now());
-        json(
-            200,
-            &format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":2}}"#),
-        )
-    })
-    .await;
-    let i = issuer.clone();
-    let api = start(move |req| {
-        let auth = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        if i.valid(auth) {
-            Response::new(Full::new(Bytes::from(show(req.headers()))))
-        } else {
-            let mut res = json(401, "");
-            res.headers_mut().insert(
-                "www-authenticate",
-                http::HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-            );
-            res
-        }
-    })
-    .await;
-    let api = format!("http://{api}");
-    println!("token endpoint http://{auth_server}/oauth/token, API {api}");
-
-    // One hyper-util client serves both the token endpoint and the API.
-    let http = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
-    let token_client = TokenClient::builder(format!("http://{auth_server}/oauth/token"))
-        .client_id("demo-client")
-        .client_secret("demo-secret")
-        .build(http.clone())?;
-    let credential = Credential::builder()
-        .origin(&api)
-        .token_source(OAuth2Source::client_credentials(token_client))
-        .build()?;
-    let client = ServiceBuilder::new()
-        .layer(AuthLayer::new(credential.clone()))
-        .service(http)
-        .map_err(BoxError::from);
-
-    // 1. A burst on an empty cache: one token request for all of them.
-    let burst = futures_util::future::join_all((0..200).map(|_| {
-        let mut c = client.clone();
-        let uri = format!("{api}/v1/items");
-        async move { send(&mut c, uri).await }
-    }))
-    .await;
+    // 100 requests at once on an empty cache.
+    let burst = futures_util::future::join_all((0..100).map(|_| get(&api, &url))).await;
     let ok = burst
         .iter()
         .filter(|r| matches!(r, Ok((s, _)) if s.is_success()))
         .count();
-    let stats = credential.stats().expect("managed");
+    let stats = credential.stats().expect("a managed token");
+    println!("100 concurrent requests, nothing cached: {ok} answered 200");
     println!(
-        "200 concurrent requests on an empty cache: {ok} OK, token requests {}, waiters coalesced {}",
+        "  token requests: {} (single flight: the first request fetched, the other {} waited for it)",
         stats.token_requests, stats.coalesced_waiters
     );
 
-    // 2. Steady traffic across several token lifetimes: refreshed ahead, no 401.
-    let started = Instant::now();
+    // Steady traffic over several 2-second token lifetimes.
     let mut sent = 0;
-    while started.elapsed() < Duration::from_millis(5_000) {
-        let (status, _) = send(&mut client.clone(), format!("{api}/v1/items")).await?;
-        assert!(status.is_success(), "{status}");
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < until {
+        assert!(get(&api, &url).await?.0.is_success());
         sent += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let stats = credential.stats().expect("managed");
+    let stats = credential.stats().expect("a managed token");
+    println!("{sent} requests over 5 s of 2 s tokens:");
     println!(
-        "{sent} requests over 5 s of 2 s tokens: token requests {} (refreshed ahead {}), 401 retries {}",
-        stats.token_requests, stats.refreshes_ahead, stats.retries_on_401
+        "  token requests: {} in all, {} of them refreshes ahead of expiry (in the background: no request waited), 401s: {}",
+        stats.token_requests,
+        stats.refreshes_ahead,
+        server.counts().api_rejections
     );
 
-    // 3. The server revokes every token: the next request gets 401, the layer
-    //    refreshes once and retries once, and the caller sees 200.
-    issuer.issued.lock().unwrap().clear();
-    let before = credential.stats().expect("managed").token_requests;
-    let (status, seen) = send(&mut client.clone(), format!("{api}/v1/items")).await?;
-    let stats = credential.stats().expect("managed");
+    // The provider revokes the token under our feet.
+    server.revoke_access_tokens();
+    let before = credential.stats().expect("a managed token").token_requests;
+    let (status, _) = get(&api, &url).await?;
+    let stats = credential.stats().expect("a managed token");
+    println!("the server revokes every token; the next request:");
     println!(
-        "after revocation: {status}, server saw {seen}; token requests +{}, 401 retries {}",
+        "  the caller sees {status}: the API said 401, the layer fetched a new token (+{}) and re-sent the request once (401 retries: {})",
         stats.token_requests - before,
         stats.retries_on_401
-    );
-    println!(
-        "token endpoint served {} requests in all",
-        issuer.token_requests.load(Ordering::SeqCst)
     );
     Ok(())
 }
 
-fn json(status: u16, body: &str) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .expect("valid response")
+async fn composed_with_timeout_and_retry() -> Result<(), BoxError> {
+    println!("\n== 3. Composed: a timeout, retries of transient failures, the layer, the guard ==");
+    let server = TokenServer::builder()
+        .client("demo-client", "demo-secret")
+        .start()
+        .await;
+    // An upstream that is overloaded for two requests, then answers.
+    let overloaded = Arc::new(AtomicU32::new(2));
+    let left = overloaded.clone();
+    let upstream = tower_client_auth::testing::serve(move |_req| {
+        let busy = left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        async move {
+            let status = if busy { 503 } else { 200 };
+            Response::builder()
+                .status(status)
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        }
+    })
+    .await;
+    let credential = generic::client_credentials(server.token_url(), "demo-client", "demo-secret")
+        .api_origin(upstream.base_url())
+        .build(https::client())?;
+    let auth = AuthLayer::new(credential);
+    let api = ServiceBuilder::new()
+        .timeout(Duration::from_secs(10)) // the whole call: token wait, retries, their waits
+        .layer(RetryLayer::new(RetryTransient::new())) // 503 → wait 50–100 ms, 100–200 ms, ...
+        .layer(auth.clone())
+        .concurrency_limit(32)
+        .layer(auth.guard())
+        .service(https::client());
+    let started = tokio::time::Instant::now();
+    let req =
+        Request::get(format!("{}/v1/items", upstream.base_url())).body(Full::new(Bytes::new()))?;
+    let status = api.oneshot(req).await?.status();
+    println!(
+        "the upstream answered 503 twice: the caller sees {status} after {} ms (two retries with backoff and jitter)",
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+async fn errors_that_say_where() {
+    println!("\n== 4. Errors say what and where ==");
+    let html = tower_client_auth::testing::serve(|_req| async {
+        Response::builder()
+            .status(404)
+            .header("content-type", "text/html")
+            .body(Full::new(Bytes::from_static(
+                b"<!doctype html><h1>Not found</h1>",
+            )))
+            .unwrap()
+    })
+    .await;
+    let api = generic::client_credentials(format!("{}/oauth/tokn", html.base_url()), "c", "s")
+        .api_origin("https://api.example.com")
+        .https()
+        .expect("valid settings");
+    let err = get(&api, "https://api.example.com/v1/me")
+        .await
+        .unwrap_err();
+    println!("a mistyped token URL: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        println!("  caused by: {cause}");
+        source = cause.source();
+    }
 }
