@@ -52,9 +52,11 @@ struct App {
     pending: Arc<Mutex<HashMap<String, (UserKey, AuthorizationRequest)>>>,
 }
 
-#[derive(serde::Deserialize)]
-struct UserQuery {
-    user: String,
+/// `?user=alice`: which of the backend's users a request is for.
+type UserQuery = std::collections::HashMap<String, String>;
+
+fn user_of(q: &UserQuery) -> UserKey {
+    UserKey::new(q.get("user").cloned().unwrap_or_default())
 }
 
 async fn login(State(app): State<App>, Query(q): Query<UserQuery>) -> Response {
@@ -68,7 +70,7 @@ async fn login(State(app): State<App>, Query(q): Query<UserQuery>) -> Response {
     app.pending
         .lock()
         .unwrap()
-        .insert(request.state().to_owned(), (UserKey::new(q.user), request));
+        .insert(request.state().to_owned(), (user_of(&q), request));
     Redirect::to(&url).into_response()
 }
 
@@ -100,7 +102,7 @@ async fn callback(State(app): State<App>, uri: axum::http::Uri) -> Response {
 }
 
 async fn me(State(app): State<App>, Query(q): Query<UserQuery>) -> Response {
-    let user = UserKey::new(q.user);
+    let user = user_of(&q);
     let mut req = http::Request::get(format!("{}/api/me", app.api_base))
         .body(Full::new(Bytes::new()))
         .unwrap_or_default();

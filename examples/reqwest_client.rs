@@ -4,7 +4,7 @@
 //! Runs against the local Altrata emulator:
 //!
 //! ```sh
-//! cargo run --example reqwest_client --features reqwest
+//! cargo run --example reqwest_client --features reqwest   # from the repository root
 //! ```
 //!
 //! Against the real API, drop the emulator and the two URL overrides.
@@ -22,14 +22,15 @@ async fn main() -> Result<(), BoxError> {
 
     // Redirects within an origin are followed by reqwest; any other comes back
     // to the follower above the layer, which stamps each hop for its own origin.
-    let http = ReqwestService::from_builder(
-        reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)),
-    )?;
+    // `ReqwestService::from_builder(reqwest::Client::builder()...)` for a client
+    // of your own settings.
+    let http = ReqwestService::new()?;
     let credential = altrata::client_credentials("api-key", "user", "password")
         .token_url(emulator.token_url())
         .api_origin(emulator.api_base())
         .build(&http)?;
     let api = ServiceBuilder::new()
+        .timeout(std::time::Duration::from_secs(20))
         .layer(FollowRedirectLayer::new())
         .layer(AuthLayer::new(credential))
         .service(http.clone());
