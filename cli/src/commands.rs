@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::https::{self, HttpsClient};
-use tower_client_auth::oauth2::{AuthorizationUrl, OAuth2Source, TokenClient};
+use tower_client_auth::oauth2::{AuthorizationUrl, ClientAuth, OAuth2Source, TokenClient};
 use tower_client_auth::secrecy::{ExposeSecret, SecretString};
 use tower_client_auth::token::Token;
 use tower_client_auth::{AuthLayer, Credential};
@@ -36,7 +36,47 @@ fn without_query(url: &str) -> String {
     }
 }
 
+/// Plain `http://` to a host that is not loopback, refused with the setting
+/// that allows it named (the library's own message cannot know the CLI's).
+fn refuse_plain_http(cfg: &Config, what: &str, url: &str) -> Result<(), Failure> {
+    if cfg.allow_http || tower_client_auth::Origin::parse(url).is_ok() {
+        return Ok(());
+    }
+    if tower_client_auth::Origin::parse_allow_http(url).is_ok() {
+        return Err(Failure::new(
+            Exit::Usage,
+            format!(
+                "{what} {} is plain http:// to a host that is not loopback: the credentials would \
+                 cross the network unencrypted. Use https://, or set TCA_ALLOW_HTTP=1 \
+                 (allow_http = true in the file) if you mean it",
+                without_query(url)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A client authentication that sends a secret, with none configured: said
+/// before anything is sent, rather than a request the server can only refuse.
+fn require_client_secret(cfg: &Config) -> Result<(), Failure> {
+    let sends_secret = matches!(
+        cfg.client_auth,
+        ClientAuth::Basic | ClientAuth::BasicRaw | ClientAuth::Body
+    );
+    if sends_secret && cfg.client_secret.is_none() {
+        return Err(Failure::new(
+            Exit::Usage,
+            "no client secret configured: set TCA_CLIENT_SECRET, or client_secret_env = \"VAR\" \
+             or client_secret_file = \"PATH\" in the file (or client_auth = \"none\" for a \
+             public client)",
+        ));
+    }
+    Ok(())
+}
+
 fn token_client(cfg: &Config, http: HttpsClient) -> Result<TokenClient, Failure> {
+    refuse_plain_http(cfg, "the token URL", &cfg.token_url)?;
+    require_client_secret(cfg)?;
     let mut b = TokenClient::builder(cfg.token_url.clone())
         .client_auth(cfg.client_auth)
         .timeout(cfg.timeout);
@@ -315,6 +355,7 @@ pub async fn request(
             _ => return Err(Failure::new(Exit::Usage, "the URL must be absolute")),
         },
     };
+    refuse_plain_http(cfg, "the API origin", &origin)?;
     let http = https::client();
     let tokens = token_client(cfg, http.clone())?;
     let source = match cfg.grant {
@@ -391,4 +432,47 @@ pub async fn request(
     } else {
         Err(Failure::new(Exit::Status, format!("HTTP {status}")))
     }
+}
+
+/// `serve-test`: the crate's test token server on loopback, with the settings
+/// that reach it printed, so the other commands can be tried without a real
+/// provider. Runs until interrupted.
+pub async fn serve_test() -> Result<(), Failure> {
+    use tower_client_auth::testing::token_server::TokenServer;
+
+    let server = TokenServer::builder()
+        .client("demo-client", "demo-secret")
+        .user("demo-user", "demo-password")
+        .start()
+        .await;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "A test token server on {} (client credentials, password, refresh; tokens last an hour).",
+        server.base_url()
+    );
+    let _ = writeln!(out, "Try it from another terminal:\n");
+    let _ = writeln!(
+        out,
+        "export TCA_TOKEN_URL={} TCA_CLIENT_ID=demo-client TCA_CLIENT_SECRET=demo-secret",
+        server.token_url()
+    );
+    let _ = writeln!(out, "tower-client-auth check");
+    let _ = writeln!(
+        out,
+        "tower-client-auth request {}",
+        server.api_url("whoami")
+    );
+    let _ = writeln!(
+        out,
+        "TCA_GRANT=password TCA_USERNAME=demo-user TCA_PASSWORD=demo-password tower-client-auth check"
+    );
+    let _ = writeln!(
+        out,
+        "\n(plain http is allowed because the server is on loopback; Ctrl-C stops it)"
+    );
+    let _ = out.flush();
+    drop(out);
+    std::future::pending::<()>().await;
+    Ok(())
 }

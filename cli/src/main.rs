@@ -19,6 +19,7 @@ USAGE:
     tower-client-auth [--config FILE] check [--show-token]
     tower-client-auth [--config FILE] login
     tower-client-auth [--config FILE] request [METHOD] URL [-H 'Name: value']... [--data-file FILE]
+    tower-client-auth serve-test
 
 COMMANDS:
     check     Fetch a token with the configured grant (authorization_code: with the
@@ -32,6 +33,9 @@ COMMANDS:
     request   Send one request through the crate's AuthLayer with a managed token
               (refreshed and retried once on a 401). The body goes to stdout, the
               status to stderr. A rotated refresh token is stored again.
+    serve-test
+              Start a test token server on 127.0.0.1 and print the settings that
+              reach it: try the other commands without a real provider.
 
 CONFIGURATION (a TOML file; each key also as an environment variable, which wins):
     token_url            TCA_TOKEN_URL          token endpoint (required)
@@ -65,6 +69,8 @@ EXIT CODES:
        endpoint is failing (5xx, 429); an API's own 5xx is exit 1
     5  the token endpoint answered something unusable
     6  login failed: state mismatch, denied in the browser, or no callback in time
+    7  the token URL is not a token endpoint: it answered 404, 405 or 410, a
+       redirect, or a web page (check token_url)
 ";
 
 /// The process's exit codes (see `HELP`).
@@ -76,6 +82,7 @@ pub enum Exit {
     Unavailable = 4,
     BadResponse = 5,
     Login = 6,
+    WrongEndpoint = 7,
 }
 
 /// A failure to report: what the user reads and the exit code.
@@ -103,6 +110,9 @@ impl Failure {
     pub fn from_error(context: &str, e: &(dyn std::error::Error + 'static)) -> Self {
         let exit = match e.downcast_ref::<tower_client_auth::Error>() {
             Some(e) if e.is_config() => Exit::Usage,
+            // Before the rest: a 404 or a login page is a wrong URL, not a
+            // refused credential nor an unusable token response.
+            Some(e) if e.is_wrong_endpoint() => Exit::WrongEndpoint,
             Some(e) if e.is_state_mismatch() => Exit::Login,
             Some(e) if e.is_login_required() || e.is_no_token() => Exit::Refused,
             Some(e) if e.is_transient() => Exit::Unavailable,
@@ -142,6 +152,7 @@ enum Command {
         show_token: bool,
     },
     Login,
+    ServeTest,
     Request {
         method: http::Method,
         url: String,
@@ -192,6 +203,12 @@ fn parse_args(args: &[String]) -> Result<(Option<PathBuf>, Command), Failure> {
                 }
             }
             Command::Check { show_token }
+        }
+        Some("serve-test") => {
+            if let Some(other) = rest.next() {
+                return Err(usage(format!("serve-test: unexpected {other:?}")));
+            }
+            Command::ServeTest
         }
         Some("login") => {
             if let Some(other) = rest.next() {
@@ -279,6 +296,7 @@ async fn run(args: Vec<String>) -> Result<(), Failure> {
         }
         Command::Check { show_token } => commands::check(&load()?, show_token).await,
         Command::Login => commands::login(&load()?).await,
+        Command::ServeTest => commands::serve_test().await,
         Command::Request {
             method,
             url,

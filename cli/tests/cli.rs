@@ -329,6 +329,7 @@ async fn request_with_client_credentials_and_status_exit_codes() {
         &[
             ("TCA_TOKEN_URL", "http://127.0.0.1:9/token"),
             ("TCA_CLIENT_ID", "c"),
+            ("TCA_CLIENT_SECRET", "s"),
             ("TCA_ALLOW_HTTP", "1"),
         ],
         &["check"],
@@ -348,4 +349,115 @@ async fn plain_get(url: &str) -> String {
     let res = client.get(url.parse().unwrap()).await.unwrap();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8_lossy(&body).into_owned()
+}
+
+/// A token URL that is a web page (a 404 with HTML): exit 7, "the token URL
+/// is not a token endpoint", not exit 3 ("credentials refused") as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_html_404_is_a_wrong_endpoint_not_refused_credentials() {
+    let page = tower_client_auth::testing::serve(|_req| async {
+        http::Response::builder()
+            .status(404)
+            .header("content-type", "text/html; charset=utf-8")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                b"<!DOCTYPE html><title>Not found</title>",
+            )))
+            .unwrap()
+    })
+    .await;
+    let home = scratch("wrong-endpoint");
+    let url = format!("{}/oauth/tokn", page.base_url());
+    let env = [
+        ("TCA_TOKEN_URL", url.as_str()),
+        ("TCA_CLIENT_ID", "cli-client"),
+        ("TCA_CLIENT_SECRET", "cli-secret"),
+    ];
+    let (code, _, err) = run(&home, &env, &["check"]).await;
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("404 Not Found"), "{err}");
+    assert!(err.contains("is the token URL right?"), "{err}");
+    assert!(!err.contains("cli-secret"), "{err}");
+}
+
+/// No secret configured for a client authentication that sends one: a usage
+/// error naming where a secret comes from, and nothing sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_secret_is_said_before_anything_is_sent() {
+    let server = TokenServer::builder()
+        .client("cli-client", "cli-secret")
+        .start()
+        .await;
+    let home = scratch("no-secret");
+    let url = server.token_url();
+    let env = [
+        ("TCA_TOKEN_URL", url.as_str()),
+        ("TCA_CLIENT_ID", "cli-client"),
+    ];
+    let (code, _, err) = run(&home, &env, &["check"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no client secret configured"), "{err}");
+    assert!(err.contains("TCA_CLIENT_SECRET"), "{err}");
+    assert_eq!(server.token_requests(), 0);
+}
+
+/// Plain http to a host that is not loopback is refused, and the refusal
+/// names the setting that allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_http_refusal_names_tca_allow_http() {
+    let home = scratch("plain-http");
+    let env = [
+        (
+            "TCA_TOKEN_URL",
+            "http://auth.example.com/oauth/token?tenant=x",
+        ),
+        ("TCA_CLIENT_ID", "cli-client"),
+        ("TCA_CLIENT_SECRET", "cli-secret"),
+    ];
+    let (code, _, err) = run(&home, &env, &["check"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("TCA_ALLOW_HTTP=1"), "{err}");
+    assert!(err.contains("http://auth.example.com"), "{err}");
+    assert!(!err.contains("tenant=x"), "the query stays out: {err}");
+}
+
+/// `serve-test` prints settings that work: `check` and `request` with them
+/// succeed against the server it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_test_prints_settings_the_other_commands_can_use() {
+    let home = scratch("serve-test");
+    let mut server = command(&home, &[], &["serve-test"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut export = None;
+    let mut api = None;
+    while let Some(l) = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        if let Some(rest) = l.strip_prefix("export ") {
+            export = Some(rest.to_owned());
+        }
+        if let Some(url) = l.strip_prefix("tower-client-auth request ") {
+            api = Some(url.to_owned());
+            break;
+        }
+    }
+    let export = export.expect("an export line");
+    let vars: Vec<(String, String)> = export
+        .split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (code, out, err) = run(&home, &env, &["check"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&home, &env, &["request", &api.unwrap()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("demo-client"), "{out}");
 }

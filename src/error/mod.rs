@@ -36,6 +36,7 @@
 //! | [`is_transport`](Error::is_transport), [`is_timeout`](Error::is_timeout), a 5xx or 429 [`status`](Error::status) | the token endpoint is unreachable, slow or overloaded | retries with backoff and jitter within the request, then backs off (honouring [`retry_after`](Error::retry_after), failing at once when that exceeds the backoff cap) | retry later; alert if it lasts |
 //! | [`is_invalid_client`](Error::is_invalid_client), [`is_invalid_grant`](Error::is_invalid_grant), [`is_unauthorized_client`](Error::is_unauthorized_client), [`is_invalid_scope`](Error::is_invalid_scope), other OAuth2 codes | credentials, grant or scope refused | **cools down** (60 s, doubling to 1 h by default): no token request at all, so wrong passwords never lock an account | fix the configuration, then [`Credential::end_cooldown`](crate::Credential::end_cooldown) |
 //! | [`is_cooling_down`](Error::is_cooling_down) | a request arrived during a cool-down; every other predicate looks through to the cause ([`cause_of_cooldown`](Error::cause_of_cooldown)) | nothing was sent | as for the cause |
+//! | [`is_wrong_endpoint`](Error::is_wrong_endpoint) | the URL is not a token endpoint: a `404`, a redirect, a web page | cools down | fix the token URL |
 //! | [`is_invalid_response`](Error::is_invalid_response), [`is_response_too_large`](Error::is_response_too_large), [`is_unsupported_token_type`](Error::is_unsupported_token_type) | the token endpoint answered something unusable (a `DPoP` token, say) | cools down | check the endpoint and its configuration |
 //! | [`is_no_token`](Error::is_no_token) | expired, with no refresh token and no grant to run again | cools down | authorize again |
 //! | [`is_login_required`](Error::is_login_required) | a user's refresh token was rejected, or they never logged in ([`user_key`](Error::user_key) says who) | backs off; no process sends that refresh token again | send the user to the login |
@@ -136,6 +137,8 @@ struct Inner {
     /// What came back when it was unusable: status, content type and the
     /// first bytes, escaped and cut short.
     answer: Option<Box<str>>,
+    /// That answer was a web page (`text/html`): not a token endpoint's.
+    answered_html: bool,
 }
 
 #[derive(Debug)]
@@ -198,6 +201,7 @@ impl Error {
                 source: None,
                 endpoint: None,
                 answer: None,
+                answered_html: false,
             }),
         }
     }
@@ -209,6 +213,7 @@ impl Error {
                 source: Some(source.into()),
                 endpoint: None,
                 answer: None,
+                answered_html: false,
             }),
         }
     }
@@ -244,6 +249,10 @@ impl Error {
             if !content_type.is_empty() {
                 parts.push(escape(content_type, 64));
             }
+            inner.answered_html = content_type
+                .trim_start()
+                .get(..9)
+                .is_some_and(|t| t.eq_ignore_ascii_case("text/html"));
             parts.push(if text.is_empty() {
                 "empty body".to_owned()
             } else {
@@ -503,6 +512,45 @@ impl Error {
     /// The token response body was larger than the cap.
     pub fn is_response_too_large(&self) -> bool {
         matches!(self.root().kind(), Kind::ResponseTooLarge(_))
+    }
+
+    /// The answer says the URL is not a token endpoint at all: `404`, `405`
+    /// or `410`, a redirect, or a web page (`text/html`) where a token
+    /// response was expected. A configuration mistake (the token URL, or a
+    /// login page in front of it), not a refused credential.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let server = tower_client_auth::testing::serve(|_req| async {
+    /// #     http::Response::builder().status(404).header("content-type", "text/html")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(b"<h1>Not found</h1>"))).unwrap()
+    /// # }).await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(format!("{}/oauth/tokn", server.base_url()))
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert!(err.is_wrong_endpoint());
+    /// assert!(!err.is_invalid_client()); // nothing was refused
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_wrong_endpoint(&self) -> bool {
+        let root = self.root();
+        match root.kind() {
+            Kind::Status(s, _) => {
+                matches!(s.as_u16(), 404 | 405 | 410)
+                    || s.is_redirection()
+                    || root.inner.answered_html
+            }
+            Kind::InvalidResponse(_) => root.inner.answered_html,
+            _ => false,
+        }
     }
 
     /// The credentials themselves were refused: `invalid_client`,
