@@ -28,11 +28,9 @@
 //! let tokens = TokenClient::builder(server.token_url())
 //!     .client_id("my-client")
 //!     .client_secret("my-secret")
-//!     .allow_http() // the server listens on plain http://127.0.0.1
-//!     .build(http)?;
+//!     .build(http)?; // plain http:// is fine: the server is on loopback
 //! let credential = Credential::builder()
 //!     .origin(&server.base_url())
-//!     .allow_http()
 //!     .token_source(OAuth2Source::password(tokens, "alice", "wonderland"))
 //!     .build()?;
 //! let token = credential.token().await?; // retried after the 500
