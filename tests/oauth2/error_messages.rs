@@ -41,6 +41,7 @@ fn assert_no_secret(message: &str) {
 
 #[tokio::test]
 async fn nothing_listening_names_the_endpoint() {
+    // Before: "token endpoint request failed" (no URL; the cause only via source()).
     // A port nothing listens on: bound, then closed.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -70,6 +71,8 @@ async fn nothing_listening_names_the_endpoint() {
 
 #[tokio::test]
 async fn an_html_page_with_200_says_status_type_and_first_bytes() {
+    // Before: "invalid token response: body is neither a JSON object nor
+    // form-encoded" (no status, content type, first bytes, nor a hint).
     let (base, _log) = logging_server(|_, _| html(200)).await;
     let err = token_client(&format!("{base}/login?next=/"))
         .client_credentials(&[])
@@ -78,6 +81,7 @@ async fn an_html_page_with_200_says_status_type_and_first_bytes() {
     let message = err.to_string();
     println!("{message}");
     assert!(err.is_invalid_response());
+    assert!(err.is_wrong_endpoint(), "a web page where a token response belongs");
     assert_eq!(
         message,
         format!(
@@ -92,6 +96,8 @@ async fn an_html_page_with_200_says_status_type_and_first_bytes() {
 
 #[tokio::test]
 async fn an_html_404_is_a_status_with_what_came_back() {
+    // Before: "token endpoint answered HTTP 404 Not Found", and the CLI's exit 3
+    // ("credentials refused"); now `is_wrong_endpoint()` and the CLI's exit 7.
     let (base, _log) = logging_server(|_, _| html(404)).await;
     let err = token_client(&format!("{base}/oauth/tokn"))
         .client_credentials(&[])
@@ -101,6 +107,7 @@ async fn an_html_404_is_a_status_with_what_came_back() {
     println!("{message}");
     assert_eq!(err.status(), Some(http::StatusCode::NOT_FOUND));
     assert!(!err.is_invalid_client() && !err.is_oauth2());
+    assert!(err.is_wrong_endpoint());
     assert!(message.starts_with(&format!(
         "token endpoint {base}/oauth/tokn answered HTTP 404 Not Found (text/html; charset=utf-8, body begins `<!DOCTYPE"
     )));
@@ -109,6 +116,8 @@ async fn an_html_404_is_a_status_with_what_came_back() {
 
 #[tokio::test]
 async fn a_cooldown_says_how_long_and_keeps_its_cause() {
+    // Before: "no token request made during cool-down after a permanent
+    // failure" (the reason and the time left gone).
     let (base, log) = logging_server(|_, _| json(401, r#"{"error":"invalid_client"}"#)).await;
     let credential = Credential::builder()
         .origin("https://api.example.com")
