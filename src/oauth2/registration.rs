@@ -27,7 +27,7 @@ use std::fmt;
 use bytes::Bytes;
 use http::{header, Method, Request};
 use http_body_util::Full;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tower::ServiceExt;
 
 use super::discovery::ProviderMetadata;
@@ -171,8 +171,8 @@ impl ClientRegistration {
     pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "client_id": self.client_id,
-            "client_secret": self.client_secret.as_ref().map(|s| s.expose_secret()),
-            "registration_access_token": self.registration_access_token.as_ref().map(|s| s.expose_secret()),
+            "client_secret": self.client_secret.as_ref().map(secrecy::ExposeSecret::expose_secret),
+            "registration_access_token": self.registration_access_token.as_ref().map(secrecy::ExposeSecret::expose_secret),
             "registration_client_uri": self.registration_client_uri,
             "token_endpoint_auth_method": self.token_endpoint_auth_method,
         })
@@ -319,6 +319,8 @@ pub(crate) async fn register_once(
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
+
+    use secrecy::ExposeSecret;
 
     use super::*;
     use crate::store::{MemoryStore, SharedStore};
