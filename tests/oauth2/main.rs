@@ -16,6 +16,7 @@ mod common;
 mod error_messages;
 mod oauth2_wire;
 mod providers;
+mod resource_hostile;
 mod token_server;
 
 #[cfg(feature = "jose")]

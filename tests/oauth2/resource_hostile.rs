@@ -1,0 +1,246 @@
+//! Hostile protected resource metadata (RFC 9728), from loopback servers
+//! that log what reaches them: a `resource` that is not the API's, an
+//! authorization server other than the one configured, an oversized
+//! document, a redirect, an authorization server whose metadata names
+//! another issuer. Each is a typed error, and nothing (no registration, no
+//! token request, no credential) reaches a server the metadata should not
+//! have sent the client to.
+
+use crate::common;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use tower_client_auth::oauth2::{IntoHttpService, ProtectedResource, MAX_RESOURCE_METADATA};
+use tower_client_auth::{BoxError, Credential};
+
+use common::{json, logging_server, Log};
+
+/// An authorization server that would take anything: every request it gets
+/// is logged, so a test can say none came.
+async fn attacker() -> (String, Log) {
+    logging_server(|req, _| {
+        let issuer = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        json(
+            200,
+            &serde_json::json!({
+                "issuer": issuer,
+                "token_endpoint": format!("{issuer}/token"),
+                "registration_endpoint": format!("{issuer}/reg"),
+                "client_id": "evil",
+                "client_secret": "evil",
+                "access_token": "evil",
+                "token_type": "Bearer",
+            })
+            .to_string(),
+        )
+    })
+    .await
+}
+
+/// A resource whose metadata at the well-known URL is `metadata(its own
+/// origin)`; other paths answer 401 with a challenge pointing there.
+async fn resource(
+    metadata: impl Fn(&str) -> Response<Full<Bytes>> + Send + Sync + 'static,
+) -> (String, Log) {
+    logging_server(move |req, _| {
+        let origin = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        if req.uri().path().starts_with("/.well-known/oauth-protected-resource") {
+            metadata(&origin)
+        } else {
+            let mut res = json(401, r#"{"error":"invalid_token"}"#);
+            res.headers_mut().insert(
+                "www-authenticate",
+                format!(
+                    r#"Bearer resource_metadata="{origin}/.well-known/oauth-protected-resource/mcp""#
+                )
+                .parse()
+                .unwrap(),
+            );
+            res
+        }
+    })
+    .await
+}
+
+fn document(resource: &str, servers: &[&str]) -> Response<Full<Bytes>> {
+    json(
+        200,
+        &serde_json::json!({ "resource": resource, "authorization_servers": servers }).to_string(),
+    )
+}
+
+fn api(url: &str) -> ProtectedResource {
+    ProtectedResource::builder(url)
+        .build(common::client::<Full<Bytes>>().into_http_service())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn another_resources_metadata_is_refused() -> Result<(), BoxError> {
+    let (evil, evil_log) = attacker().await;
+    let e2 = evil.clone();
+    let (origin, _) = resource(move |_| document("http://127.0.0.1:1/mcp", &[&e2])).await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata() && !e.is_transient(), "{e}");
+    assert!(
+        e.to_string().contains("not the one it was fetched for"),
+        "{e}"
+    );
+    assert_eq!(evil_log.len(), 0, "nothing sent to {evil}");
+
+    // A longer path than the API's is another resource too.
+    let e3 = evil.clone();
+    let (origin, _) = resource(move |o| document(&format!("{o}/mcp/admin"), &[&e3])).await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    assert_eq!(evil_log.len(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_authorization_server_not_listed_gets_nothing() -> Result<(), BoxError> {
+    let (evil, evil_log) = attacker().await;
+    let (pinned, pinned_log) = attacker().await;
+    let e2 = evil.clone();
+    let (origin, _) = resource(move |o| document(&format!("{o}/mcp"), &[&e2])).await;
+    let api = ProtectedResource::builder(format!("{origin}/mcp"))
+        .authorization_server(pinned.clone())
+        .build(common::client::<Full<Bytes>>().into_http_service())?;
+    let e = api.client_credentials().await.unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    assert!(
+        e.to_string().contains("configured authorization server"),
+        "{e}"
+    );
+    assert_eq!(evil_log.len(), 0, "the listed one is not ours");
+    assert_eq!(pinned_log.len(), 0, "and ours is not listed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_oversized_document_is_refused() -> Result<(), BoxError> {
+    let (evil, evil_log) = attacker().await;
+    let e2 = evil.clone();
+    let (origin, _) = resource(move |o| {
+        let padding = "x".repeat(MAX_RESOURCE_METADATA);
+        json(
+            200,
+            &serde_json::json!({
+                "resource": format!("{o}/mcp"),
+                "authorization_servers": [e2],
+                "padding": padding,
+            })
+            .to_string(),
+        )
+    })
+    .await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    assert!(e.to_string().contains("larger than"), "{e}");
+    assert_eq!(evil_log.len(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() -> Result<(), BoxError> {
+    let (evil, evil_log) = attacker().await;
+    let target = format!("{evil}/.well-known/oauth-protected-resource/mcp");
+    let (origin, log) = resource(move |_| {
+        Response::builder()
+            .status(302)
+            .header("location", target.clone())
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    })
+    .await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata() && e.is_metadata_redirect(), "{e}");
+    assert_eq!(log.len(), 1, "one metadata request");
+    assert_eq!(evil_log.len(), 0, "the redirect was not followed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_issuer_mismatch_is_refused_before_registration() -> Result<(), BoxError> {
+    // The listed server's metadata names the attacker as issuer, with the
+    // attacker's registration and token endpoints.
+    let (evil, evil_log) = attacker().await;
+    let e2 = evil.clone();
+    let (listed, listed_log) = logging_server(move |_, _| {
+        json(
+            200,
+            &serde_json::json!({
+                "issuer": e2,
+                "token_endpoint": format!("{e2}/token"),
+                "registration_endpoint": format!("{e2}/reg"),
+            })
+            .to_string(),
+        )
+    })
+    .await;
+    let l2 = listed.clone();
+    let (origin, _) = resource(move |o| document(&format!("{o}/mcp"), &[&l2])).await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_invalid_response(), "{e}");
+    assert!(e.to_string().contains("not the one asked for"), "{e}");
+    assert_eq!(evil_log.len(), 0, "no registration, no token request");
+    assert!(
+        listed_log
+            .take()
+            .iter()
+            .all(|r| r.method() == http::Method::GET),
+        "only its metadata was read"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hostile_challenge_sends_no_credential() -> Result<(), BoxError> {
+    // The API's 401 points at metadata naming another resource: the
+    // credential's token fails with the typed error, no token is fetched.
+    let (evil, evil_log) = attacker().await;
+    let e2 = evil.clone();
+    let (origin, log) = resource(move |_| document("http://127.0.0.1:1/mcp", &[&e2])).await;
+    let url = format!("{origin}/mcp");
+    let api = api(&url);
+    let credential = Credential::builder()
+        .origin(&origin)
+        .token_source(api.clone())
+        .build()?;
+    let e = credential.token().await.unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    // Learning the challenge's metadata URL changes nothing.
+    let res = common::client::<Full<Bytes>>()
+        .request(
+            http::Request::get(&url)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await?;
+    assert_eq!(res.status(), 401);
+    api.learn(res.headers());
+    let e = api.client_credentials().await.unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    assert_eq!(evil_log.len(), 0);
+    assert!(log
+        .take()
+        .iter()
+        .all(|r| r.headers().get("authorization").is_none()));
+    Ok(())
+}
