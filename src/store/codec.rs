@@ -312,6 +312,7 @@ fn decode_v1(
 
 /// Another kind of record kept under its own key (a client registration),
 /// sealed like the entries under its own `domain`.
+#[cfg(feature = "oauth2")]
 pub(crate) fn seal_document(
     domain: &[u8],
     json: &serde_json::Value,
@@ -327,6 +328,7 @@ pub(crate) fn seal_document(
 }
 
 /// Opens what [`seal_document`] wrote.
+#[cfg(feature = "oauth2")]
 pub(crate) fn open_document(
     domain: &[u8],
     data: &[u8],
