@@ -346,12 +346,14 @@ impl ProtectedResource {
 
     /// Reads a refusal of the API. `403 insufficient_scope` naming scopes the
     /// last token was not asked with: they are added (the next token asks
-    /// for the union) and `Ok(())` says to get a new token
+    /// for the union) and `Ok(true)` says to get a new token
     /// ([`Credential::invalidate`](crate::Credential::invalidate)) and send
-    /// the request once more. A step-up that adds nothing (which would loop)
-    /// or `401 insufficient_user_authentication` is the typed error to hand
-    /// to the user's login ([`authorization_url`](Self::authorization_url)).
-    /// Any other refusal: its challenge is learned, and `Ok(())`.
+    /// the request once more; the layer does this by itself for a service
+    /// (see [`TokenSource::step_up`]). A step-up that adds nothing (which
+    /// would loop) or `401 insufficient_user_authentication` is the typed
+    /// error to hand to the user's login
+    /// ([`authorization_url`](Self::authorization_url)). Any other refusal:
+    /// its challenge is learned ([`learn`](Self::learn)), and `Ok(false)`.
     ///
     /// ```
     /// use http::{HeaderMap, StatusCode};
@@ -367,7 +369,7 @@ impl ProtectedResource {
     ///     r#"Bearer error="insufficient_scope", scope="mcp:admin""#.parse().unwrap(),
     /// );
     /// // New scopes: widened, get a new token and retry once.
-    /// api.step_up(StatusCode::FORBIDDEN, &refusal)?;
+    /// assert!(api.step_up(StatusCode::FORBIDDEN, &refusal)?);
     /// // The same refusal again: a typed error, never a loop.
     /// let e = api.step_up(StatusCode::FORBIDDEN, &refusal).unwrap_err();
     /// assert_eq!(e.step_up_scopes().unwrap(), ["mcp:read", "mcp:admin"]);
@@ -378,7 +380,7 @@ impl ProtectedResource {
     /// # use tower_client_auth::oauth2::IntoHttpService;
     /// # f(client.into_http_service()).unwrap();
     /// ```
-    pub fn step_up(&self, status: StatusCode, headers: &HeaderMap) -> Result<(), Error> {
+    pub fn step_up(&self, status: StatusCode, headers: &HeaderMap) -> Result<bool, Error> {
         let held = {
             let state = self.state();
             state
@@ -389,14 +391,14 @@ impl ProtectedResource {
         };
         let Some(error) = step_up(status, headers, &held) else {
             self.learn(headers);
-            return Ok(());
+            return Ok(false);
         };
         if let Some(wanted) = error.step_up_scopes() {
             if wanted.len() > held.len() {
                 let mut state = self.state();
                 state.scopes = Some(wanted.to_vec());
                 state.asked = Some(wanted.to_vec());
-                return Ok(());
+                return Ok(true);
             }
         }
         Err(error)
@@ -503,6 +505,11 @@ impl TokenSource for ProtectedResource {
             field(client),
             field(&self.inner.client_name)
         ))
+    }
+
+    /// A `403 insufficient_scope` naming new scopes: asks for the union.
+    fn step_up(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        matches!(ProtectedResource::step_up(self, status, headers), Ok(true))
     }
 
     fn fetch(&self, _previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {

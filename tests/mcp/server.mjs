@@ -17,7 +17,8 @@
 //
 // Routes of the resource: /mcp (scope mcp:read), /mcp/admin (mcp:admin: a
 // step-up), /mcp/sensitive (always 401 insufficient_user_authentication,
-// RFC 9470, asking for acr urn:example:mfa within 300 s), /control/stats.
+// RFC 9470, asking for acr urn:example:mfa within 300 s), /mcp/stubborn
+// (always 403 insufficient_scope naming mcp:write), /control/stats.
 //
 // Prints `listening http://127.0.0.1:PORT/mcp` on stdout once ready.
 import http from 'node:http';
@@ -165,6 +166,13 @@ app.all('/mcp/sensitive', bearer(['mcp:read']), (req, res) => {
     + 'error_description="A multi-factor authentication is required", '
     + `acr_values="urn:example:mfa", max_age=300, resource_metadata="${metadataUrl}"`);
   res.status(401).json({ error: 'insufficient_user_authentication' });
+});
+// A resource that keeps asking for more, whatever the token holds: a client
+// must retry once, never loop.
+app.all('/mcp/stubborn', bearer(['mcp:read']), (req, res) => {
+  res.set('WWW-Authenticate', 'Bearer error="insufficient_scope", '
+    + `error_description="Insufficient scope", scope="mcp:write", resource_metadata="${metadataUrl}"`);
+  res.status(403).json({ error: 'insufficient_scope' });
 });
 app.get('/control/stats', (req, res) => res.json({ ...stats, issuer, resource: resourceUrl }));
 rsServer.on('request', app);

@@ -71,6 +71,10 @@ async fn stats(http: &Http, origin: &str) -> serde_json::Value {
     serde_json::from_slice(&body.collect().await.unwrap().to_bytes()).unwrap()
 }
 
+fn n(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
 fn get(url: &str) -> Request<Full<Bytes>> {
     Request::get(url).body(Full::new(Bytes::new())).unwrap()
 }
@@ -81,7 +85,7 @@ async fn json(res: http::Response<hyper::body::Incoming>) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_service_configured_with_the_api_url_alone_reaches_200_and_steps_up_once(
+async fn a_service_configured_with_the_api_url_alone_reaches_200_and_steps_up_once_in_the_layer(
 ) -> Result<(), BoxError> {
     let server = start().await;
     let http = http();
@@ -125,16 +129,14 @@ async fn a_service_configured_with_the_api_url_alone_reaches_200_and_steps_up_on
         (Some(1), Some(1))
     );
 
-    // Step-up: the SDK's 403 insufficient_scope names mcp:admin. One new
-    // token with the union, one retry, then 200.
+    // Step-up: the SDK's 403 insufficient_scope names mcp:admin. The layer
+    // asks for a token with the union and sends the request once more: 200.
     let admin = format!("{}/admin", server.resource);
+    let before = stats(&http, &server.origin).await;
     let res = client.clone().oneshot(get(&admin)).await?;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let refusal = res.headers().clone();
-    api.step_up(StatusCode::FORBIDDEN, &refusal)?;
-    credential.invalidate();
-    let res = client.clone().oneshot(get(&admin)).await?;
-    assert_eq!(res.status(), 200);
+    let status = res.status();
+    let seen = stats(&http, &server.origin).await;
+    assert_eq!(status, 200, "{seen}");
     let answer = json(res).await;
     assert_eq!(
         answer["scopes"],
@@ -144,11 +146,47 @@ async fn a_service_configured_with_the_api_url_alone_reaches_200_and_steps_up_on
     assert_eq!(s["token_requests"], 2, "{s}");
     assert_eq!(s["last_token_request"]["scope"], "mcp:read mcp:admin");
     assert_eq!(s["registrations"], 1, "{s}");
+    assert_eq!(
+        n(&s, "resource_requests") - n(&before, "resource_requests"),
+        2
+    );
 
-    // The same refusal once more would loop: a typed error instead.
+    // A resource that keeps asking for more: one retry with the union, then
+    // its 403 stands; asked again for nothing new, no retry at all.
+    let stubborn = format!("{}/stubborn", server.resource);
+    let res = client.clone().oneshot(get(&stubborn)).await?;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let refusal = res.headers().clone();
+    let s2 = stats(&http, &server.origin).await;
+    assert_eq!(
+        n(&s2, "resource_requests") - n(&s, "resource_requests"),
+        2,
+        "one retry"
+    );
+    assert_eq!(n(&s2, "token_requests"), 3, "{s2}");
+    assert_eq!(
+        s2["last_token_request"]["scope"],
+        "mcp:read mcp:admin mcp:write"
+    );
+    let res = client.clone().oneshot(get(&stubborn)).await?;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let s3 = stats(&http, &server.origin).await;
+    assert_eq!(
+        n(&s3, "resource_requests") - n(&s2, "resource_requests"),
+        1,
+        "no retry"
+    );
+    assert_eq!(n(&s3, "token_requests"), 3, "{s3}");
+    // What the resource asks for is a typed error to the caller.
     let e = api.step_up(StatusCode::FORBIDDEN, &refusal).unwrap_err();
     assert!(e.is_step_up() && e.is_insufficient_scope(), "{e}");
-    assert_eq!(e.step_up_scopes().unwrap(), ["mcp:read", "mcp:admin"]);
+    assert_eq!(
+        e.step_up_scopes().unwrap(),
+        ["mcp:read", "mcp:admin", "mcp:write"]
+    );
+    // The admin route still works with the wider token.
+    let res = client.clone().oneshot(get(&admin)).await?;
+    assert_eq!(res.status(), 200);
     Ok(())
 }
 
