@@ -22,6 +22,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::process::Command;
 use tower::{Layer, ServiceExt};
 use tower_client_auth::oauth2::{OAuth2Source, ProtectedResource};
+use tower_client_auth::store::{MemoryStore, SharedStore};
+use tower_client_auth::users::{UserKey, Users};
 use tower_client_auth::{AuthLayer, BoxError, Credential, ReplayBody};
 
 use common::{start_server, ServerProcess};
@@ -223,6 +225,20 @@ async fn a_user_logs_in_with_pkce_and_is_asked_for_a_stronger_authentication(
     );
     assert_eq!(s["registrations"], 1, "{s}");
 
+    // Many users: the same registered client refreshes their tokens in
+    // `Users`, whose login stores the token.
+    let (user_client, _) = api.user_client(REDIRECT).await?;
+    let users = Users::builder(&server.origin, user_client)
+        .store(SharedStore::new(MemoryStore::new()))
+        .build()?;
+    let alice = UserKey::new("alice");
+    users.login(&alice, token.clone()).await?;
+    let client = AuthLayer::new(users.credential(&alice)?).layer(http.clone());
+    let res = client.clone().oneshot(get(&server.resource)).await?;
+    assert_eq!(res.status(), 200);
+    assert_eq!(json(res).await["scopes"], serde_json::json!(["mcp:read"]));
+
+    // One user alone: a token source refreshing through the same client.
     let source: OAuth2Source = api.user_source(REDIRECT, token).await?;
     let credential = Credential::builder()
         .origin(&server.origin)
@@ -231,7 +247,6 @@ async fn a_user_logs_in_with_pkce_and_is_asked_for_a_stronger_authentication(
     let client = AuthLayer::new(credential).layer(http.clone());
     let res = client.clone().oneshot(get(&server.resource)).await?;
     assert_eq!(res.status(), 200);
-    assert_eq!(json(res).await["scopes"], serde_json::json!(["mcp:read"]));
 
     // RFC 9470: the resource wants a multi-factor login within 300 s.
     let sensitive = format!("{}/sensitive", server.resource);
@@ -258,7 +273,7 @@ async fn a_user_logs_in_with_pkce_and_is_asked_for_a_stronger_authentication(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_on_redis_registers_once() -> Result<(), BoxError> {
-    use tower_client_auth::store::{RedisStore, SharedStore};
+    use tower_client_auth::store::RedisStore;
 
     let server = start().await;
     let http = http();
