@@ -142,6 +142,8 @@ impl ProtectedResourceBuilder {
                 state: Mutex::new(State {
                     scopes: self.scopes,
                     asked: None,
+                    widened_from: None,
+                    refused: Vec::new(),
                     metadata_url: None,
                     registrations: HashMap::new(),
                 }),
@@ -199,6 +201,12 @@ struct State {
     scopes: Option<Vec<String>>,
     /// The scopes the last service token was asked with.
     asked: Option<Vec<String>>,
+    /// What the scopes were before a step-up widened them, until a token
+    /// with the wider ones comes.
+    widened_from: Option<Vec<String>>,
+    /// Scope sets the authorization server refused (`invalid_scope`) after
+    /// a step-up: never asked for again.
+    refused: Vec<Vec<String>>,
     /// Where a 401 said the metadata is.
     metadata_url: Option<String>,
     /// Registrations made or read, by what was registered.
@@ -338,10 +346,26 @@ impl ProtectedResource {
         Ok((client, scopes))
     }
 
-    /// A client credentials token for the resource.
+    /// A client credentials token for the resource. When the authorization
+    /// server refuses scopes a step-up added (`invalid_scope`), the scopes
+    /// go back to what they were and that set is never asked for again.
     pub async fn client_credentials(&self) -> Result<Token, Error> {
         let (client, scopes) = self.service_client().await?;
-        client.client_credentials(&scopes).await
+        let result = client.client_credentials(&scopes).await;
+        let mut state = self.state();
+        match &result {
+            Ok(_) => state.widened_from = None,
+            Err(e) if e.is_invalid_scope() => {
+                if let Some(previous) = state.widened_from.take() {
+                    state.refused.push(scopes);
+                    state.asked = Some(previous.clone());
+                    state.scopes = Some(previous);
+                }
+            }
+            Err(_) => {}
+        }
+        drop(state);
+        result
     }
 
     /// Reads a refusal of the API. `403 insufficient_scope` naming scopes the
@@ -394,8 +418,9 @@ impl ProtectedResource {
             return Ok(false);
         };
         if let Some(wanted) = error.step_up_scopes() {
-            if wanted.len() > held.len() {
-                let mut state = self.state();
+            let mut state = self.state();
+            if wanted.len() > held.len() && !state.refused.iter().any(|r| r == wanted) {
+                state.widened_from = Some(held.clone());
                 state.scopes = Some(wanted.to_vec());
                 state.asked = Some(wanted.to_vec());
                 return Ok(true);

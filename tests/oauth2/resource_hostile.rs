@@ -244,3 +244,73 @@ async fn a_hostile_challenge_sends_no_credential() -> Result<(), BoxError> {
         .all(|r| r.headers().get("authorization").is_none()));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_step_up_the_server_refuses_is_not_asked_for_again() -> Result<(), BoxError> {
+    // One origin as resource and authorization server; the token endpoint
+    // refuses the scope `mcp:root`.
+    let (origin, log) = logging_server(|req, _| {
+        let o = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        let body = String::from_utf8_lossy(req.body()).into_owned();
+        match req.uri().path() {
+            "/.well-known/oauth-protected-resource/mcp" => json(
+                200,
+                &serde_json::json!({
+                    "resource": format!("{o}/mcp"),
+                    "authorization_servers": [o],
+                    "scopes_supported": ["mcp:read"],
+                })
+                .to_string(),
+            ),
+            "/.well-known/openid-configuration" => json(
+                200,
+                &serde_json::json!({
+                    "issuer": o,
+                    "token_endpoint": format!("{o}/token"),
+                    "registration_endpoint": format!("{o}/reg"),
+                })
+                .to_string(),
+            ),
+            "/reg" => json(201, r#"{"client_id":"c-1","client_secret":"s-1"}"#),
+            "/token" if body.contains("mcp%3Aroot") => json(400, r#"{"error":"invalid_scope"}"#),
+            "/token" => json(
+                200,
+                r#"{"access_token":"t","token_type":"Bearer","expires_in":600}"#,
+            ),
+            _ => json(404, "{}"),
+        }
+    })
+    .await;
+    let api = api(&format!("{origin}/mcp"));
+    api.client_credentials().await?;
+    let mut refusal = http::HeaderMap::new();
+    refusal.insert(
+        "www-authenticate",
+        r#"Bearer error="insufficient_scope", scope="mcp:root""#.parse()?,
+    );
+    assert!(api.step_up(http::StatusCode::FORBIDDEN, &refusal)?);
+    let e = api.client_credentials().await.unwrap_err();
+    assert!(e.is_invalid_scope(), "{e}");
+    // Refused once: the same step-up is now the caller's typed error.
+    let e = api
+        .step_up(http::StatusCode::FORBIDDEN, &refusal)
+        .unwrap_err();
+    assert!(e.is_insufficient_scope(), "{e}");
+    api.client_credentials().await?;
+    let tokens: Vec<String> = log
+        .take()
+        .iter()
+        .filter(|r| r.uri().path() == "/token")
+        .map(|r| String::from_utf8_lossy(r.body()).into_owned())
+        .collect();
+    assert_eq!(tokens.len(), 3);
+    assert!(tokens[0].contains("scope=mcp%3Aread&") || tokens[0].ends_with("scope=mcp%3Aread"));
+    assert!(tokens[1].contains("mcp%3Aread+mcp%3Aroot"), "{}", tokens[1]);
+    assert!(
+        !tokens[2].contains("mcp%3Aroot"),
+        "back to what was granted: {}",
+        tokens[2]
+    );
+    assert!(tokens.iter().all(|t| t.contains("resource=http")));
+    Ok(())
+}
