@@ -71,10 +71,11 @@ impl Error {
         }
     }
 
-    /// A protected resource's metadata (RFC 9728) could not be used: it does
-    /// not name the resource it was fetched for, lists no (or too many, or not
-    /// the configured) authorization servers, is too large, is not JSON, or
-    /// came as a redirect. Nothing was sent to any server it names.
+    /// A protected resource's metadata (RFC 9728) could not be used: its URL
+    /// answered an error status or a redirect, or the document does not name
+    /// the resource it was fetched for, lists no (or too many, or not the
+    /// configured) authorization servers, is too large or is not JSON.
+    /// Nothing was sent to any server it names.
     pub fn is_resource_metadata(&self) -> bool {
         matches!(
             self.resource_error(),

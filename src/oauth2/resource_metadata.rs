@@ -431,7 +431,10 @@ impl ResourceDiscovery {
             return Err(Error::resource(ResourceError::Redirect(status.as_u16())));
         }
         if !status.is_success() {
-            return Err(Error::new(Kind::Status(status, None)).at_endpoint(&uri));
+            return Err(metadata_error(format!(
+                "{} answered HTTP {status}",
+                escape(&crate::wire::origin::describe_url(&uri), 160)
+            )));
         }
         let too_large = || {
             metadata_error(format!(

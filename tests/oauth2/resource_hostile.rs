@@ -314,3 +314,19 @@ async fn a_step_up_the_server_refuses_is_not_asked_for_again() -> Result<(), Box
     assert!(tokens.iter().all(|t| t.contains("resource=http")));
     Ok(())
 }
+
+#[tokio::test]
+async fn no_metadata_says_where_it_looked() -> Result<(), BoxError> {
+    let (origin, _) = resource(|_| json(404, "{}")).await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata() && !e.is_transient(), "{e}");
+    assert!(
+        e.to_string()
+            .contains("/.well-known/oauth-protected-resource/mcp answered HTTP 404"),
+        "{e}"
+    );
+    Ok(())
+}
