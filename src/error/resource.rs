@@ -14,6 +14,8 @@ pub(crate) enum ResourceError {
     Metadata(String),
     /// A metadata URL answered with a redirect, which is never followed.
     Redirect(u16),
+    /// A metadata URL answered an error status (it names the URL, escaped).
+    Unavailable(String),
     /// Dynamic client registration failed or answered something unusable.
     Registration(String),
     /// `403 insufficient_scope`: the token lacks these scopes, and asking for
@@ -36,6 +38,7 @@ impl fmt::Display for ResourceError {
                 f,
                 "protected resource metadata answered a redirect (HTTP {status}), which is not followed"
             ),
+            ResourceError::Unavailable(msg) => write!(f, "protected resource metadata: {msg}"),
             ResourceError::Registration(msg) => write!(f, "client registration: {msg}"),
             ResourceError::InsufficientScope(scopes) => write!(
                 f,
@@ -79,8 +82,18 @@ impl Error {
     pub fn is_resource_metadata(&self) -> bool {
         matches!(
             self.resource_error(),
-            Some(ResourceError::Metadata(_) | ResourceError::Redirect(_))
+            Some(
+                ResourceError::Metadata(_)
+                    | ResourceError::Redirect(_)
+                    | ResourceError::Unavailable(_)
+            )
         )
+    }
+
+    /// A metadata URL answered an error status (a 404 where the well-known
+    /// location was tried, say).
+    pub(crate) fn is_metadata_unavailable(&self) -> bool {
+        matches!(self.resource_error(), Some(ResourceError::Unavailable(_)))
     }
 
     /// A metadata URL answered with a redirect (never followed).

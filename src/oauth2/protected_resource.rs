@@ -241,9 +241,12 @@ impl ProtectedResource {
     /// challenge (`resource_metadata`) and the scopes it names (unless
     /// scopes were configured).
     pub fn learn(&self, headers: &HeaderMap) {
-        let Some(challenge) = ResourceChallenge::from_headers(headers) else {
-            return;
-        };
+        if let Some(challenge) = ResourceChallenge::from_headers(headers) {
+            self.learn_challenge(&challenge);
+        }
+    }
+
+    fn learn_challenge(&self, challenge: &ResourceChallenge) {
         let mut state = self.state();
         if let Some(at) = challenge.resource_metadata() {
             state.metadata_url = Some(at.to_owned());
@@ -257,9 +260,25 @@ impl ProtectedResource {
     pub async fn discover(&self) -> Result<Discovered, Error> {
         let url = &self.inner.url;
         let metadata_url = self.state().metadata_url.clone();
+        let resources = &self.inner.resources;
         let resource = match metadata_url {
-            Some(at) => self.inner.resources.metadata_at(url, &at).await?,
-            None => self.inner.resources.metadata(url).await?,
+            Some(at) => resources.metadata_at(url, &at).await?,
+            None => match resources.metadata(url).await {
+                Ok(found) => found,
+                // Not at the well-known location: the API's own 401 says
+                // where (RFC 9728 §5), asked without credentials.
+                Err(e) if e.is_metadata_unavailable() => {
+                    let Some(challenge) = resources.probe(url).await? else {
+                        return Err(e);
+                    };
+                    let Some(at) = challenge.resource_metadata() else {
+                        return Err(e);
+                    };
+                    self.learn_challenge(&challenge);
+                    resources.metadata_at(url, at).await?
+                }
+                Err(e) => return Err(e),
+            },
         };
         let listed = resource.authorization_servers();
         let issuer = match &self.inner.authorization_server {

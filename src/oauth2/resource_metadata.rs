@@ -413,6 +413,22 @@ impl ResourceDiscovery {
         Ok(metadata)
     }
 
+    /// Asks `url` without credentials, as RFC 9728 §5 expects a client to:
+    /// the challenge of its `401`, if it answers one (the body is not read).
+    pub async fn probe(&self, url: &str) -> Result<Option<ResourceChallenge>, Error> {
+        let (uri, _) = crate::wire::origin::parse_url(url, self.allow_http, "resource URL")?;
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = uri.clone();
+        let res = tokio::time::timeout(super::DEFAULT_TIMEOUT, self.http.clone().oneshot(req))
+            .await
+            .map_err(|_| Error::new(Kind::Timeout).at_endpoint(&uri))?
+            .map_err(|e| Error::with_source(Kind::Transport, e).at_endpoint(&uri))?;
+        if res.status() != StatusCode::UNAUTHORIZED {
+            return Ok(None);
+        }
+        Ok(ResourceChallenge::from_headers(res.headers()))
+    }
+
     async fn get(&self, url: &str) -> Result<Bytes, Error> {
         let (uri, _) = crate::wire::origin::parse_url(url, self.allow_http, "metadata URL")?;
         let mut req = Request::new(Full::new(Bytes::new()));
@@ -431,10 +447,10 @@ impl ResourceDiscovery {
             return Err(Error::resource(ResourceError::Redirect(status.as_u16())));
         }
         if !status.is_success() {
-            return Err(metadata_error(format!(
+            return Err(Error::resource(ResourceError::Unavailable(format!(
                 "{} answered HTTP {status}",
                 escape(&crate::wire::origin::describe_url(&uri), 160)
-            )));
+            ))));
         }
         let too_large = || {
             metadata_error(format!(

@@ -330,3 +330,79 @@ async fn no_metadata_says_where_it_looked() -> Result<(), BoxError> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn metadata_elsewhere_is_found_through_the_apis_401() -> Result<(), BoxError> {
+    // Nothing at the well-known location: the API's 401 names the metadata
+    // URL, which is read, checked and followed to the authorization server.
+    let (origin, log) = logging_server(|req, _| {
+        let o = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        match req.uri().path() {
+            "/mcp" => {
+                let mut res = json(401, "{}");
+                res.headers_mut().insert(
+                    "www-authenticate",
+                    format!(r#"Bearer resource_metadata="{o}/meta/prm", scope="files:read""#)
+                        .parse()
+                        .unwrap(),
+                );
+                res
+            }
+            "/meta/prm" => json(
+                200,
+                &serde_json::json!({
+                    "resource": format!("{o}/mcp"),
+                    "authorization_servers": [o],
+                })
+                .to_string(),
+            ),
+            "/.well-known/openid-configuration" => json(
+                200,
+                &serde_json::json!({
+                    "issuer": o,
+                    "token_endpoint": format!("{o}/token"),
+                    "registration_endpoint": format!("{o}/reg"),
+                })
+                .to_string(),
+            ),
+            "/reg" => json(201, r#"{"client_id":"c-1","client_secret":"s-1"}"#),
+            "/token" => json(
+                200,
+                r#"{"access_token":"t","token_type":"Bearer","expires_in":600}"#,
+            ),
+            _ => json(404, "{}"),
+        }
+    })
+    .await;
+    api(&format!("{origin}/mcp")).client_credentials().await?;
+    let requests = log.take();
+    let seen: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r.uri().path().to_owned(),
+                common::header(r, "authorization").unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/.well-known/oauth-protected-resource/mcp",
+            "/mcp",
+            "/meta/prm",
+            "/.well-known/openid-configuration",
+            "/reg",
+            "/token"
+        ]
+    );
+    assert_eq!(seen[1].1, "", "the API was asked without credentials");
+    // The scope the 401 named is what the token is asked for.
+    let token_request = String::from_utf8_lossy(requests[5].body()).into_owned();
+    assert!(
+        token_request.contains("scope=files%3Aread"),
+        "{token_request}"
+    );
+    Ok(())
+}
