@@ -176,6 +176,12 @@ impl TokenManager {
         &self.name
     }
 
+    /// Whether the source asks for a token that the API's refusal says
+    /// would do (see [`TokenSource::step_up`]).
+    pub(crate) fn step_up(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {
+        self.source.step_up(status, headers)
+    }
+
     /// The DPoP key of this credential's tokens.
     #[cfg(feature = "jose")]
     #[inline]

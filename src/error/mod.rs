@@ -59,6 +59,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+mod resource;
+pub(crate) use resource::ResourceError;
+
 /// Boxed error, as used by tower.
 ///
 /// A request through the layer fails with a `BoxError`: this crate's [`Error`]
@@ -182,6 +185,8 @@ pub(crate) enum Kind {
     /// in again. Holds the user key as the application gave it (not a secret);
     /// `Display` escapes it.
     LoginRequired(String),
+    /// A protected resource's metadata, registration or step-up.
+    Resource(ResourceError),
 }
 
 #[derive(Debug, Clone)]
@@ -631,6 +636,7 @@ impl Error {
             Kind::LoginRequired(_) => true,
             // A key mismatch will not fix itself: cool down, say why.
             Kind::StoreData(_) => false,
+            Kind::Resource(_) => false,
         }
     }
 
@@ -778,6 +784,7 @@ impl fmt::Display for Error {
             Kind::LoginRequired(user) => {
                 write!(f, "user `{}` must log in again", escape(user, 128))?
             }
+            Kind::Resource(e) => write!(f, "{e}")?,
         }
         if let Some(answer) = &self.inner.answer {
             write!(f, " ({answer}): is the token URL right?")?;

@@ -191,7 +191,8 @@ where
         match this.as_mut().project().kind.project() {
             KindProj::Direct { fut } => return fut.poll(cx).map_err(Into::into),
             // Sent with a retry context: an answer that is not a retryable 401
-            // is the answer (a DPoP credential looks at every answer's nonce).
+            // or a 403 is the answer (a DPoP credential looks at every
+            // answer's nonce).
             KindProj::Managed {
                 mut state, retry, ..
             } => {
@@ -320,7 +321,10 @@ where
                         let nonce_retry = ctx.dpop_nonce;
                         #[cfg(not(feature = "jose"))]
                         let nonce_retry = false;
-                        if !nonce_retry && !policy::retryable_401(&response) {
+                        if !nonce_retry
+                            && !policy::retryable_401(&response)
+                            && !policy::step_up(&response, ctx.stamp.credential.manager())
+                        {
                             done!(Ok(response));
                         }
                         let Some(manager) = ctx.stamp.credential.manager().cloned() else {
@@ -441,8 +445,9 @@ where
 }
 
 /// Whether the answer to a request that may be re-sent needs more than
-/// handing back: a 401 that a newer token may fix, or any answer to a DPoP
-/// credential's request (it may carry a nonce).
+/// handing back: a 401 that a newer token may fix, a 403 that the token
+/// source may step up from, or any answer to a DPoP credential's request
+/// (it may carry a nonce).
 #[inline(always)]
 fn second_look<S, B, Sent, ResBody>(
     _ctx: &RetryCtx<S, B, Sent>,
@@ -452,7 +457,7 @@ fn second_look<S, B, Sent, ResBody>(
     if _ctx.stamp.dpop.is_some() {
         return true;
     }
-    policy::retryable_401(response)
+    policy::retryable_401(response) || response.status() == http::StatusCode::FORBIDDEN
 }
 
 /// Keeps the `DPoP-Nonce` of any response to a DPoP credential's request

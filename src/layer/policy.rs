@@ -15,6 +15,17 @@ pub(crate) fn retryable_401<B>(response: &Response<B>) -> bool {
     response.status() == StatusCode::UNAUTHORIZED && no_other_error(response)
 }
 
+/// Whether `response` is a 403 that the credential's source says a token
+/// asked for differently would fix (it then asks for that token).
+#[inline]
+pub(crate) fn step_up<B>(
+    response: &Response<B>,
+    manager: Option<&std::sync::Arc<crate::cache::TokenManager>>,
+) -> bool {
+    response.status() == StatusCode::FORBIDDEN
+        && manager.is_some_and(|m| m.step_up(response.status(), response.headers()))
+}
+
 /// Whether no challenge of a 401 names an error other than `invalid_token`.
 fn no_other_error<B>(response: &Response<B>) -> bool {
     for value in response.headers().get_all(header::WWW_AUTHENTICATE) {

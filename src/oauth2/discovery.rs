@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -313,11 +313,9 @@ impl Discovery {
         if !status.is_success() {
             return Err(Error::new(Kind::Status(status, None)));
         }
-        let body = http_body_util::Limited::new(res.into_body(), MAX_METADATA)
-            .collect()
-            .await
-            .map_err(|_| Error::new(Kind::ResponseTooLarge(MAX_METADATA)))?
-            .to_bytes();
+        let body = super::transport::read_capped(res.into_body(), MAX_METADATA)
+            .await?
+            .ok_or_else(|| Error::new(Kind::ResponseTooLarge(MAX_METADATA)))?;
         Ok(Some(body))
     }
 }

@@ -114,6 +114,9 @@ mod endpoint;
 mod exchange;
 mod grant;
 mod pkce;
+mod protected_resource;
+mod registration;
+mod resource_metadata;
 mod response;
 mod source;
 mod transport;
@@ -134,6 +137,12 @@ pub use grant::{
 };
 pub use pkce::{
     AuthorizationCode, AuthorizationRequest, AuthorizationUrl, PkceMethod, PkceVerifier,
+};
+pub use protected_resource::{Discovered, ProtectedResource, ProtectedResourceBuilder};
+pub use registration::{register, ClientRegistration, RegistrationRequest};
+pub use resource_metadata::{
+    step_up, well_known_resource_metadata, ResourceChallenge, ResourceDiscovery, ResourceMetadata,
+    MAX_AUTHORIZATION_SERVERS, MAX_CACHED_RESOURCES, MAX_RESOURCE_METADATA,
 };
 pub use source::OAuth2Source;
 pub use transport::{HttpService, IntoHttpService, TokenRequestBody};

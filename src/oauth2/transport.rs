@@ -164,3 +164,25 @@ where
         BoxCloneSyncService::new(http)
     }
 }
+
+/// Reads a response body whole, frame by frame, at most `cap` bytes:
+/// `Ok(None)` when it is larger. (Frame by frame rather than through
+/// `Limited`, whose error conversion keeps the future from being `Send` for
+/// every lifetime, which a boxed token source needs.)
+pub(crate) async fn read_capped(
+    mut body: UnsyncBoxBody<Bytes, BoxError>,
+    cap: usize,
+) -> Result<Option<Bytes>, crate::Error> {
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e: BoxError| crate::Error::with_source(crate::error::Kind::Transport, e))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > cap {
+                return Ok(None);
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(Some(bytes.freeze()))
+}

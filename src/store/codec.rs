@@ -310,6 +310,38 @@ fn decode_v1(
     token_from_json(&v)
 }
 
+/// Another kind of record kept under its own key (a client registration),
+/// sealed like the entries under its own `domain`.
+#[cfg(feature = "oauth2")]
+pub(crate) fn seal_document(
+    domain: &[u8],
+    json: &serde_json::Value,
+    key: &StoreKey,
+    cipher: Option<&XChaCha20Poly1305>,
+) -> Result<Vec<u8>, Error> {
+    seal(
+        json,
+        0,
+        &associated_data(domain, key, Version::default()),
+        cipher,
+    )
+}
+
+/// Opens what [`seal_document`] wrote.
+#[cfg(feature = "oauth2")]
+pub(crate) fn open_document(
+    domain: &[u8],
+    data: &[u8],
+    key: &StoreKey,
+    cipher: Option<&XChaCha20Poly1305>,
+) -> Result<serde_json::Value, Error> {
+    open(
+        data,
+        &associated_data(domain, key, Version::default()),
+        cipher,
+    )
+}
+
 /// Encodes the fleet's cool-down record, sealed like the entries.
 pub(crate) fn encode_cooldown(
     record: &CooldownRecord,

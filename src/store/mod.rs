@@ -37,6 +37,8 @@ mod renewal;
 mod shared;
 mod writer;
 
+#[cfg(feature = "oauth2")]
+pub(crate) use codec::{open_document, seal_document};
 pub use config::{SharedStore, WhenUnavailable};
 pub(crate) use contract::within;
 pub use contract::{StoreKey, StoredEntry, TokenStore};

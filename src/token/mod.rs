@@ -305,6 +305,17 @@ pub trait TokenSource: Send + Sync + 'static {
         None
     }
 
+    /// Reads the API's refusal of a request that carried this source's token
+    /// (a `403`): `true` when a token asked for differently would be
+    /// accepted and the source now asks for it (a `403 insufficient_scope`
+    /// naming scopes it did not ask for: RFC 6750 §3.1). The layer then gets a
+    /// newer token and sends the request once more, never more than once.
+    /// `false` (the default): the refusal stands.
+    fn step_up(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {
+        let _ = (status, headers);
+        false
+    }
+
     /// The DPoP key the source's tokens are bound to (RFC 9449): a
     /// credential with one sends `DPoP` tokens as `Authorization: DPoP …`
     /// with a fresh proof per request. `None` (the default): bearer tokens

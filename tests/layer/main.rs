@@ -20,6 +20,7 @@ mod replay_body;
 mod stack_guard;
 mod stack_readiness;
 mod static_credentials;
+mod step_up;
 
 #[cfg(feature = "https")]
 mod https_client;

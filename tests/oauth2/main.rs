@@ -6,7 +6,7 @@
 //! never skip, without those servers' packages.
 //!
 //! The feature-gated modules run in `.ci/run`, one filter each
-//! (`oidc_provider::`, `authlib_jwt_bearer::`, `oidc_mtls::`) after the server
+//! (`oidc_provider::`, `authlib_jwt_bearer::`, `oidc_mtls::`, `mcp_resource::`) after the server
 //! they need is installed, in the one `--all-features` build; a filter that
 //! runs no test fails.
 
@@ -16,6 +16,7 @@ mod common;
 mod error_messages;
 mod oauth2_wire;
 mod providers;
+mod resource_hostile;
 mod token_server;
 
 #[cfg(feature = "jose")]
@@ -24,3 +25,7 @@ mod authlib_jwt_bearer;
 mod oidc_mtls;
 #[cfg(feature = "jose")]
 mod oidc_provider;
+// Needs Node (tests/mcp) and Redis: with the other server suites, not in
+// the default `cargo test`.
+#[cfg(feature = "redis")]
+mod mcp_resource;

@@ -1,0 +1,582 @@
+//! [`ProtectedResource`]: a client that configures itself from an API's URL.
+//!
+//! From the URL alone it reads the resource's metadata (RFC 9728), the
+//! metadata of an authorization server the resource lists (RFC 8414 /
+//! OpenID Connect Discovery, the issuer matched exactly), registers itself
+//! there when it has no client id (RFC 7591; once per fleet with a
+//! [`SharedStore`](crate::store::SharedStore)), and asks for tokens bound to
+//! the resource (RFC 8707 `resource`) with the scopes the resource names.
+//! Nothing is ever sent to a server the resource's metadata did not list.
+//!
+//! For a service it is a [`TokenSource`] (client credentials); for a user it
+//! makes the authorization URL (PKCE, `resource`, and on step-up the
+//! `acr_values` / `max_age` the resource asked for) and exchanges the code.
+//!
+//! ```no_run
+//! use tower_client_auth::oauth2::{HttpService, ProtectedResource};
+//! use tower_client_auth::Credential;
+//!
+//! # fn f(http: HttpService) -> Result<(), tower_client_auth::Error> {
+//! let api = ProtectedResource::builder("https://api.example.com/mcp")
+//!     .client_name("billing-agent")
+//!     .build(http)?;
+//! // The layer's token source: discovery, registration and tokens on demand.
+//! let credential = Credential::builder()
+//!     .origin("https://api.example.com")
+//!     .token_source(api)
+//!     .build()?;
+//! # let _ = credential; Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, StatusCode};
+use secrecy::SecretString;
+
+use super::discovery::{Discovery, ProviderMetadata};
+use super::registration::{register, ClientRegistration, RegistrationRequest};
+use super::resource_metadata::{step_up, ResourceChallenge, ResourceDiscovery, ResourceMetadata};
+use super::transport::{HttpService, IntoHttpService};
+use super::{AuthorizationRequest, AuthorizationUrl, OAuth2Source, TokenClient};
+use crate::error::{Error, ResourceError};
+use crate::token::{Token, TokenSource};
+
+/// What discovery found for a resource: its metadata and its authorization
+/// server's.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    /// The resource's metadata (RFC 9728).
+    pub resource: Arc<ResourceMetadata>,
+    /// The metadata of the authorization server chosen from those it lists.
+    pub server: Arc<ProviderMetadata>,
+}
+
+/// Configures a [`ProtectedResource`].
+#[must_use]
+pub struct ProtectedResourceBuilder {
+    url: String,
+    client_name: String,
+    client: Option<(String, Option<SecretString>)>,
+    authorization_server: Option<String>,
+    scopes: Option<Vec<String>>,
+    allow_http: bool,
+    #[cfg(feature = "store")]
+    shared: Option<crate::store::SharedStore>,
+}
+
+impl ProtectedResourceBuilder {
+    /// The name registered for the client (default `tower-client-auth`).
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = name.into();
+        self
+    }
+
+    /// A client id (and secret) of your own: no registration.
+    pub fn client(mut self, id: impl Into<String>, secret: Option<SecretString>) -> Self {
+        self.client = Some((id.into(), secret));
+        self
+    }
+
+    /// The only authorization server to use: refused (before anything is sent
+    /// to it) unless the resource lists it.
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_server = Some(issuer.into());
+        self
+    }
+
+    /// The scopes to ask for (default: those the resource's challenge or
+    /// metadata names).
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Allows plain `http://` beyond loopback (metadata, servers, endpoints).
+    pub fn allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// Keeps the client registration in `shared` (sealed with its key), so
+    /// that a fleet registers once.
+    #[cfg(feature = "store")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "store")))]
+    pub fn shared_store(mut self, shared: crate::store::SharedStore) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Builds it, sending through `http` (a client that does not follow
+    /// redirects, as hyper-util's).
+    pub fn build<H, M>(self, http: H) -> Result<ProtectedResource, Error>
+    where
+        H: IntoHttpService<M>,
+    {
+        crate::wire::origin::parse_url(&self.url, self.allow_http, "resource URL")?;
+        let http = http.into_http_service();
+        let mut resources = ResourceDiscovery::new(http.clone());
+        let mut discovery = Discovery::new(http.clone());
+        if self.allow_http {
+            resources = resources.allow_http();
+            discovery = discovery.allow_http();
+        }
+        Ok(ProtectedResource {
+            inner: Arc::new(Inner {
+                url: self.url,
+                client_name: self.client_name,
+                client: self.client,
+                authorization_server: self.authorization_server,
+                allow_http: self.allow_http,
+                http,
+                resources,
+                discovery,
+                #[cfg(feature = "store")]
+                shared: self.shared,
+                state: Mutex::new(State {
+                    scopes: self.scopes,
+                    asked: None,
+                    widened_from: None,
+                    refused: Vec::new(),
+                    metadata_url: None,
+                    registrations: HashMap::new(),
+                }),
+            }),
+        })
+    }
+}
+
+/// An API that configures its client from its URL alone.
+///
+/// It reads the resource's metadata (RFC 9728), the metadata of an
+/// authorization server the resource lists (the issuer matched exactly),
+/// registers there when it has no client id (RFC 7591; once per fleet with a
+/// [`SharedStore`](crate::store::SharedStore)), and asks for tokens bound to
+/// the resource (RFC 8707 `resource`) with the scopes the resource names.
+/// Nothing is sent to a server the resource's metadata did not list. For a
+/// service it is a [`TokenSource`] (client credentials); for a user it makes
+/// the authorization URL ([`authorization_url`](Self::authorization_url)) and
+/// exchanges the code ([`exchange_code`](Self::exchange_code)).
+///
+/// ```no_run
+/// use tower_client_auth::oauth2::{HttpService, ProtectedResource};
+/// use tower_client_auth::Credential;
+///
+/// # fn f(http: HttpService) -> Result<(), tower_client_auth::Error> {
+/// let api = ProtectedResource::builder("https://api.example.com/mcp").build(http)?;
+/// let credential = Credential::builder()
+///     .origin("https://api.example.com")
+///     .token_source(api)
+///     .build()?;
+/// # let _ = credential; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ProtectedResource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    client_name: String,
+    client: Option<(String, Option<SecretString>)>,
+    authorization_server: Option<String>,
+    allow_http: bool,
+    http: HttpService,
+    resources: ResourceDiscovery,
+    discovery: Discovery,
+    #[cfg(feature = "store")]
+    shared: Option<crate::store::SharedStore>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The scopes asked for: configured, learned from a challenge or widened
+    /// by a step-up; `None`: the metadata's.
+    scopes: Option<Vec<String>>,
+    /// The scopes the last service token was asked with.
+    asked: Option<Vec<String>>,
+    /// What the scopes were before a step-up widened them, until a token
+    /// with the wider ones comes.
+    widened_from: Option<Vec<String>>,
+    /// Scope sets the authorization server refused (`invalid_scope`) after
+    /// a step-up: never asked for again.
+    refused: Vec<Vec<String>>,
+    /// Where a 401 said the metadata is.
+    metadata_url: Option<String>,
+    /// Registrations made or read, by what was registered.
+    registrations: HashMap<String, ClientRegistration>,
+}
+
+impl ProtectedResource {
+    /// For the API at `url` (its resource identifier or a URL under it).
+    pub fn builder(url: impl Into<String>) -> ProtectedResourceBuilder {
+        ProtectedResourceBuilder {
+            url: url.into(),
+            client_name: "tower-client-auth".to_owned(),
+            client: None,
+            authorization_server: None,
+            scopes: None,
+            allow_http: false,
+            #[cfg(feature = "store")]
+            shared: None,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The API URL it was configured with.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// Learns from a refusal of the API: the metadata URL of a `401`'s
+    /// challenge (`resource_metadata`) and the scopes it names (unless
+    /// scopes were configured).
+    pub fn learn(&self, headers: &HeaderMap) {
+        if let Some(challenge) = ResourceChallenge::from_headers(headers) {
+            self.learn_challenge(&challenge);
+        }
+    }
+
+    fn learn_challenge(&self, challenge: &ResourceChallenge) {
+        let mut state = self.state();
+        if let Some(at) = challenge.resource_metadata() {
+            state.metadata_url = Some(at.to_owned());
+        }
+        if state.scopes.is_none() && !challenge.scopes().is_empty() {
+            state.scopes = Some(challenge.scopes().to_vec());
+        }
+    }
+
+    /// The resource's metadata and its authorization server's (cached).
+    pub async fn discover(&self) -> Result<Discovered, Error> {
+        let url = &self.inner.url;
+        let metadata_url = self.state().metadata_url.clone();
+        let resources = &self.inner.resources;
+        let resource = match metadata_url {
+            Some(at) => resources.metadata_at(url, &at).await?,
+            None => match resources.metadata(url).await {
+                Ok(found) => found,
+                // Not at the well-known location: the API's own 401 says
+                // where (RFC 9728 §5), asked without credentials.
+                Err(e) if e.is_metadata_unavailable() => {
+                    let Some(challenge) = resources.probe(url).await? else {
+                        return Err(e);
+                    };
+                    let Some(at) = challenge.resource_metadata() else {
+                        return Err(e);
+                    };
+                    self.learn_challenge(&challenge);
+                    resources.metadata_at(url, at).await?
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let listed = resource.authorization_servers();
+        let issuer = match &self.inner.authorization_server {
+            Some(wanted) if listed.iter().any(|s| s == wanted) => wanted.clone(),
+            Some(_) => {
+                return Err(Error::resource(ResourceError::Metadata(
+                    "the resource does not list the configured authorization server".to_owned(),
+                )))
+            }
+            None => listed[0].clone(),
+        };
+        crate::wire::origin::parse_url(&issuer, self.inner.allow_http, "authorization server")?;
+        let server = self.inner.discovery.metadata(&issuer).await?;
+        Ok(Discovered { resource, server })
+    }
+
+    /// The scopes a token is asked with now.
+    pub fn scopes(&self, resource: &ResourceMetadata) -> Vec<String> {
+        self.state()
+            .scopes
+            .clone()
+            .unwrap_or_else(|| resource.scopes_supported().to_vec())
+    }
+
+    /// A client id for `request` at `server`: the one configured, one
+    /// registered before, or a new registration (through the shared store
+    /// when there is one).
+    async fn registration(
+        &self,
+        server: Arc<ProviderMetadata>,
+        request: RegistrationRequest,
+    ) -> Result<ClientRegistration, Error> {
+        if let Some((id, secret)) = &self.inner.client {
+            let mut json = serde_json::json!({ "client_id": id });
+            if let Some(secret) = secret {
+                json["client_secret"] = secrecy::ExposeSecret::expose_secret(secret).into();
+            }
+            return ClientRegistration::from_json(json.to_string().as_bytes());
+        }
+        let key = format!("{}|{}", server.issuer(), request.fingerprint());
+        if let Some(found) = self.state().registrations.get(&key) {
+            return Ok(found.clone());
+        }
+        let endpoint = server
+            .endpoint("registration_endpoint")
+            .ok_or_else(|| {
+                Error::resource(ResourceError::Registration(
+                    "the authorization server has no registration_endpoint and no client id is configured"
+                        .to_owned(),
+                ))
+            })?
+            .to_owned();
+        let http = self.inner.http.clone();
+        let allow_http = self.inner.allow_http;
+        let run: BoxFuture<'static, Result<ClientRegistration, Error>> =
+            Box::pin(async move { register(http, &endpoint, &request, allow_http).await });
+        #[cfg(feature = "store")]
+        let registered = match self.inner.shared.clone() {
+            Some(shared) => super::registration::register_once(shared, key.clone(), run).await?,
+            None => run.await?,
+        };
+        #[cfg(not(feature = "store"))]
+        let registered = run.await?;
+        self.state().registrations.insert(key, registered.clone());
+        Ok(registered)
+    }
+
+    /// The token client of a service (client credentials), bound to the
+    /// resource, and the scopes to ask with.
+    pub async fn service_client(&self) -> Result<(TokenClient, Vec<String>), Error> {
+        let found = self.discover().await?;
+        let registered = self
+            .registration(
+                found.server.clone(),
+                RegistrationRequest::service(self.inner.client_name.clone()),
+            )
+            .await?;
+        let client = registered
+            .token_client(&found.server)
+            .param("resource", found.resource.resource())
+            .build(self.inner.http.clone())?;
+        let scopes = self.scopes(&found.resource);
+        self.state().asked = Some(scopes.clone());
+        Ok((client, scopes))
+    }
+
+    /// A client credentials token for the resource. When the authorization
+    /// server refuses scopes a step-up added (`invalid_scope`), the scopes
+    /// go back to what they were and that set is never asked for again.
+    pub async fn client_credentials(&self) -> Result<Token, Error> {
+        let (client, scopes) = self.service_client().await?;
+        let result = client.client_credentials(&scopes).await;
+        let mut state = self.state();
+        match &result {
+            Ok(_) => state.widened_from = None,
+            Err(e) if e.is_invalid_scope() => {
+                if let Some(previous) = state.widened_from.take() {
+                    state.refused.push(scopes);
+                    state.asked = Some(previous.clone());
+                    state.scopes = Some(previous);
+                }
+            }
+            Err(_) => {}
+        }
+        drop(state);
+        result
+    }
+
+    /// Reads a refusal of the API. `403 insufficient_scope` naming scopes the
+    /// last token was not asked with: they are added (the next token asks
+    /// for the union) and `Ok(true)` says to get a new token
+    /// ([`Credential::invalidate`](crate::Credential::invalidate)) and send
+    /// the request once more; the layer does this by itself for a service
+    /// (see [`TokenSource::step_up`]). A step-up that adds nothing (which
+    /// would loop) or `401 insufficient_user_authentication` is the typed
+    /// error to hand to the user's login
+    /// ([`authorization_url`](Self::authorization_url)). Any other refusal:
+    /// its challenge is learned ([`learn`](Self::learn)), and `Ok(false)`.
+    ///
+    /// ```
+    /// use http::{HeaderMap, StatusCode};
+    /// use tower_client_auth::oauth2::{HttpService, ProtectedResource};
+    ///
+    /// # fn f(http: HttpService) -> Result<(), tower_client_auth::Error> {
+    /// let api = ProtectedResource::builder("https://api.example.com/mcp")
+    ///     .scopes(["mcp:read"])
+    ///     .build(http)?;
+    /// let mut refusal = HeaderMap::new();
+    /// refusal.insert(
+    ///     "www-authenticate",
+    ///     r#"Bearer error="insufficient_scope", scope="mcp:admin""#.parse().unwrap(),
+    /// );
+    /// // New scopes: widened, get a new token and retry once.
+    /// assert!(api.step_up(StatusCode::FORBIDDEN, &refusal)?);
+    /// // The same refusal again: a typed error, never a loop.
+    /// let e = api.step_up(StatusCode::FORBIDDEN, &refusal).unwrap_err();
+    /// assert_eq!(e.step_up_scopes().unwrap(), ["mcp:read", "mcp:admin"]);
+    /// # Ok(()) }
+    /// # let client = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
+    /// # });
+    /// # use tower_client_auth::oauth2::IntoHttpService;
+    /// # f(client.into_http_service()).unwrap();
+    /// ```
+    pub fn step_up(&self, status: StatusCode, headers: &HeaderMap) -> Result<bool, Error> {
+        let held = {
+            let state = self.state();
+            state
+                .asked
+                .clone()
+                .or_else(|| state.scopes.clone())
+                .unwrap_or_default()
+        };
+        let Some(error) = step_up(status, headers, &held) else {
+            self.learn(headers);
+            return Ok(false);
+        };
+        if let Some(wanted) = error.step_up_scopes() {
+            let mut state = self.state();
+            if wanted.len() > held.len() && !state.refused.iter().any(|r| r == wanted) {
+                state.widened_from = Some(held.clone());
+                state.scopes = Some(wanted.to_vec());
+                state.asked = Some(wanted.to_vec());
+                return Ok(true);
+            }
+        }
+        Err(error)
+    }
+
+    /// The token client of a user's login (a public client, PKCE), bound to
+    /// the resource, registered for `redirect_uri` if need be.
+    pub async fn user_client(
+        &self,
+        redirect_uri: &str,
+    ) -> Result<(TokenClient, Discovered), Error> {
+        let found = self.discover().await?;
+        let registered = self
+            .registration(
+                found.server.clone(),
+                RegistrationRequest::user(self.inner.client_name.clone(), redirect_uri),
+            )
+            .await?;
+        let client = registered
+            .token_client(&found.server)
+            .param("resource", found.resource.resource())
+            .build(self.inner.http.clone())?;
+        Ok((client, found))
+    }
+
+    /// The authorization URL of a user's login (PKCE S256, `resource`, the
+    /// scopes), asking also for what `step_up` (an error of
+    /// [`step_up`](Self::step_up)) needs: its scopes, or its `acr_values`
+    /// and `max_age`. Keep the request until the callback
+    /// ([`exchange_code`](Self::exchange_code)).
+    pub async fn authorization_url(
+        &self,
+        redirect_uri: &str,
+        step_up: Option<&Error>,
+    ) -> Result<AuthorizationRequest, Error> {
+        let (client, found) = self.user_client(redirect_uri).await?;
+        let endpoint = found
+            .server
+            .endpoint("authorization_endpoint")
+            .ok_or_else(|| Error::invalid_response("metadata has no authorization_endpoint"))?;
+        crate::wire::origin::parse_url(endpoint, true, "authorization endpoint")?;
+        let mut scopes = self.scopes(&found.resource);
+        if let Some(more) = step_up.and_then(Error::step_up_scopes) {
+            for s in more {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+        }
+        let mut url = AuthorizationUrl::new(
+            endpoint,
+            client.client_id().unwrap_or_default(),
+            redirect_uri,
+        )
+        .param("resource", found.resource.resource());
+        if !scopes.is_empty() {
+            url = url.scope(scopes.join(" "));
+        }
+        if let Some(acr) = step_up.and_then(Error::acr_values) {
+            if !acr.is_empty() {
+                url = url.param("acr_values", acr.join(" "));
+            }
+        }
+        if let Some(age) = step_up.and_then(Error::max_age) {
+            url = url.param("max_age", age.to_string());
+        }
+        url.build()
+    }
+
+    /// Exchanges the callback of `request` (its query string) for the user's
+    /// token, bound to the resource.
+    pub async fn exchange_code(
+        &self,
+        request: &AuthorizationRequest,
+        callback_query: &str,
+    ) -> Result<Token, Error> {
+        let code = request.verify_callback(callback_query)?;
+        let (client, _) = self.user_client(request.redirect_uri()).await?;
+        client
+            .exchange_code(code.code, Some(request.redirect_uri()), request.verifier())
+            .await
+    }
+
+    /// A token source for the user whose `token` came from
+    /// [`exchange_code`](Self::exchange_code): refreshed through the same
+    /// client, bound to the resource.
+    pub async fn user_source(
+        &self,
+        redirect_uri: &str,
+        token: Token,
+    ) -> Result<OAuth2Source, Error> {
+        let (client, _) = self.user_client(redirect_uri).await?;
+        Ok(OAuth2Source::from_token(client, token))
+    }
+}
+
+impl TokenSource for ProtectedResource {
+    fn identity(&self) -> Option<String> {
+        let field = |s: &str| crate::token::identity_field(s, &['|']).into_owned();
+        let client = self.inner.client.as_ref().map_or("", |(id, _)| id.as_str());
+        Some(format!(
+            "protected-resource|{}|{}|{}",
+            field(&self.inner.url),
+            field(client),
+            field(&self.inner.client_name)
+        ))
+    }
+
+    /// A `403 insufficient_scope` naming new scopes: asks for the union.
+    fn step_up(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        matches!(ProtectedResource::step_up(self, status, headers), Ok(true))
+    }
+
+    fn fetch(&self, _previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+        let this = self.clone();
+        Box::pin(async move { this.client_credentials().await })
+    }
+}
+
+impl fmt::Debug for ProtectedResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtectedResource")
+            .field("url", &self.inner.url)
+            .field("client_name", &self.inner.client_name)
+            .field("client_id", &self.inner.client.as_ref().map(|(id, _)| id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ProtectedResourceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtectedResourceBuilder")
+            .field("url", &self.url)
+            .field("client_name", &self.client_name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,408 @@
+//! Hostile protected resource metadata (RFC 9728), from loopback servers
+//! that log what reaches them: a `resource` that is not the API's, an
+//! authorization server other than the one configured, an oversized
+//! document, a redirect, an authorization server whose metadata names
+//! another issuer. Each is a typed error, and nothing (no registration, no
+//! token request, no credential) reaches a server the metadata should not
+//! have sent the client to.
+
+use crate::common;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use tower_client_auth::oauth2::{IntoHttpService, ProtectedResource, MAX_RESOURCE_METADATA};
+use tower_client_auth::{BoxError, Credential};
+
+use common::{json, logging_server, Log};
+
+/// An authorization server that would take anything: every request it gets
+/// is logged, so a test can say none came.
+async fn attacker() -> (String, Log) {
+    logging_server(|req, _| {
+        let issuer = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        json(
+            200,
+            &serde_json::json!({
+                "issuer": issuer,
+                "token_endpoint": format!("{issuer}/token"),
+                "registration_endpoint": format!("{issuer}/reg"),
+                "client_id": "evil",
+                "client_secret": "evil",
+                "access_token": "evil",
+                "token_type": "Bearer",
+            })
+            .to_string(),
+        )
+    })
+    .await
+}
+
+/// A resource whose metadata at the well-known URL is `metadata(its own
+/// origin)`; other paths answer 401 with a challenge pointing there.
+async fn resource(
+    metadata: impl Fn(&str) -> Response<Full<Bytes>> + Send + Sync + 'static,
+) -> (String, Log) {
+    logging_server(move |req, _| {
+        let origin = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        if req.uri().path().starts_with("/.well-known/oauth-protected-resource") {
+            metadata(&origin)
+        } else {
+            let mut res = json(401, r#"{"error":"invalid_token"}"#);
+            res.headers_mut().insert(
+                "www-authenticate",
+                format!(
+                    r#"Bearer resource_metadata="{origin}/.well-known/oauth-protected-resource/mcp""#
+                )
+                .parse()
+                .unwrap(),
+            );
+            res
+        }
+    })
+    .await
+}
+
+fn document(resource: &str, servers: &[&str]) -> Response<Full<Bytes>> {
+    json(
+        200,
+        &serde_json::json!({ "resource": resource, "authorization_servers": servers }).to_string(),
+    )
+}
+
+fn api(url: &str) -> ProtectedResource {
+    ProtectedResource::builder(url)
+        .build(common::client::<Full<Bytes>>().into_http_service())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn another_resources_metadata_is_refused() -> Result<(), BoxError> {
+    let (evil, evil_log) = attacker().await;
+    let e2 = evil.clone();
+    let (origin, _) = resource(move |_| document("http://127.0.0.1:1/mcp", &[&e2])).await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata() && !e.is_transient(), "{e}");
+    assert!(
+        e.to_string().contains("not the one it was fetched for"),
+        "{e}"
+    );
+    assert_eq!(evil_log.len(), 0, "nothing sent to {evil}");
+
+    // A longer path than the API's is another resource too.
+    let e3 = evil.clone();
+    let (origin, _) = resource(move |o| document(&format!("{o}/mcp/admin"), &[&e3])).await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    assert_eq!(evil_log.len(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_authorization_server_not_listed_gets_nothing() -> Result<(), BoxError> {
+    let (evil, evil_log) = attacker().await;
+    let (pinned, pinned_log) = attacker().await;
+    let e2 = evil.clone();
+    let (origin, _) = resource(move |o| document(&format!("{o}/mcp"), &[&e2])).await;
+    let api = ProtectedResource::builder(format!("{origin}/mcp"))
+        .authorization_server(pinned.clone())
+        .build(common::client::<Full<Bytes>>().into_http_service())?;
+    let e = api.client_credentials().await.unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    assert!(
+        e.to_string().contains("configured authorization server"),
+        "{e}"
+    );
+    assert_eq!(evil_log.len(), 0, "the listed one is not ours");
+    assert_eq!(pinned_log.len(), 0, "and ours is not listed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_oversized_document_is_refused() -> Result<(), BoxError> {
+    let (evil, evil_log) = attacker().await;
+    let e2 = evil.clone();
+    let (origin, _) = resource(move |o| {
+        let padding = "x".repeat(MAX_RESOURCE_METADATA);
+        json(
+            200,
+            &serde_json::json!({
+                "resource": format!("{o}/mcp"),
+                "authorization_servers": [e2],
+                "padding": padding,
+            })
+            .to_string(),
+        )
+    })
+    .await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    assert!(e.to_string().contains("larger than"), "{e}");
+    assert_eq!(evil_log.len(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() -> Result<(), BoxError> {
+    let (evil, evil_log) = attacker().await;
+    let target = format!("{evil}/.well-known/oauth-protected-resource/mcp");
+    let (origin, log) = resource(move |_| {
+        Response::builder()
+            .status(302)
+            .header("location", target.clone())
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    })
+    .await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata() && e.is_metadata_redirect(), "{e}");
+    assert_eq!(log.len(), 1, "one metadata request");
+    assert_eq!(evil_log.len(), 0, "the redirect was not followed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_issuer_mismatch_is_refused_before_registration() -> Result<(), BoxError> {
+    // The listed server's metadata names the attacker as issuer, with the
+    // attacker's registration and token endpoints.
+    let (evil, evil_log) = attacker().await;
+    let e2 = evil.clone();
+    let (listed, listed_log) = logging_server(move |_, _| {
+        json(
+            200,
+            &serde_json::json!({
+                "issuer": e2,
+                "token_endpoint": format!("{e2}/token"),
+                "registration_endpoint": format!("{e2}/reg"),
+            })
+            .to_string(),
+        )
+    })
+    .await;
+    let l2 = listed.clone();
+    let (origin, _) = resource(move |o| document(&format!("{o}/mcp"), &[&l2])).await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_invalid_response(), "{e}");
+    assert!(e.to_string().contains("not the one asked for"), "{e}");
+    assert_eq!(evil_log.len(), 0, "no registration, no token request");
+    assert!(
+        listed_log
+            .take()
+            .iter()
+            .all(|r| r.method() == http::Method::GET),
+        "only its metadata was read"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hostile_challenge_sends_no_credential() -> Result<(), BoxError> {
+    // The API's 401 points at metadata naming another resource: the
+    // credential's token fails with the typed error, no token is fetched.
+    let (evil, evil_log) = attacker().await;
+    let e2 = evil.clone();
+    let (origin, log) = resource(move |_| document("http://127.0.0.1:1/mcp", &[&e2])).await;
+    let url = format!("{origin}/mcp");
+    let api = api(&url);
+    let credential = Credential::builder()
+        .origin(&origin)
+        .token_source(api.clone())
+        .build()?;
+    let e = credential.token().await.unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    // Learning the challenge's metadata URL changes nothing.
+    let res = common::client::<Full<Bytes>>()
+        .request(
+            http::Request::get(&url)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await?;
+    assert_eq!(res.status(), 401);
+    api.learn(res.headers());
+    let e = api.client_credentials().await.unwrap_err();
+    assert!(e.is_resource_metadata(), "{e}");
+    assert_eq!(evil_log.len(), 0);
+    assert!(log
+        .take()
+        .iter()
+        .all(|r| r.headers().get("authorization").is_none()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_step_up_the_server_refuses_is_not_asked_for_again() -> Result<(), BoxError> {
+    // One origin as resource and authorization server; the token endpoint
+    // refuses the scope `mcp:root`.
+    let (origin, log) = logging_server(|req, _| {
+        let o = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        let body = String::from_utf8_lossy(req.body()).into_owned();
+        match req.uri().path() {
+            "/.well-known/oauth-protected-resource/mcp" => json(
+                200,
+                &serde_json::json!({
+                    "resource": format!("{o}/mcp"),
+                    "authorization_servers": [o],
+                    "scopes_supported": ["mcp:read"],
+                })
+                .to_string(),
+            ),
+            "/.well-known/openid-configuration" => json(
+                200,
+                &serde_json::json!({
+                    "issuer": o,
+                    "token_endpoint": format!("{o}/token"),
+                    "registration_endpoint": format!("{o}/reg"),
+                })
+                .to_string(),
+            ),
+            "/reg" => json(201, r#"{"client_id":"c-1","client_secret":"s-1"}"#),
+            "/token" if body.contains("mcp%3Aroot") => json(400, r#"{"error":"invalid_scope"}"#),
+            "/token" => json(
+                200,
+                r#"{"access_token":"t","token_type":"Bearer","expires_in":600}"#,
+            ),
+            _ => json(404, "{}"),
+        }
+    })
+    .await;
+    let api = api(&format!("{origin}/mcp"));
+    api.client_credentials().await?;
+    let mut refusal = http::HeaderMap::new();
+    refusal.insert(
+        "www-authenticate",
+        r#"Bearer error="insufficient_scope", scope="mcp:root""#.parse()?,
+    );
+    assert!(api.step_up(http::StatusCode::FORBIDDEN, &refusal)?);
+    let e = api.client_credentials().await.unwrap_err();
+    assert!(e.is_invalid_scope(), "{e}");
+    // Refused once: the same step-up is now the caller's typed error.
+    let e = api
+        .step_up(http::StatusCode::FORBIDDEN, &refusal)
+        .unwrap_err();
+    assert!(e.is_insufficient_scope(), "{e}");
+    api.client_credentials().await?;
+    let tokens: Vec<String> = log
+        .take()
+        .iter()
+        .filter(|r| r.uri().path() == "/token")
+        .map(|r| String::from_utf8_lossy(r.body()).into_owned())
+        .collect();
+    assert_eq!(tokens.len(), 3);
+    assert!(tokens[0].contains("scope=mcp%3Aread&") || tokens[0].ends_with("scope=mcp%3Aread"));
+    assert!(tokens[1].contains("mcp%3Aread+mcp%3Aroot"), "{}", tokens[1]);
+    assert!(
+        !tokens[2].contains("mcp%3Aroot"),
+        "back to what was granted: {}",
+        tokens[2]
+    );
+    assert!(tokens.iter().all(|t| t.contains("resource=http")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_metadata_says_where_it_looked() -> Result<(), BoxError> {
+    let (origin, _) = resource(|_| json(404, "{}")).await;
+    let e = api(&format!("{origin}/mcp"))
+        .client_credentials()
+        .await
+        .unwrap_err();
+    assert!(e.is_resource_metadata() && !e.is_transient(), "{e}");
+    assert!(
+        e.to_string()
+            .contains("/.well-known/oauth-protected-resource/mcp answered HTTP 404"),
+        "{e}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn metadata_elsewhere_is_found_through_the_apis_401() -> Result<(), BoxError> {
+    // Nothing at the well-known location: the API's 401 names the metadata
+    // URL, which is read, checked and followed to the authorization server.
+    let (origin, log) = logging_server(|req, _| {
+        let o = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        match req.uri().path() {
+            "/mcp" => {
+                let mut res = json(401, "{}");
+                res.headers_mut().insert(
+                    "www-authenticate",
+                    format!(r#"Bearer resource_metadata="{o}/meta/prm", scope="files:read""#)
+                        .parse()
+                        .unwrap(),
+                );
+                res
+            }
+            "/meta/prm" => json(
+                200,
+                &serde_json::json!({
+                    "resource": format!("{o}/mcp"),
+                    "authorization_servers": [o],
+                })
+                .to_string(),
+            ),
+            "/.well-known/openid-configuration" => json(
+                200,
+                &serde_json::json!({
+                    "issuer": o,
+                    "token_endpoint": format!("{o}/token"),
+                    "registration_endpoint": format!("{o}/reg"),
+                })
+                .to_string(),
+            ),
+            "/reg" => json(201, r#"{"client_id":"c-1","client_secret":"s-1"}"#),
+            "/token" => json(
+                200,
+                r#"{"access_token":"t","token_type":"Bearer","expires_in":600}"#,
+            ),
+            _ => json(404, "{}"),
+        }
+    })
+    .await;
+    api(&format!("{origin}/mcp")).client_credentials().await?;
+    let requests = log.take();
+    let seen: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r.uri().path().to_owned(),
+                common::header(r, "authorization").unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/.well-known/oauth-protected-resource/mcp",
+            "/mcp",
+            "/meta/prm",
+            "/.well-known/openid-configuration",
+            "/reg",
+            "/token"
+        ]
+    );
+    assert_eq!(seen[1].1, "", "the API was asked without credentials");
+    // The scope the 401 named is what the token is asked for.
+    let token_request = String::from_utf8_lossy(requests[5].body()).into_owned();
+    assert!(
+        token_request.contains("scope=files%3Aread"),
+        "{token_request}"
+    );
+    Ok(())
+}
