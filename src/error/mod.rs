@@ -226,6 +226,7 @@ impl Error {
     /// Names the endpoint the failed request went to (see
     /// [`describe_url`](crate::wire::origin::describe_url): no query, no user
     /// information), unless a deeper level named one already.
+    #[cfg(feature = "oauth2")]
     pub(crate) fn at_endpoint(mut self, url: &http::Uri) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             if inner.endpoint.is_none() {
@@ -237,6 +238,7 @@ impl Error {
     }
 
     /// Describes an unusable answer: its status, content type and first bytes.
+    #[cfg(feature = "oauth2")]
     pub(crate) fn with_answer(
         mut self,
         status: StatusCode,
