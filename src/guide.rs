@@ -12,6 +12,9 @@
 //! * [`many_users`]: a token per user, durable on PostgreSQL;
 //! * [`modern_oauth2`]: DPoP, `private_key_jwt`, mutual TLS, the device
 //!   flow, token exchange and discovery;
+//! * [`self_configuring`]: a client configured from nothing but the API's
+//!   URL (protected resource metadata, dynamic registration, resource
+//!   indicators, step-up);
 //! * [`cli`]: checking a credential from the terminal.
 
 #[doc = include_str!("../docs/guide/your-own-client.md")]
@@ -28,6 +31,9 @@ pub mod many_users {}
 
 #[doc = include_str!("../docs/guide/modern-oauth2.md")]
 pub mod modern_oauth2 {}
+
+#[doc = include_str!("../docs/guide/self-configuring.md")]
+pub mod self_configuring {}
 
 #[doc = include_str!("../docs/guide/cli.md")]
 pub mod cli {}

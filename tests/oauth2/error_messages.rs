@@ -81,7 +81,10 @@ async fn an_html_page_with_200_says_status_type_and_first_bytes() {
     let message = err.to_string();
     println!("{message}");
     assert!(err.is_invalid_response());
-    assert!(err.is_wrong_endpoint(), "a web page where a token response belongs");
+    assert!(
+        err.is_wrong_endpoint(),
+        "a web page where a token response belongs"
+    );
     assert_eq!(
         message,
         format!(
