@@ -6,6 +6,34 @@
 //! token, API keys, or an OAuth2 access token that is fetched, cached, refreshed
 //! ahead of expiry with one request at a time, and renewed once on a 401.
 //!
+//! The common case, a backend calling an API with OAuth2 client credentials,
+//! is one expression (features `providers` and `https`, on by default):
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::Request;
+//! use http_body_util::Full;
+//! use tower::ServiceExt;
+//! use tower_client_auth::providers::generic;
+//! # use tower_client_auth::testing::token_server::TokenServer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_client_auth::BoxError> {
+//! # let server = TokenServer::builder().client("my-client-id", "my-secret").start().await;
+//! # let (token_url, api_origin, me) = (server.token_url(), server.base_url(), server.api_url("me"));
+//! // token_url: "https://auth.example.com/oauth2/token", api_origin: "https://api.example.com"
+//! let api = generic::client_credentials(token_url, "my-client-id", "my-secret")
+//!     .api_origin(&api_origin)
+//!     .scopes(["read"])
+//!     .https()?;
+//! let request = Request::get(me).body(Full::new(Bytes::new()))?; // an API URL
+//! assert_eq!(api.oneshot(request).await?.status(), 200);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Any other credential goes on any client the same way:
+//!
 //! ```
 //! use tower::ServiceBuilder;
 //! use tower_client_auth::{AuthLayer, Credential};
@@ -16,12 +44,18 @@
 //!     .api_key("x-api-key", "my-key")
 //!     .bearer("my-personal-access-token")
 //!     .build()?;
+//! let auth = AuthLayer::new(credential);
 //! let client = ServiceBuilder::new()
-//!     .layer(AuthLayer::new(credential))
+//!     .layer(auth.clone())
+//!     .layer(auth.guard()) // no stamped header leaves its origin, redirects included
 //!     .service(http_client);
 //! # let _ = client; Ok(())
 //! # }
 //! ```
+//!
+//! The [`guide`] has the longer walks: your own client and the rest of the
+//! stack, providers, fleets, many users, modern OAuth2, a client configured
+//! from an API's URL, the CLI.
 //!
 //! Modules, by concern, from the ground up (each builds only on those above it
 //! in this list):
@@ -45,8 +79,10 @@
 //!   discovery (and, feature `jose`, DPoP and `private_key_jwt` keys);
 //! * `users` (feature `users`): many users' tokens behind one layer
 //!   (`UsersLayer` is `AuthLayer` with `Users` as its selector);
+//! * [`retry_policy`]: a ready `tower::retry` policy for transient failures;
 //! * `providers`, `https`, `reqwest`, `testing`: presets, ready clients and
-//!   emulators, built on the public API.
+//!   emulators, built on the public API;
+//! * [`guide`]: documentation only, the longer walks.
 //!
 //! Nothing secret is ever printed: every public type's `Debug` is redacted, stamped
 //! header values are marked sensitive, errors carry no credential, and tracing
@@ -232,6 +268,7 @@ pub mod providers;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 pub mod retry_policy;
+mod rng;
 #[cfg(feature = "store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "store")))]
 pub mod store;

@@ -53,8 +53,8 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Empty, Full};
 
-use crate::cache::{Jitter, SplitMix};
 use crate::error::Error;
+use crate::rng::{Jitter, SplitMix};
 use crate::wire::replay::ReplayBody;
 use crate::wire::retry_after::retry_after;
 

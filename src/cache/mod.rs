@@ -30,8 +30,6 @@ mod telemetry;
 
 #[cfg(feature = "store")]
 pub(crate) use crate::store::Shared;
-/// The jitter source, shared with the retry policy.
-pub(crate) use flight::{Jitter, SplitMix};
 #[cfg(not(feature = "store"))]
 pub(crate) use no_store::Shared;
 

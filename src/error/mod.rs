@@ -223,14 +223,13 @@ impl Error {
         }
     }
 
-    /// Names the endpoint the failed request went to (see
-    /// [`describe_url`](crate::wire::origin::describe_url): no query, no user
+    /// Names the endpoint the failed request went to, as
+    /// `crate::wire::origin::describe_url` writes it (no query, no user
     /// information), unless a deeper level named one already.
     #[cfg(feature = "oauth2")]
-    pub(crate) fn at_endpoint(mut self, url: &http::Uri) -> Self {
+    pub(crate) fn at_endpoint(mut self, described: String) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             if inner.endpoint.is_none() {
-                let described = crate::wire::origin::describe_url(url);
                 inner.endpoint = Some(escape(&described, 160).into_boxed_str());
             }
         }

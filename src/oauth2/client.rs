@@ -16,6 +16,7 @@ use tower::ServiceExt;
 use super::grant::Grant;
 use crate::error::{Error, Kind};
 use crate::token::Token;
+use crate::wire::origin::describe_url;
 
 use super::endpoint::{ClientAuth, Endpoint, ParamStyle};
 use super::exchange::{exchange, read_body};
@@ -123,7 +124,7 @@ impl TokenClient {
                     Err(_) => Err(Error::new(Kind::Timeout)),
                 };
             // Every failure names where it went, as a reqwest error names its URL.
-            result.map_err(|e| e.at_endpoint(&url))
+            result.map_err(|e| e.at_endpoint(describe_url(&url)))
         }
     }
 
@@ -429,7 +430,7 @@ impl TokenClient {
             Ok(result) => result,
             Err(_) => Err(Error::new(Kind::Timeout)),
         }
-        .map_err(|e| e.at_endpoint(&url))
+        .map_err(|e| e.at_endpoint(describe_url(&url)))
     }
 }
 

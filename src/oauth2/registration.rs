@@ -34,6 +34,7 @@ use super::discovery::ProviderMetadata;
 use super::transport::HttpService;
 use super::{ClientAuth, TokenClientBuilder};
 use crate::error::{escape, Error, Kind, ResourceError};
+use crate::wire::origin::describe_url;
 
 /// The largest registration response read.
 const MAX_REGISTRATION: usize = 64 * 1024;
@@ -224,12 +225,12 @@ pub async fn register(
     );
     let res = tokio::time::timeout(super::DEFAULT_TIMEOUT, http.oneshot(req))
         .await
-        .map_err(|_| Error::new(Kind::Timeout).at_endpoint(&uri))?
-        .map_err(|e| Error::with_source(Kind::Transport, e).at_endpoint(&uri))?;
+        .map_err(|_| Error::new(Kind::Timeout).at_endpoint(describe_url(&uri)))?
+        .map_err(|e| Error::with_source(Kind::Transport, e).at_endpoint(describe_url(&uri)))?;
     let status = res.status();
     let body = super::transport::read_capped(res.into_body(), MAX_REGISTRATION)
         .await
-        .map_err(|e| e.at_endpoint(&uri))?
+        .map_err(|e| e.at_endpoint(describe_url(&uri)))?
         .ok_or_else(|| {
             registration_error(format!(
                 "the response is larger than {MAX_REGISTRATION} bytes"

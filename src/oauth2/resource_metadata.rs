@@ -48,6 +48,7 @@ use tower::ServiceExt;
 use super::transport::{HttpService, IntoHttpService};
 use crate::error::{escape, Error, Kind, ResourceError};
 use crate::wire::challenge::parse_challenges;
+use crate::wire::origin::describe_url;
 
 /// The largest protected resource metadata document read.
 pub const MAX_RESOURCE_METADATA: usize = 64 * 1024;
@@ -421,8 +422,8 @@ impl ResourceDiscovery {
         *req.uri_mut() = uri.clone();
         let res = tokio::time::timeout(super::DEFAULT_TIMEOUT, self.http.clone().oneshot(req))
             .await
-            .map_err(|_| Error::new(Kind::Timeout).at_endpoint(&uri))?
-            .map_err(|e| Error::with_source(Kind::Transport, e).at_endpoint(&uri))?;
+            .map_err(|_| Error::new(Kind::Timeout).at_endpoint(describe_url(&uri)))?
+            .map_err(|e| Error::with_source(Kind::Transport, e).at_endpoint(describe_url(&uri)))?;
         if res.status() != StatusCode::UNAUTHORIZED {
             return Ok(None);
         }
@@ -440,8 +441,8 @@ impl ResourceDiscovery {
         );
         let res = tokio::time::timeout(super::DEFAULT_TIMEOUT, self.http.clone().oneshot(req))
             .await
-            .map_err(|_| Error::new(Kind::Timeout).at_endpoint(&uri))?
-            .map_err(|e| Error::with_source(Kind::Transport, e).at_endpoint(&uri))?;
+            .map_err(|_| Error::new(Kind::Timeout).at_endpoint(describe_url(&uri)))?
+            .map_err(|e| Error::with_source(Kind::Transport, e).at_endpoint(describe_url(&uri)))?;
         let status = res.status();
         if status.is_redirection() {
             return Err(Error::resource(ResourceError::Redirect(status.as_u16())));
@@ -467,7 +468,7 @@ impl ResourceDiscovery {
         }
         super::transport::read_capped(res.into_body(), MAX_RESOURCE_METADATA)
             .await
-            .map_err(|e| e.at_endpoint(&uri))?
+            .map_err(|e| e.at_endpoint(describe_url(&uri)))?
             .ok_or_else(too_large)
     }
 }
