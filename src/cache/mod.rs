@@ -518,6 +518,9 @@ impl TokenManager {
         if token.expires_in.is_some_and(|d| d.is_zero()) {
             token.expires_in = None;
         }
+        if token.expires_in.is_none() && self.options.jwt_expiry {
+            token.expires_in = self.jwt_lifetime(&token)?;
+        }
         if token.expires_in.is_none() {
             token.expires_in = self.options.default_lifetime;
         }
@@ -555,6 +558,23 @@ impl TokenManager {
             refresh_at,
             stale_at,
         })
+    }
+
+    /// The lifetime an access token that is a JWT gives itself, capped by
+    /// the default lifetime (see [`ManagedOptions::jwt_expiry`]).
+    fn jwt_lifetime(&self, token: &Token) -> Result<Option<std::time::Duration>, Error> {
+        use crate::token::jwt::{lifetime, JwtLifetime};
+        let secret = token.access_token.expose_secret();
+        match lifetime(secret, std::time::SystemTime::now()) {
+            JwtLifetime::Unknown => Ok(None),
+            JwtLifetime::Expired => Err(Error::invalid_response(
+                "the access token's `exp` has already passed",
+            )),
+            JwtLifetime::Left(left) => Ok(Some(match self.options.default_lifetime {
+                Some(cap) => left.min(cap),
+                None => left,
+            })),
+        }
     }
 
     fn has_dpop(&self) -> bool {

@@ -34,6 +34,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+pub(crate) mod jwt;
 mod options;
 
 use std::fmt;
