@@ -58,6 +58,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+pub(crate) mod lifecycle;
+
 /// Boxed error, as used by tower.
 ///
 /// A request through the layer fails with a `BoxError`: this crate's [`Error`]
@@ -179,6 +181,8 @@ pub(crate) enum Kind {
     /// in again. Holds the user key as the application gave it (not a secret);
     /// `Display` escapes it.
     LoginRequired(String),
+    /// Assertions from a source, revocation, pushed authorization requests.
+    Lifecycle(lifecycle::Lifecycle),
 }
 
 #[derive(Debug, Clone)]
@@ -583,6 +587,7 @@ impl Error {
             Kind::LoginRequired(_) => true,
             // A key mismatch will not fix itself: cool down, say why.
             Kind::StoreData(_) => false,
+            Kind::Lifecycle(l) => l.is_transient(self.crate_source()),
         }
     }
 
@@ -730,6 +735,7 @@ impl fmt::Display for Error {
             Kind::LoginRequired(user) => {
                 write!(f, "user `{}` must log in again", escape(user, 128))?
             }
+            Kind::Lifecycle(l) => fmt::Display::fmt(l, f)?,
         }
         if let Some(answer) = &self.inner.answer {
             write!(f, " ({answer}): is the token URL right?")?;

@@ -36,6 +36,7 @@ impl TokenClient {
             timeout: DEFAULT_TIMEOUT,
             max_response: DEFAULT_MAX_RESPONSE,
             allow_http: false,
+            assertion: None,
             #[cfg(feature = "jose")]
             jose: Jose::default(),
             error: None,
@@ -89,6 +90,7 @@ pub struct TokenClientBuilder {
     pub(super) timeout: Duration,
     pub(super) max_response: usize,
     pub(super) allow_http: bool,
+    pub(super) assertion: Option<super::AssertionSource>,
     #[cfg(feature = "jose")]
     pub(super) jose: Jose,
     pub(super) error: Option<Error>,
@@ -192,6 +194,30 @@ impl TokenClientBuilder {
         self
     }
 
+    /// Authenticates the client with an assertion from `source` (RFC 7523
+    /// §2.2): a token another party issued and rotates, such as a Kubernetes
+    /// projected service account token or a SPIFFE JWT-SVID, for workload
+    /// identity federation. The current assertion is read before each token
+    /// request; one whose own `exp` has passed is not sent.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{AssertionSource, TokenClient};
+    /// # fn client<S>(http: S) -> Result<TokenClient, tower_client_auth::Error>
+    /// # where S: tower::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Response = http::Response<http_body_util::Full<bytes::Bytes>>, Error = std::convert::Infallible> + Clone + Send + Sync + 'static, S::Future: Send {
+    /// let tokens = TokenClient::builder("https://login.example.com/oauth2/token")
+    ///     .client_id("my-workload")
+    ///     .client_assertion(AssertionSource::file(
+    ///         "/var/run/secrets/tokens/azure-identity-token",
+    ///     ))
+    ///     .build(http)?;
+    /// # Ok(tokens) }
+    /// ```
+    pub fn client_assertion(mut self, source: super::AssertionSource) -> Self {
+        self.assertion = Some(source);
+        self.auth = ClientAuth::ClientAssertion;
+        self
+    }
+
     /// Allows a plain `http://` token URL that is not loopback, and the same
     /// for the other endpoints this client authenticates to (the device
     /// authorization endpoint). Client credentials sent over plain http can be
@@ -233,6 +259,7 @@ impl TokenClientBuilder {
                 timeout: self.timeout,
                 max_response: self.max_response,
                 allow_http: self.allow_http,
+                assertion: self.assertion,
                 #[cfg(feature = "jose")]
                 jose: self.jose,
             }),

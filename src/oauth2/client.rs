@@ -196,6 +196,9 @@ impl TokenClient {
         let e = &*self.endpoint;
         let mut params: Vec<(&str, &str)> = Vec::with_capacity(8);
         let mut secret_params = false;
+        // Read before each request, so they live as long as `params`.
+        let sourced_grant: SecretString;
+        let sourced_client: SecretString;
         if let Some(grant) = grant {
             params.push(("grant_type", grant.grant_type()));
         }
@@ -230,6 +233,11 @@ impl TokenClient {
             }
             Grant::JwtBearer { assertion } => {
                 params.push(("assertion", assertion.expose_secret()));
+                secret_params = true;
+            }
+            Grant::JwtBearerFrom(source) => {
+                sourced_grant = source.current()?;
+                params.push(("assertion", sourced_grant.expose_secret()));
                 secret_params = true;
             }
             Grant::TokenExchange(x) => {
@@ -291,6 +299,21 @@ impl TokenClient {
                 if let Some(id) = &e.client_id {
                     params.push(("client_id", id));
                 }
+            }
+            ClientAuth::ClientAssertion => {
+                let Some(source) = &e.assertion else {
+                    return Err(Error::config("a client assertion needs a source"));
+                };
+                sourced_client = source.current()?;
+                if let Some(id) = &e.client_id {
+                    params.push(("client_id", id));
+                }
+                params.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                params.push(("client_assertion", sourced_client.expose_secret()));
+                secret_params = true;
             }
             #[cfg(feature = "jose")]
             ClientAuth::PrivateKeyJwt => {

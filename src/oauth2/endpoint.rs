@@ -55,6 +55,11 @@ pub enum ClientAuth {
     #[cfg(feature = "jose")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
     PrivateKeyJwt,
+    /// A client assertion read from a source before each token request (a
+    /// rotating workload identity token, RFC 7523 §2.2); set by
+    /// [`TokenClientBuilder::client_assertion`](super::TokenClientBuilder::client_assertion),
+    /// which also gives the source.
+    ClientAssertion,
 }
 
 /// Where the grant parameters go.
@@ -108,6 +113,8 @@ pub(super) struct Endpoint {
     pub(super) max_response: usize,
     /// Plain `http://` allowed to any host, for every endpoint of this client.
     pub(super) allow_http: bool,
+    /// Where `ClientAuth::ClientAssertion` reads its assertions.
+    pub(super) assertion: Option<super::AssertionSource>,
     #[cfg(feature = "jose")]
     pub(super) jose: Jose,
 }

@@ -106,6 +106,7 @@
 //! # }
 //! ```
 
+mod assertion;
 mod builder;
 mod client;
 mod device;
@@ -124,6 +125,7 @@ pub use crate::jose::Dpop;
 #[cfg(feature = "jose")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub use crate::jose::PrivateKey;
+pub use assertion::AssertionSource;
 pub use builder::TokenClientBuilder;
 pub use client::{TokenClient, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT};
 pub use device::{DeviceAuthorization, DEFAULT_DEVICE_INTERVAL};
