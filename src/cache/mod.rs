@@ -577,6 +577,22 @@ impl TokenManager {
         }
     }
 
+    /// The token held now, if any.
+    pub(crate) fn current_token(&self) -> Option<Arc<Token>> {
+        self.current.load_full().map(|c| c.token.clone())
+    }
+
+    /// Revokes the current token through the source and drops it here.
+    /// Nothing held: nothing to revoke.
+    pub(crate) fn revoke(&self) -> BoxFuture<'static, Result<(), Error>> {
+        let Some(current) = self.current.load_full() else {
+            return Box::pin(async { Ok(()) });
+        };
+        let revoked = self.source.revoke(&current.token);
+        self.invalidate();
+        revoked
+    }
+
     fn has_dpop(&self) -> bool {
         #[cfg(feature = "jose")]
         return self.dpop.is_some();

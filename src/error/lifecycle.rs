@@ -35,6 +35,17 @@ impl Lifecycle {
     }
 }
 
+impl Lifecycle {
+    /// This level's message, naming the endpoint `at` when there is one.
+    pub(super) fn fmt_at(&self, f: &mut fmt::Formatter<'_>, at: Option<&str>) -> fmt::Result {
+        fmt::Display::fmt(self, f)?;
+        match at {
+            Some(url) => write!(f, " (at {url})"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for Lifecycle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -735,7 +735,7 @@ impl fmt::Display for Error {
             Kind::LoginRequired(user) => {
                 write!(f, "user `{}` must log in again", escape(user, 128))?
             }
-            Kind::Lifecycle(l) => fmt::Display::fmt(l, f)?,
+            Kind::Lifecycle(l) => l.fmt_at(f, at)?,
         }
         if let Some(answer) = &self.inner.answer {
             write!(f, " ({answer}): is the token URL right?")?;

@@ -37,6 +37,7 @@ impl TokenClient {
             max_response: DEFAULT_MAX_RESPONSE,
             allow_http: false,
             assertion: None,
+            revocation_url: None,
             #[cfg(feature = "jose")]
             jose: Jose::default(),
             error: None,
@@ -91,6 +92,7 @@ pub struct TokenClientBuilder {
     pub(super) max_response: usize,
     pub(super) allow_http: bool,
     pub(super) assertion: Option<super::AssertionSource>,
+    pub(super) revocation_url: Option<String>,
     #[cfg(feature = "jose")]
     pub(super) jose: Jose,
     pub(super) error: Option<Error>,
@@ -218,6 +220,18 @@ impl TokenClientBuilder {
         self
     }
 
+    /// The token revocation endpoint (RFC 7009) that
+    /// [`TokenClient::revoke`](super::TokenClient::revoke) sends to, with
+    /// this client's authentication. Set from discovery's
+    /// `revocation_endpoint` by
+    /// [`ProviderMetadata::token_client`](super::ProviderMetadata::token_client).
+    /// Held to the token URL's rule (`https://` or loopback, unless
+    /// [`allow_http`](Self::allow_http)).
+    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
+        self.revocation_url = Some(url.into());
+        self
+    }
+
     /// Allows a plain `http://` token URL that is not loopback, and the same
     /// for the other endpoints this client authenticates to (the device
     /// authorization endpoint). Client credentials sent over plain http can be
@@ -246,6 +260,12 @@ impl TokenClientBuilder {
                 "Basic client authentication needs a client id",
             ));
         }
+        let revocation_url = match &self.revocation_url {
+            Some(u) => {
+                Some(crate::wire::origin::parse_url(u, self.allow_http, "revocation endpoint")?.0)
+            }
+            None => None,
+        };
         Ok(TokenClient {
             http: http.into_http_service(),
             endpoint: Arc::new(Endpoint {
@@ -260,6 +280,7 @@ impl TokenClientBuilder {
                 max_response: self.max_response,
                 allow_http: self.allow_http,
                 assertion: self.assertion,
+                revocation_url,
                 #[cfg(feature = "jose")]
                 jose: self.jose,
             }),

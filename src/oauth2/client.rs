@@ -193,9 +193,23 @@ impl TokenClient {
         grant: Option<&Grant>,
         scopes: &[String],
     ) -> Result<Request<Full<Bytes>>, Error> {
+        self.build_request_with(url, grant, scopes, &[])
+    }
+
+    /// As [`build_request_to`](Self::build_request_to), with `secret`
+    /// parameters of the request's own first (a token to revoke, an
+    /// authorization request to push).
+    pub(crate) fn build_request_with(
+        &self,
+        url: &Uri,
+        grant: Option<&Grant>,
+        scopes: &[String],
+        secret: &[(&str, &str)],
+    ) -> Result<Request<Full<Bytes>>, Error> {
         let e = &*self.endpoint;
-        let mut params: Vec<(&str, &str)> = Vec::with_capacity(8);
-        let mut secret_params = false;
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(8 + secret.len());
+        let mut secret_params = !secret.is_empty();
+        params.extend_from_slice(secret);
         // Read before each request, so they live as long as `params`.
         let sourced_grant: SecretString;
         let sourced_client: SecretString;

@@ -175,9 +175,13 @@ impl ProviderMetadata {
     }
 
     /// A token client builder for the token endpoint (`allow_http` carried
-    /// over when the issuer was plain `http://`).
+    /// over when the issuer was plain `http://`), with the
+    /// `revocation_endpoint`, if the server has one.
     pub fn token_client(&self) -> TokenClientBuilder {
-        let b = TokenClient::builder(self.token_endpoint.clone());
+        let mut b = TokenClient::builder(self.token_endpoint.clone());
+        if let Some(url) = self.endpoint("revocation_endpoint") {
+            b = b.revocation_url(url);
+        }
         if self.allow_http {
             b.allow_http()
         } else {

@@ -115,6 +115,8 @@ pub(super) struct Endpoint {
     pub(super) allow_http: bool,
     /// Where `ClientAuth::ClientAssertion` reads its assertions.
     pub(super) assertion: Option<super::AssertionSource>,
+    /// Where `TokenClient::revoke` sends (RFC 7009).
+    pub(super) revocation_url: Option<Uri>,
     #[cfg(feature = "jose")]
     pub(super) jose: Jose,
 }

@@ -116,6 +116,7 @@ mod exchange;
 mod grant;
 mod pkce;
 mod response;
+mod revocation;
 mod source;
 mod transport;
 

@@ -306,6 +306,15 @@ pub trait TokenSource: Send + Sync + 'static {
         None
     }
 
+    /// Revokes `token` where it came from (for OAuth2, RFC 7009: its refresh
+    /// token if it has one, else the access token), for
+    /// [`Credential::revoke`](crate::Credential::revoke). The default: a
+    /// [configuration error](Error::is_config), as the source cannot.
+    fn revoke(&self, token: &Token) -> BoxFuture<'static, Result<(), Error>> {
+        let _ = token;
+        Box::pin(async { Err(Error::config("this token source cannot revoke tokens")) })
+    }
+
     /// The DPoP key the source's tokens are bound to (RFC 9449): a
     /// credential with one sends `DPoP` tokens as `Authorization: DPoP …`
     /// with a fresh proof per request. `None` (the default): bearer tokens
