@@ -38,6 +38,7 @@ impl TokenClient {
             allow_http: false,
             assertion: None,
             revocation_url: None,
+            par_url: None,
             #[cfg(feature = "jose")]
             jose: Jose::default(),
             error: None,
@@ -93,6 +94,7 @@ pub struct TokenClientBuilder {
     pub(super) allow_http: bool,
     pub(super) assertion: Option<super::AssertionSource>,
     pub(super) revocation_url: Option<String>,
+    pub(super) par_url: Option<String>,
     #[cfg(feature = "jose")]
     pub(super) jose: Jose,
     pub(super) error: Option<Error>,
@@ -220,6 +222,36 @@ impl TokenClientBuilder {
         self
     }
 
+    /// Rich authorization request (RFC 9396 §6): `details` as the
+    /// `authorization_details` parameter of every token request. Like every
+    /// extra parameter it is part of the shared store identity: tokens for
+    /// other details are never shared.
+    pub fn authorization_details(self, details: serde_json::Value) -> Self {
+        self.param("authorization_details", details.to_string())
+    }
+
+    /// The pushed authorization request endpoint (RFC 9126): with it,
+    /// [`TokenClient::authorization_request`](super::TokenClient::authorization_request)
+    /// pushes every authorization request there and sends the browser with
+    /// only `client_id` and `request_uri`. Set from discovery by
+    /// [`ProviderMetadata::token_client`](super::ProviderMetadata::token_client)
+    /// when the server requires pushed requests.
+    pub fn pushed_authorization_url(mut self, url: impl Into<String>) -> Self {
+        self.par_url = Some(url.into());
+        self
+    }
+
+    /// Signs authorization requests with `key` (JAR, RFC 9101): the
+    /// parameters travel as a request object, `iss` the client id and `aud`
+    /// `audience` (the server's issuer identifier). Register the key's
+    /// [`public_jwk`](super::PrivateKey::public_jwk) with the server.
+    #[cfg(feature = "jose")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+    pub fn request_object(mut self, key: super::PrivateKey, audience: impl Into<String>) -> Self {
+        self.jose.request_object = Some((key, audience.into()));
+        self
+    }
+
     /// The token revocation endpoint (RFC 7009) that
     /// [`TokenClient::revoke`](super::TokenClient::revoke) sends to, with
     /// this client's authentication. Set from discovery's
@@ -266,6 +298,17 @@ impl TokenClientBuilder {
             }
             None => None,
         };
+        let par_url = match &self.par_url {
+            Some(u) => Some(
+                crate::wire::origin::parse_url(
+                    u,
+                    self.allow_http,
+                    "pushed authorization request endpoint",
+                )?
+                .0,
+            ),
+            None => None,
+        };
         Ok(TokenClient {
             http: http.into_http_service(),
             endpoint: Arc::new(Endpoint {
@@ -281,6 +324,7 @@ impl TokenClientBuilder {
                 allow_http: self.allow_http,
                 assertion: self.assertion,
                 revocation_url,
+                par_url,
                 #[cfg(feature = "jose")]
                 jose: self.jose,
             }),

@@ -117,6 +117,8 @@ pub(super) struct Endpoint {
     pub(super) assertion: Option<super::AssertionSource>,
     /// Where `TokenClient::revoke` sends (RFC 7009).
     pub(super) revocation_url: Option<Uri>,
+    /// Where authorization requests are pushed (RFC 9126).
+    pub(super) par_url: Option<Uri>,
     #[cfg(feature = "jose")]
     pub(super) jose: Jose,
 }
@@ -130,4 +132,6 @@ pub(super) struct Jose {
     pub(super) assertion_key: Option<super::PrivateKey>,
     /// The assertion's `aud` (default: the token URL).
     pub(super) audience: Option<String>,
+    /// The key authorization requests are signed with (JAR) and their `aud`.
+    pub(super) request_object: Option<(super::PrivateKey, String)>,
 }

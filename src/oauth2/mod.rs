@@ -114,6 +114,9 @@ mod discovery;
 mod endpoint;
 mod exchange;
 mod grant;
+#[cfg(feature = "jose")]
+mod jar;
+mod par;
 mod pkce;
 mod response;
 mod revocation;

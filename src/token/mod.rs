@@ -214,6 +214,13 @@ impl Token {
         self.scope.as_deref()
     }
 
+    /// The authorization details the server granted (RFC 9396 §7), as the
+    /// token response gave them, if it did. Kept with the token in a shared
+    /// store.
+    pub fn authorization_details(&self) -> Option<&serde_json::Value> {
+        self.extra.get("authorization_details")
+    }
+
     /// Members of the token response this crate does not interpret (for example
     /// `id_token`). They may be secret: `Debug` prints only their names.
     pub fn extra(&self) -> &serde_json::Map<String, serde_json::Value> {
