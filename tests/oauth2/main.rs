@@ -6,7 +6,7 @@
 //! never skip, without those servers' packages.
 //!
 //! The feature-gated modules run in `.ci/run`, one filter each
-//! (`oidc_provider::`, `authlib_jwt_bearer::`, `oidc_mtls::`) after the server
+//! (`oidc_provider::`, `oidc_lifecycle::`, `authlib_jwt_bearer::`, `oidc_mtls::`) after the server
 //! they need is installed, in the one `--all-features` build; a filter that
 //! runs no test fails.
 
@@ -20,6 +20,8 @@ mod token_server;
 
 #[cfg(feature = "jose")]
 mod authlib_jwt_bearer;
+#[cfg(feature = "jose")]
+mod oidc_lifecycle;
 #[cfg(feature = "https")]
 mod oidc_mtls;
 #[cfg(feature = "jose")]
