@@ -43,7 +43,7 @@ impl TokenClient {
     /// let server = service_fn(|req: Request<Full<Bytes>>| async move {
     ///     assert_eq!(req.uri().path(), "/par");
     ///     let form = req.into_body().collect().await?.to_bytes();
-    ///     assert!(form.starts_with(b"response_type=code&redirect_uri="));
+    ///     assert!(form.starts_with(b"response_type=code&client_id=app&redirect_uri="));
     ///     Ok::<_, BoxError>(
     ///         Response::builder().status(201).body(Full::new(Bytes::from_static(
     ///             br#"{"request_uri":"urn:ietf:params:oauth:request_uri:abc","expires_in":60}"#,

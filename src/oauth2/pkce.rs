@@ -158,7 +158,7 @@ impl AuthorizationUrl {
     ///         {"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "12.00"}}
     ///     ]))
     ///     .build()?;
-    /// assert!(request.url().contains("authorization_details=%5B%7B%22type%22"));
+    /// assert!(request.url().contains("&authorization_details=%5B%7B%22"));
     /// # Ok::<(), tower_client_auth::Error>(())
     /// ```
     pub fn authorization_details(self, details: serde_json::Value) -> Self {

@@ -88,7 +88,7 @@ async fn login(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn par_jar_rar_and_revocation_against_oidc_provider() -> Result<(), BoxError> {
     let jar_key = PrivateKey::generate_es256()?;
-    let (_server, issuer) = start(&jar_key.public_jwk(), false).await;
+    let (_server, issuer) = start(jar_key.public_jwk(), false).await;
     let http: Http = Client::builder(TokioExecutor::new()).build_http();
     let metadata = Discovery::new(http.clone())
         .allow_http()
@@ -186,7 +186,7 @@ async fn par_jar_rar_and_revocation_against_oidc_provider() -> Result<(), BoxErr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_requires_par_gets_pushed_requests() -> Result<(), BoxError> {
     let jar_key = PrivateKey::generate_es256()?;
-    let (_server, issuer) = start(&jar_key.public_jwk(), true).await;
+    let (_server, issuer) = start(jar_key.public_jwk(), true).await;
     let http: Http = Client::builder(TokioExecutor::new()).build_http();
     let metadata = Discovery::new(http.clone())
         .allow_http()
