@@ -58,6 +58,18 @@ impl TokenClient {
         String::new()
     }
 
+    /// What narrows this client's tokens to authorization details (RFC
+    /// 9396), for store identities that do not hold every parameter (a
+    /// user's): empty without any, so that existing keys stay as they were.
+    pub(crate) fn details_binding(&self) -> String {
+        self.endpoint
+            .params
+            .iter()
+            .filter(|(k, _)| k == "authorization_details")
+            .map(|(_, v)| format!("|rar:{}", crate::token::identity_field(v, &['|'])))
+            .collect()
+    }
+
     /// The DPoP key and nonces this client proves possession with, if any.
     #[cfg(feature = "jose")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]

@@ -151,3 +151,45 @@ impl TokenClient {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    use crate::oauth2::{OAuth2Source, TokenClient};
+    use crate::token::TokenSource;
+
+    fn client(details: Option<serde_json::Value>) -> TokenClient {
+        let http = tower::service_fn(|_: http::Request<Full<Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+        });
+        let mut b = TokenClient::builder("https://as.example/token").client_id("app");
+        if let Some(d) = details {
+            b = b.authorization_details(d);
+        }
+        b.build(http).unwrap()
+    }
+
+    /// Tokens for other authorization details are never shared: the
+    /// details are part of the store identity (and nothing changes without).
+    #[test]
+    fn authorization_details_are_part_of_the_store_identity() {
+        let read = serde_json::json!([{"type": "account_information", "actions": ["read"]}]);
+        let pay = serde_json::json!([{"type": "payment_initiation"}]);
+        let identity = |d| {
+            OAuth2Source::client_credentials(client(d))
+                .identity()
+                .unwrap()
+        };
+        let (none, a, b) = (
+            identity(None),
+            identity(Some(read.clone())),
+            identity(Some(pay)),
+        );
+        assert!(none != a && a != b && none != b);
+        assert_eq!(a, identity(Some(read.clone())));
+        assert_eq!(client(None).details_binding(), "");
+        assert!(client(Some(read)).details_binding().starts_with("|rar:["));
+    }
+}
