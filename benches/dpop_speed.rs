@@ -44,7 +44,8 @@ fn variants(alg: &str) -> Vec<Variant> {
     let uri: http::Uri = "https://api.example.com/v1/accounts/12345/transactions?page=2"
         .parse()
         .unwrap();
-    let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTgwMDAwMDAwMH0.c2lnbmF0dXJlLWJ5dGVz";
+    let token =
+        "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTgwMDAwMDAwMH0.c2lnbmF0dXJlLWJ5dGVz";
     // What a proof signs: its first two parts; the bare signatures sign as
     // many bytes.
     let sample = dpop.proof(&method, &uri, Some(token)).unwrap();
@@ -60,7 +61,8 @@ fn variants(alg: &str) -> Vec<Variant> {
     });
     let (ring_sign, pure_sign): (Step, Step) = match alg {
         "ES256" => {
-            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
             let pair =
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
                     .unwrap();
