@@ -167,9 +167,10 @@ async fn fault_failed_write_after_rotation(store: &PgStore, ns: &str) {
     .await;
 }
 
-/// Issue 24: `Users::logout` in this process; a worker process on the same
-/// store, started after, finds that user logged out (and the others not),
-/// without sending the user's refresh token.
+/// Issue 24: `Users::logout` in this process revokes the user's stored
+/// refresh token at the server (RFC 7009) and marks the entry; a worker
+/// process on the same store, started after, finds that user logged out (and
+/// the others not), without sending the user's refresh token.
 async fn logout_seen_by_another_process(store: &PgStore, ns: &str) {
     let emu = OAuthServer::start("app", "s3cret").await;
     let users = users(store, ns, &emu.token_url(), &emu.base_url()).await;
@@ -193,6 +194,8 @@ async fn logout_seen_by_another_process(store: &PgStore, ns: &str) {
         .unwrap();
     users.logout(&UserKey::new("user-1")).await.unwrap();
     assert!(users.find(&UserKey::new("user-1")).is_none());
+    // Its refresh token (the one stored, after rotations) revoked at the server.
+    assert_eq!(emu.refresh_tokens_revoked(), 1);
     let used = emu.refresh_tokens_used();
     // Another process: user-1 must log in again, the others go on.
     let (ok, login, other) = finish(spawn_worker(ns, &emu, 0, 3), Duration::from_secs(60));
@@ -218,6 +221,8 @@ async fn users(store: &PgStore, ns: &str, token_url: &str, api: &str) -> Users {
     let client = TokenClient::builder(token_url)
         .client_id("app")
         .client_secret("s3cret")
+        // The emulator's, next to its token path.
+        .revocation_url(token_url.replace("/oauth/token", "/oauth/revoke"))
         .build(http())
         .unwrap();
     Users::builder(api, client)
