@@ -79,3 +79,60 @@ impl Users {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+    use crate::oauth2::TokenClient;
+    use crate::store::{MemoryStore, SharedStore};
+    use crate::token::Token;
+
+    /// A revocation endpoint that is down: logout still takes effect, and
+    /// says the revocation failed after its retries (never dropped quietly).
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_revocation_is_reported_and_the_user_still_logged_out() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let http = tower::service_fn(move |req: http::Request<Full<Bytes>>| {
+            let seen = seen.clone();
+            async move {
+                let form = req.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(form, "token=alice-rt&token_type_hint=refresh_token");
+                seen.fetch_add(1, Ordering::SeqCst);
+                let mut res = http::Response::new(Full::new(Bytes::new()));
+                *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                Ok::<_, std::convert::Infallible>(res)
+            }
+        });
+        let tokens = TokenClient::builder("https://as.example/token")
+            .client_id("app")
+            .client_secret("s3cret")
+            .revocation_url("https://as.example/revoke")
+            .build(http)
+            .unwrap();
+        let users = Users::builder("https://api.example.com", tokens)
+            .store(SharedStore::new(MemoryStore::new()))
+            .build()
+            .unwrap();
+        let alice = UserKey::new("alice");
+        let token = Token::bearer("alice-at", None).with_refresh_token("alice-rt");
+        users.login(&alice, token).await.unwrap();
+        users.credential(&alice).unwrap().token().await.unwrap();
+
+        let err = users.logout(&alice).await.unwrap_err();
+        assert!(err.is_revocation_failed() && err.is_transient(), "{err}");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(!err.to_string().contains("alice-rt"));
+        let again = users.credential(&alice).unwrap().token().await.unwrap_err();
+        assert!(again.is_login_required(), "{again}");
+        // Nothing stored any more: a second logout has nothing to revoke.
+        users.logout(&alice).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+}
