@@ -3,7 +3,8 @@
 //! (tests/oidc/server.mjs with `LIFECYCLE=1`), logins through its own pages.
 //! A pushed authorization request (RFC 9126) reaches a token; a server that
 //! requires pushed requests (discovery says so) gets them without being
-//! asked, and refuses a plain one; a signed request object (RFC 9101);
+//! asked, and refuses a plain one; a signed request object (RFC 9101), alone
+//! and pushed;
 //! authorization details (RFC 9396) round-trip to the token; a revoked
 //! refresh token (RFC 7009) is refused afterwards, also through
 //! `Credential::revoke`. Never skipped: without Node or the packages it fails.
@@ -162,6 +163,19 @@ async fn par_jar_rar_and_revocation_against_oidc_provider() -> Result<(), BoxErr
     credential.revoke().await?;
     let err = signing.refresh(&refresh_token, &[]).await.unwrap_err();
     assert!(err.is_invalid_grant(), "{err}");
+
+    // JAR and PAR together: the request object is what is pushed.
+    let both = client()
+        .request_object(jar_key.clone(), metadata.issuer())
+        .pushed_authorization_url(&par_endpoint)
+        .build(http.clone())?;
+    let request = both
+        .authorization_request(authorization(&metadata).authorization_details(payment()))
+        .await?;
+    assert!(request.url().contains("request_uri="), "{}", request.url());
+    assert!(!request.url().contains("request=ey"), "{}", request.url());
+    let token = login(&issuer, &both, &request).await?;
+    assert_eq!(token.authorization_details(), Some(&payment()));
 
     // JAR signed by another key: refused by the server, on its page or
     // redirect (never a code).
