@@ -578,6 +578,7 @@ impl TokenManager {
     }
 
     /// The token held now, if any.
+    #[cfg(feature = "users")]
     pub(crate) fn current_token(&self) -> Option<Arc<Token>> {
         self.current.load_full().map(|c| c.token.clone())
     }

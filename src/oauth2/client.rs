@@ -61,6 +61,7 @@ impl TokenClient {
     /// What narrows this client's tokens to authorization details (RFC
     /// 9396), for store identities that do not hold every parameter (a
     /// user's): empty without any, so that existing keys stay as they were.
+    #[cfg(feature = "users")]
     pub(crate) fn details_binding(&self) -> String {
         self.endpoint
             .params

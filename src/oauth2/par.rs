@@ -189,7 +189,10 @@ mod tests {
         );
         assert!(none != a && a != b && none != b);
         assert_eq!(a, identity(Some(read.clone())));
-        assert_eq!(client(None).details_binding(), "");
-        assert!(client(Some(read)).details_binding().starts_with("|rar:["));
+        #[cfg(feature = "users")]
+        {
+            assert_eq!(client(None).details_binding(), "");
+            assert!(client(Some(read)).details_binding().starts_with("|rar:["));
+        }
     }
 }

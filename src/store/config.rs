@@ -218,6 +218,7 @@ impl SharedStore {
     /// Returns the token it replaced, if a readable one was stored (read and
     /// replaced in one compare-and-set: a refresh elsewhere in between makes
     /// it read again).
+    #[cfg(feature = "users")]
     pub(crate) async fn put_logged_out(
         &self,
         key: &StoreKey,
