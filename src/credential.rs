@@ -156,6 +156,23 @@ impl Credential {
         }
     }
 
+    /// Revokes the managed token at its source (for OAuth2, RFC 7009: the
+    /// refresh token if there is one, else the access token) and drops it,
+    /// so the next request fetches a new one. Nothing held (or a static
+    /// credential): nothing to do. A revocation that fails after its retries
+    /// is an error ([`is_revocation_failed`](Error::is_revocation_failed));
+    /// the token is dropped here all the same. With a shared store, the
+    /// stored entry is left as it is (the next token request finds the
+    /// refresh token refused and says so); for many users,
+    /// [`Users::logout`](crate::users::Users::logout) also marks the entry
+    /// for every process.
+    pub async fn revoke(&self) -> Result<(), Error> {
+        match &self.inner.managed {
+            Some(m) => m.revoke().await,
+            None => Ok(()),
+        }
+    }
+
     /// Ends a cool-down (or backoff) now, so that the next request may make a token
     /// request: for an operator who has just fixed a wrong password. Does nothing
     /// for a static credential.

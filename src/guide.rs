@@ -12,6 +12,9 @@
 //! * [`many_users`]: a token per user, durable on PostgreSQL;
 //! * [`modern_oauth2`]: DPoP, `private_key_jwt`, mutual TLS, the device
 //!   flow, token exchange and discovery;
+//! * [`token_lifecycle`]: pushed, signed and rich authorization requests
+//!   (PAR, JAR, RAR), revocation and logout, JWT expiry, rotating assertions
+//!   (workload identity);
 //! * [`self_configuring`]: a client configured from nothing but the API's
 //!   URL (protected resource metadata, dynamic registration, resource
 //!   indicators, step-up);
@@ -31,6 +34,9 @@ pub mod many_users {}
 
 #[doc = include_str!("../docs/guide/modern-oauth2.md")]
 pub mod modern_oauth2 {}
+
+#[doc = include_str!("../docs/guide/token-lifecycle.md")]
+pub mod token_lifecycle {}
 
 #[doc = include_str!("../docs/guide/self-configuring.md")]
 pub mod self_configuring {}

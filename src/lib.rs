@@ -76,7 +76,9 @@
 //!   and [`GuardLayer`]; one layer whatever it stamps, a [`Credential`] or a
 //!   user's (the [`Select`](layer::Select) seam);
 //! * [`oauth2`]: the token endpoint client, grants, PKCE, device flow,
-//!   discovery (and, feature `jose`, DPoP and `private_key_jwt` keys);
+//!   discovery, pushed and signed authorization requests (PAR, JAR),
+//!   revocation, rotating assertions (and, feature `jose`, DPoP and
+//!   `private_key_jwt` keys);
 //! * `users` (feature `users`): many users' tokens behind one layer
 //!   (`UsersLayer` is `AuthLayer` with `Users` as its selector);
 //! * [`retry_policy`]: a ready `tower::retry` policy for transient failures;

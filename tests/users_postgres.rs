@@ -167,6 +167,52 @@ async fn fault_failed_write_after_rotation(store: &PgStore, ns: &str) {
     .await;
 }
 
+/// Issue 24: `Users::logout` in this process revokes the user's stored
+/// refresh token at the server (RFC 7009) and marks the entry; a worker
+/// process on the same store, started after, finds that user logged out (and
+/// the others not), without sending the user's refresh token.
+async fn logout_seen_by_another_process(store: &PgStore, ns: &str) {
+    let emu = OAuthServer::start("app", "s3cret").await;
+    let users = users(store, ns, &emu.token_url(), &emu.base_url()).await;
+    for i in 0..3 {
+        let token = Token::bearer("expired", Some(Duration::from_millis(1)))
+            .with_refresh_token(emu.issue_refresh_token());
+        users
+            .login(&UserKey::new(format!("user-{i}")), token)
+            .await
+            .unwrap();
+    }
+    // The worker uses (and rotates) all three.
+    let (ok, login, other) = finish(spawn_worker(ns, &emu, 0, 3), Duration::from_secs(60));
+    assert_eq!((ok, login, other), (3, 0, 0));
+    // Here: user-1 used, then logged out.
+    users
+        .credential(&UserKey::new("user-1"))
+        .unwrap()
+        .token()
+        .await
+        .unwrap();
+    users.logout(&UserKey::new("user-1")).await.unwrap();
+    assert!(users.find(&UserKey::new("user-1")).is_none());
+    // Its refresh token (the one stored, after rotations) revoked at the server.
+    assert_eq!(emu.refresh_tokens_revoked(), 1);
+    let used = emu.refresh_tokens_used();
+    // Another process: user-1 must log in again, the others go on.
+    let (ok, login, other) = finish(spawn_worker(ns, &emu, 0, 3), Duration::from_secs(60));
+    assert_eq!((ok, login, other), (2, 1, 0));
+    let err = users
+        .credential(&UserKey::new("user-1"))
+        .unwrap()
+        .token()
+        .await
+        .unwrap_err();
+    assert!(err.is_login_required(), "{err}");
+    assert_eq!(emu.refresh_token_reuses(), 0);
+    // user-1's refresh token was never sent again (the others' may have been
+    // refreshed, but not more than once each).
+    assert!(emu.refresh_tokens_used() <= used + 2);
+}
+
 fn http() -> Http {
     Client::builder(TokioExecutor::new()).build_http()
 }
@@ -175,6 +221,8 @@ async fn users(store: &PgStore, ns: &str, token_url: &str, api: &str) -> Users {
     let client = TokenClient::builder(token_url)
         .client_id("app")
         .client_secret("s3cret")
+        // The emulator's, next to its token path.
+        .revocation_url(token_url.replace("/oauth/token", "/oauth/revoke"))
         .build(http())
         .unwrap();
     Users::builder(api, client)
@@ -343,7 +391,10 @@ fn main() {
         let mut ran = 0;
         // Issue 19: store faults for many users.
         type Scenario = fn(PgStore, String) -> BoxFuture<'static, ()>;
-        let faults: [(&str, Scenario); 4] = [
+        let faults: [(&str, Scenario); 5] = [
+            ("a_logout_is_seen_by_another_process", |store, ns| {
+                Box::pin(async move { logout_seen_by_another_process(&store, &ns).await })
+            }),
             ("fault_proxy_self_test", |_, _| {
                 Box::pin(fault_proxy::self_test())
             }),

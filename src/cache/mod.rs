@@ -524,6 +524,9 @@ impl TokenManager {
         if token.expires_in.is_some_and(|d| d.is_zero()) {
             token.expires_in = None;
         }
+        if token.expires_in.is_none() && self.options.jwt_expiry {
+            token.expires_in = self.jwt_lifetime(&token)?;
+        }
         if token.expires_in.is_none() {
             token.expires_in = self.options.default_lifetime;
         }
@@ -561,6 +564,40 @@ impl TokenManager {
             refresh_at,
             stale_at,
         })
+    }
+
+    /// The lifetime an access token that is a JWT gives itself, capped by
+    /// the default lifetime (see [`ManagedOptions::jwt_expiry`]).
+    fn jwt_lifetime(&self, token: &Token) -> Result<Option<std::time::Duration>, Error> {
+        use crate::token::jwt::{lifetime, JwtLifetime};
+        let secret = token.access_token.expose_secret();
+        match lifetime(secret, std::time::SystemTime::now()) {
+            JwtLifetime::Unknown => Ok(None),
+            JwtLifetime::Expired => Err(Error::invalid_response(
+                "the access token's `exp` has already passed",
+            )),
+            JwtLifetime::Left(left) => Ok(Some(match self.options.default_lifetime {
+                Some(cap) => left.min(cap),
+                None => left,
+            })),
+        }
+    }
+
+    /// The token held now, if any.
+    #[cfg(feature = "users")]
+    pub(crate) fn current_token(&self) -> Option<Arc<Token>> {
+        self.current.load_full().map(|c| c.token.clone())
+    }
+
+    /// Revokes the current token through the source and drops it here.
+    /// Nothing held: nothing to revoke.
+    pub(crate) fn revoke(&self) -> BoxFuture<'static, Result<(), Error>> {
+        let Some(current) = self.current.load_full() else {
+            return Box::pin(async { Ok(()) });
+        };
+        let revoked = self.source.revoke(&current.token);
+        self.invalidate();
+        revoked
     }
 
     fn has_dpop(&self) -> bool {

@@ -61,6 +61,7 @@ use http::StatusCode;
 
 mod resource;
 pub(crate) use resource::ResourceError;
+pub(crate) mod lifecycle;
 
 /// Boxed error, as used by tower.
 ///
@@ -187,6 +188,8 @@ pub(crate) enum Kind {
     LoginRequired(String),
     /// A protected resource's metadata, registration or step-up.
     Resource(ResourceError),
+    /// Assertions from a source, revocation, pushed authorization requests.
+    Lifecycle(lifecycle::Lifecycle),
 }
 
 #[derive(Debug, Clone)]
@@ -638,6 +641,7 @@ impl Error {
             // A key mismatch will not fix itself: cool down, say why.
             Kind::StoreData(_) => false,
             Kind::Resource(_) => false,
+            Kind::Lifecycle(l) => l.is_transient(self.crate_source()),
         }
     }
 
@@ -786,6 +790,7 @@ impl fmt::Display for Error {
                 write!(f, "user `{}` must log in again", escape(user, 128))?
             }
             Kind::Resource(e) => write!(f, "{e}")?,
+            Kind::Lifecycle(l) => l.fmt_at(f, at)?,
         }
         if let Some(answer) = &self.inner.answer {
             write!(f, " ({answer}): is the token URL right?")?;

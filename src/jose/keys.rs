@@ -46,6 +46,10 @@ pub struct PrivateKey {
 
 struct Inner {
     key: Kind,
+    /// The same key in ring, which signs with the platform's best code
+    /// (assembly P-256 and Ed25519, about three times the pure-Rust speed):
+    /// what every signature uses. `None` only if ring refused the key.
+    fast: Option<Fast>,
     kid: Option<String>,
     /// The public JWK, computed once.
     jwk: serde_json::Value,
@@ -55,6 +59,35 @@ struct Inner {
 enum Kind {
     Es256(p256::ecdsa::SigningKey),
     EdDsa(ed25519_dalek::SigningKey),
+}
+
+enum Fast {
+    Es256(ring::signature::EcdsaKeyPair),
+    EdDsa(ring::signature::Ed25519KeyPair),
+}
+
+impl Fast {
+    fn of(key: &Kind) -> Option<Fast> {
+        match key {
+            Kind::Es256(k) => {
+                let public = k.verifying_key().to_sec1_point(false);
+                ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &k.to_bytes(),
+                    public.as_bytes(),
+                    &ring::rand::SystemRandom::new(),
+                )
+                .ok()
+                .map(Fast::Es256)
+            }
+            Kind::EdDsa(k) => ring::signature::Ed25519KeyPair::from_seed_and_public_key(
+                &k.to_bytes(),
+                k.verifying_key().as_bytes(),
+            )
+            .ok()
+            .map(Fast::EdDsa),
+        }
+    }
 }
 
 impl PrivateKey {
@@ -70,6 +103,7 @@ impl PrivateKey {
         };
         PrivateKey {
             inner: Arc::new(Inner {
+                fast: Fast::of(&key),
                 key,
                 kid,
                 jwk,
@@ -223,19 +257,52 @@ impl PrivateKey {
         encoded_header: &str,
         claims: &serde_json::Value,
     ) -> String {
-        let mut out = String::with_capacity(512);
+        self.sign_encoded_claims(encoded_header, claims.to_string().as_bytes())
+    }
+
+    /// Signs the claims already serialized as JSON (`claims_json`) as a
+    /// compact JWS whose first part is `encoded_header`.
+    pub(crate) fn sign_encoded_claims(&self, encoded_header: &str, claims_json: &[u8]) -> String {
+        // header . claims . signature (86 characters), in one allocation.
+        let mut out = String::with_capacity(encoded_header.len() + claims_json.len() * 4 / 3 + 96);
         out.push_str(encoded_header);
         out.push('.');
-        B64.encode_string(claims.to_string(), &mut out);
-        let signature: Vec<u8> = match &self.inner.key {
-            Kind::Es256(k) => {
+        B64.encode_string(claims_json, &mut out);
+        let mut fixed = [0u8; 64];
+        let signature: &[u8] = match (&self.inner.fast, &self.inner.key) {
+            (Some(Fast::Es256(k)), _) => {
+                match k.sign(&ring::rand::SystemRandom::new(), out.as_bytes()) {
+                    Ok(s) => {
+                        fixed.copy_from_slice(s.as_ref());
+                        &fixed
+                    }
+                    // The system's random source failed: the deterministic
+                    // signature (RFC 6979) needs none.
+                    Err(_) => {
+                        use p256::ecdsa::signature::Signer as _;
+                        let Kind::Es256(k) = &self.inner.key else {
+                            unreachable!("the same key in both")
+                        };
+                        let s: p256::ecdsa::Signature = k.sign(out.as_bytes());
+                        fixed.copy_from_slice(&s.to_bytes());
+                        &fixed
+                    }
+                }
+            }
+            (Some(Fast::EdDsa(k)), _) => {
+                fixed.copy_from_slice(k.sign(out.as_bytes()).as_ref());
+                &fixed
+            }
+            (None, Kind::Es256(k)) => {
                 use p256::ecdsa::signature::Signer as _;
                 let s: p256::ecdsa::Signature = k.sign(out.as_bytes());
-                s.to_bytes().to_vec()
+                fixed.copy_from_slice(&s.to_bytes());
+                &fixed
             }
-            Kind::EdDsa(k) => {
+            (None, Kind::EdDsa(k)) => {
                 use ed25519_dalek::Signer as _;
-                k.sign(out.as_bytes()).to_bytes().to_vec()
+                fixed.copy_from_slice(&k.sign(out.as_bytes()).to_bytes());
+                &fixed
             }
         };
         out.push('.');

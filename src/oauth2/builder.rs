@@ -36,6 +36,9 @@ impl TokenClient {
             timeout: DEFAULT_TIMEOUT,
             max_response: DEFAULT_MAX_RESPONSE,
             allow_http: false,
+            assertion: None,
+            revocation_url: None,
+            par_url: None,
             #[cfg(feature = "jose")]
             jose: Jose::default(),
             error: None,
@@ -89,6 +92,9 @@ pub struct TokenClientBuilder {
     pub(super) timeout: Duration,
     pub(super) max_response: usize,
     pub(super) allow_http: bool,
+    pub(super) assertion: Option<super::AssertionSource>,
+    pub(super) revocation_url: Option<String>,
+    pub(super) par_url: Option<String>,
     #[cfg(feature = "jose")]
     pub(super) jose: Jose,
     pub(super) error: Option<Error>,
@@ -192,6 +198,72 @@ impl TokenClientBuilder {
         self
     }
 
+    /// Authenticates the client with an assertion from `source` (RFC 7523
+    /// §2.2): a token another party issued and rotates, such as a Kubernetes
+    /// projected service account token or a SPIFFE JWT-SVID, for workload
+    /// identity federation. The current assertion is read before each token
+    /// request; one whose own `exp` has passed is not sent.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{AssertionSource, TokenClient};
+    /// # fn client<S>(http: S) -> Result<TokenClient, tower_client_auth::Error>
+    /// # where S: tower::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Response = http::Response<http_body_util::Full<bytes::Bytes>>, Error = std::convert::Infallible> + Clone + Send + Sync + 'static, S::Future: Send {
+    /// let tokens = TokenClient::builder("https://login.example.com/oauth2/token")
+    ///     .client_id("my-workload")
+    ///     .client_assertion(AssertionSource::file(
+    ///         "/var/run/secrets/tokens/azure-identity-token",
+    ///     ))
+    ///     .build(http)?;
+    /// # Ok(tokens) }
+    /// ```
+    pub fn client_assertion(mut self, source: super::AssertionSource) -> Self {
+        self.assertion = Some(source);
+        self.auth = ClientAuth::ClientAssertion;
+        self
+    }
+
+    /// Rich authorization request (RFC 9396 §6): `details` as the
+    /// `authorization_details` parameter of every token request. Like every
+    /// extra parameter it is part of the shared store identity: tokens for
+    /// other details are never shared.
+    pub fn authorization_details(self, details: serde_json::Value) -> Self {
+        self.param("authorization_details", details.to_string())
+    }
+
+    /// The pushed authorization request endpoint (RFC 9126): with it,
+    /// [`TokenClient::authorization_request`](super::TokenClient::authorization_request)
+    /// pushes every authorization request there and sends the browser with
+    /// only `client_id` and `request_uri`. Set from discovery by
+    /// [`ProviderMetadata::token_client`](super::ProviderMetadata::token_client)
+    /// when the server requires pushed requests.
+    pub fn pushed_authorization_url(mut self, url: impl Into<String>) -> Self {
+        self.par_url = Some(url.into());
+        self
+    }
+
+    /// Signs authorization requests with `key` (JAR, RFC 9101): the
+    /// parameters travel as a request object, `iss` the client id and `aud`
+    /// `audience` (the server's issuer identifier). Register the key's
+    /// [`public_jwk`](super::PrivateKey::public_jwk) with the server.
+    #[cfg(feature = "jose")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
+    pub fn request_object(mut self, key: super::PrivateKey, audience: impl Into<String>) -> Self {
+        self.jose.request_object = Some((key, audience.into()));
+        self
+    }
+
+    /// The token revocation endpoint (RFC 7009) that
+    /// [`TokenClient::revoke`](super::TokenClient::revoke) sends to, with
+    /// this client's authentication. Set from discovery's
+    /// `revocation_endpoint` by
+    /// [`ProviderMetadata::token_client`](super::ProviderMetadata::token_client).
+    /// Held to the token URL's rule (`https://` or loopback, unless
+    /// [`allow_http`](Self::allow_http)).
+    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
+        self.revocation_url = Some(url.into());
+        self
+    }
+
     /// Allows a plain `http://` token URL that is not loopback, and the same
     /// for the other endpoints this client authenticates to (the device
     /// authorization endpoint). Client credentials sent over plain http can be
@@ -220,6 +292,23 @@ impl TokenClientBuilder {
                 "Basic client authentication needs a client id",
             ));
         }
+        let revocation_url = match &self.revocation_url {
+            Some(u) => {
+                Some(crate::wire::origin::parse_url(u, self.allow_http, "revocation endpoint")?.0)
+            }
+            None => None,
+        };
+        let par_url = match &self.par_url {
+            Some(u) => Some(
+                crate::wire::origin::parse_url(
+                    u,
+                    self.allow_http,
+                    "pushed authorization request endpoint",
+                )?
+                .0,
+            ),
+            None => None,
+        };
         Ok(TokenClient {
             http: http.into_http_service(),
             endpoint: Arc::new(Endpoint {
@@ -233,6 +322,9 @@ impl TokenClientBuilder {
                 timeout: self.timeout,
                 max_response: self.max_response,
                 allow_http: self.allow_http,
+                assertion: self.assertion,
+                revocation_url,
+                par_url,
                 #[cfg(feature = "jose")]
                 jose: self.jose,
             }),

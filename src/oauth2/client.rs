@@ -59,6 +59,19 @@ impl TokenClient {
         String::new()
     }
 
+    /// What narrows this client's tokens to authorization details (RFC
+    /// 9396), for store identities that do not hold every parameter (a
+    /// user's): empty without any, so that existing keys stay as they were.
+    #[cfg(feature = "users")]
+    pub(crate) fn details_binding(&self) -> String {
+        self.endpoint
+            .params
+            .iter()
+            .filter(|(k, _)| k == "authorization_details")
+            .map(|(_, v)| format!("|rar:{}", crate::token::identity_field(v, &['|'])))
+            .collect()
+    }
+
     /// The DPoP key and nonces this client proves possession with, if any.
     #[cfg(feature = "jose")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
@@ -194,9 +207,26 @@ impl TokenClient {
         grant: Option<&Grant>,
         scopes: &[String],
     ) -> Result<Request<Full<Bytes>>, Error> {
+        self.build_request_with(url, grant, scopes, &[])
+    }
+
+    /// As [`build_request_to`](Self::build_request_to), with `secret`
+    /// parameters of the request's own first (a token to revoke, an
+    /// authorization request to push).
+    pub(crate) fn build_request_with(
+        &self,
+        url: &Uri,
+        grant: Option<&Grant>,
+        scopes: &[String],
+        secret: &[(&str, &str)],
+    ) -> Result<Request<Full<Bytes>>, Error> {
         let e = &*self.endpoint;
-        let mut params: Vec<(&str, &str)> = Vec::with_capacity(8);
-        let mut secret_params = false;
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(8 + secret.len());
+        let mut secret_params = !secret.is_empty();
+        params.extend_from_slice(secret);
+        // Read before each request, so they live as long as `params`.
+        let sourced_grant: SecretString;
+        let sourced_client: SecretString;
         if let Some(grant) = grant {
             params.push(("grant_type", grant.grant_type()));
         }
@@ -231,6 +261,11 @@ impl TokenClient {
             }
             Grant::JwtBearer { assertion } => {
                 params.push(("assertion", assertion.expose_secret()));
+                secret_params = true;
+            }
+            Grant::JwtBearerFrom(source) => {
+                sourced_grant = source.current()?;
+                params.push(("assertion", sourced_grant.expose_secret()));
                 secret_params = true;
             }
             Grant::TokenExchange(x) => {
@@ -292,6 +327,21 @@ impl TokenClient {
                 if let Some(id) = &e.client_id {
                     params.push(("client_id", id));
                 }
+            }
+            ClientAuth::ClientAssertion => {
+                let Some(source) = &e.assertion else {
+                    return Err(Error::config("a client assertion needs a source"));
+                };
+                sourced_client = source.current()?;
+                if let Some(id) = &e.client_id {
+                    params.push(("client_id", id));
+                }
+                params.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                params.push(("client_assertion", sourced_client.expose_secret()));
+                secret_params = true;
             }
             #[cfg(feature = "jose")]
             ClientAuth::PrivateKeyJwt => {

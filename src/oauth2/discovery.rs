@@ -175,9 +175,23 @@ impl ProviderMetadata {
     }
 
     /// A token client builder for the token endpoint (`allow_http` carried
-    /// over when the issuer was plain `http://`).
+    /// over when the issuer was plain `http://`), with the
+    /// `revocation_endpoint`, if the server has one, and the
+    /// `pushed_authorization_request_endpoint` when the server requires
+    /// pushed authorization requests (RFC 9126 §5).
     pub fn token_client(&self) -> TokenClientBuilder {
-        let b = TokenClient::builder(self.token_endpoint.clone());
+        let mut b = TokenClient::builder(self.token_endpoint.clone());
+        if let Some(url) = self.endpoint("revocation_endpoint") {
+            b = b.revocation_url(url);
+        }
+        let par_required = self.document.get("require_pushed_authorization_requests")
+            == Some(&serde_json::Value::Bool(true));
+        if let (true, Some(url)) = (
+            par_required,
+            self.endpoint("pushed_authorization_request_endpoint"),
+        ) {
+            b = b.pushed_authorization_url(url);
+        }
         if self.allow_http {
             b.allow_http()
         } else {

@@ -55,6 +55,11 @@ pub enum ClientAuth {
     #[cfg(feature = "jose")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
     PrivateKeyJwt,
+    /// A client assertion read from a source before each token request (a
+    /// rotating workload identity token, RFC 7523 §2.2); set by
+    /// [`TokenClientBuilder::client_assertion`](super::TokenClientBuilder::client_assertion),
+    /// which also gives the source.
+    ClientAssertion,
 }
 
 /// Where the grant parameters go.
@@ -108,6 +113,12 @@ pub(super) struct Endpoint {
     pub(super) max_response: usize,
     /// Plain `http://` allowed to any host, for every endpoint of this client.
     pub(super) allow_http: bool,
+    /// Where `ClientAuth::ClientAssertion` reads its assertions.
+    pub(super) assertion: Option<super::AssertionSource>,
+    /// Where `TokenClient::revoke` sends (RFC 7009).
+    pub(super) revocation_url: Option<Uri>,
+    /// Where authorization requests are pushed (RFC 9126).
+    pub(super) par_url: Option<Uri>,
     #[cfg(feature = "jose")]
     pub(super) jose: Jose,
 }
@@ -121,4 +132,6 @@ pub(super) struct Jose {
     pub(super) assertion_key: Option<super::PrivateKey>,
     /// The assertion's `aud` (default: the token URL).
     pub(super) audience: Option<String>,
+    /// The key authorization requests are signed with (JAR) and their `aud`.
+    pub(super) request_object: Option<(super::PrivateKey, String)>,
 }

@@ -72,6 +72,10 @@ pub enum Grant {
         /// The signed JWT (from an identity provider, or signed by you).
         assertion: SecretString,
     },
+    /// JWT bearer grant (RFC 7523 §2.1) whose assertion is read from a
+    /// source before each token request (a rotating workload identity
+    /// token): see [`Grant::jwt_bearer_from`].
+    JwtBearerFrom(super::AssertionSource),
 }
 
 /// The parameters of a token exchange (RFC 8693 §2.1).
@@ -168,6 +172,13 @@ impl Grant {
         }
     }
 
+    /// A JWT bearer grant (RFC 7523 §2.1) with the current assertion of
+    /// `source`, read before each token request; an assertion whose own
+    /// `exp` has passed is not sent ([`Error::is_assertion_expired`](crate::Error::is_assertion_expired)).
+    pub fn jwt_bearer_from(source: super::AssertionSource) -> Grant {
+        Grant::JwtBearerFrom(source)
+    }
+
     /// The `grant_type` parameter.
     pub fn grant_type(&self) -> &'static str {
         match self {
@@ -177,7 +188,9 @@ impl Grant {
             Grant::RefreshToken { .. } => "refresh_token",
             Grant::DeviceCode { .. } => "urn:ietf:params:oauth:grant-type:device_code",
             Grant::TokenExchange(_) => "urn:ietf:params:oauth:grant-type:token-exchange",
-            Grant::JwtBearer { .. } => "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            Grant::JwtBearer { .. } | Grant::JwtBearerFrom(_) => {
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            }
         }
     }
 }

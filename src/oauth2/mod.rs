@@ -106,6 +106,7 @@
 //! # }
 //! ```
 
+mod assertion;
 mod builder;
 mod client;
 mod device;
@@ -113,11 +114,15 @@ mod discovery;
 mod endpoint;
 mod exchange;
 mod grant;
+#[cfg(feature = "jose")]
+mod jar;
+mod par;
 mod pkce;
 mod protected_resource;
 mod registration;
 mod resource_metadata;
 mod response;
+mod revocation;
 mod source;
 mod transport;
 
@@ -127,6 +132,7 @@ pub use crate::jose::Dpop;
 #[cfg(feature = "jose")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub use crate::jose::PrivateKey;
+pub use assertion::AssertionSource;
 pub use builder::TokenClientBuilder;
 pub use client::{TokenClient, DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT};
 pub use device::{DeviceAuthorization, DEFAULT_DEVICE_INTERVAL};

@@ -145,6 +145,26 @@ impl AuthorizationUrl {
         self
     }
 
+    /// Rich authorization request (RFC 9396): `details` (a JSON array of
+    /// objects, each with a `type`) as the `authorization_details`
+    /// parameter. The granted details come back on the token
+    /// ([`Token::authorization_details`](crate::token::Token::authorization_details)).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::AuthorizationUrl;
+    ///
+    /// let request = AuthorizationUrl::new("https://as.example/authorize", "app", "https://app/cb")
+    ///     .authorization_details(serde_json::json!([
+    ///         {"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "12.00"}}
+    ///     ]))
+    ///     .build()?;
+    /// assert!(request.url().contains("&authorization_details=%5B%7B%22"));
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
+    pub fn authorization_details(self, details: serde_json::Value) -> Self {
+        self.param("authorization_details", details.to_string())
+    }
+
     /// Adds another query parameter.
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));
@@ -158,42 +178,48 @@ impl AuthorizationUrl {
             Some(_) => Some(PkceVerifier::generate()?),
             None => None,
         };
-        let mut ser = form_urlencoded::Serializer::new(String::new());
-        ser.append_pair("response_type", "code")
-            .append_pair("client_id", &self.client_id)
-            .append_pair("redirect_uri", &self.redirect_uri);
+        let mut params: Vec<(String, String)> = vec![
+            ("response_type".into(), "code".into()),
+            ("client_id".into(), self.client_id.clone()),
+            ("redirect_uri".into(), self.redirect_uri.clone()),
+        ];
         if !self.scopes.is_empty() {
-            ser.append_pair("scope", &self.scopes.join(" "));
+            params.push(("scope".into(), self.scopes.join(" ")));
         }
-        ser.append_pair("state", &state);
+        params.push(("state".into(), state.clone()));
         if let (Some(method), Some(v)) = (self.pkce, &verifier) {
-            match method {
-                PkceMethod::S256 => ser
-                    .append_pair("code_challenge", &v.challenge_s256())
-                    .append_pair("code_challenge_method", "S256"),
-                PkceMethod::Plain => ser
-                    .append_pair("code_challenge", v.secret().expose_secret())
-                    .append_pair("code_challenge_method", "plain"),
+            let (challenge, method) = match method {
+                PkceMethod::S256 => (v.challenge_s256(), "S256"),
+                PkceMethod::Plain => (v.secret().expose_secret().to_owned(), "plain"),
             };
+            params.push(("code_challenge".into(), challenge));
+            params.push(("code_challenge_method".into(), method.into()));
         }
-        for (k, v) in &self.extra {
-            ser.append_pair(k, v);
-        }
-        let sep = if self.endpoint.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        let url = format!("{}{sep}{}", self.endpoint, ser.finish());
-        url.parse::<http::Uri>()
-            .map_err(|_| Error::config("authorization endpoint is not a valid URL"))?;
+        params.extend(self.extra);
+        let url = url_with(&self.endpoint, &params)?;
         Ok(AuthorizationRequest {
             url,
             state,
             verifier,
             redirect_uri: self.redirect_uri,
+            endpoint: self.endpoint,
+            client_id: self.client_id,
+            params,
         })
     }
+}
+
+/// `endpoint` with `params` added to its query, checked to be a URL.
+pub(super) fn url_with(endpoint: &str, params: &[(String, String)]) -> Result<String, Error> {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        ser.append_pair(k, v);
+    }
+    let sep = if endpoint.contains('?') { '&' } else { '?' };
+    let url = format!("{endpoint}{sep}{}", ser.finish());
+    url.parse::<http::Uri>()
+        .map_err(|_| Error::config("authorization endpoint is not a valid URL"))?;
+    Ok(url)
 }
 
 /// An authorization request in progress: keep it (server-side, per user) until the
@@ -213,10 +239,15 @@ impl AuthorizationUrl {
 /// # Ok::<(), tower_client_auth::Error>(())
 /// ```
 pub struct AuthorizationRequest {
-    url: String,
+    pub(super) url: String,
     state: String,
     verifier: Option<PkceVerifier>,
     redirect_uri: String,
+    /// The authorization endpoint, the client, and every parameter of the
+    /// request: what a pushed or signed request carries instead of the URL.
+    pub(super) endpoint: String,
+    pub(super) client_id: String,
+    pub(super) params: Vec<(String, String)>,
 }
 
 /// What the callback gave: the code to exchange.
@@ -246,6 +277,14 @@ impl fmt::Debug for AuthorizationCode {
 }
 
 impl AuthorizationRequest {
+    /// The same request (state, verifier, redirect URI) carried by `params`
+    /// instead: a request object, or a pushed request's `request_uri`.
+    pub(super) fn carried_by(mut self, params: Vec<(String, String)>) -> Result<Self, Error> {
+        self.url = url_with(&self.endpoint, &params)?;
+        self.params = params;
+        Ok(self)
+    }
+
     /// The URL to send the browser to.
     pub fn url(&self) -> &str {
         &self.url

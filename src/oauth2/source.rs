@@ -112,6 +112,17 @@ impl TokenSource for OAuth2Source {
         self.client.dpop().cloned()
     }
 
+    fn revoke(&self, token: &Token) -> BoxFuture<'static, Result<(), Error>> {
+        // Revoking the refresh token ends the grant (RFC 7009 §2.1: servers
+        // should then revoke its access tokens too).
+        let (secret, hint) = match &token.refresh_token {
+            Some(rt) => (rt.clone(), "refresh_token"),
+            None => (token.access_token.clone(), "access_token"),
+        };
+        let client = self.client.clone();
+        Box::pin(async move { client.revoke(&secret, Some(hint)).await })
+    }
+
     fn endpoint(&self) -> Option<String> {
         Some(crate::wire::origin::describe_url(self.client.token_url()))
     }

@@ -192,21 +192,6 @@ pub(crate) fn encode(
     )
 }
 
-/// Encodes `token` as `shared` stores it under `version` (sealed when it has a key).
-pub(crate) fn encode_for_store(
-    token: &Token,
-    key: &StoreKey,
-    version: Version,
-    shared: &SharedStore,
-) -> Result<Vec<u8>, Error> {
-    encode(
-        &Record::Token(token.clone()),
-        key,
-        version,
-        shared.cipher.as_deref(),
-    )
-}
-
 /// The version a write outside the lease (a login) gives on top of `stored`:
 /// the next generation of its incarnation, or a new incarnation when nothing
 /// readable is stored.

@@ -208,18 +208,51 @@ impl SharedStore {
     /// # }
     /// ```
     pub async fn put(&self, key: &StoreKey, token: &Token) -> Result<(), Error> {
+        self.put_record(key, &codec::Record::Token(token.clone()))
+            .await
+            .map(drop)
+    }
+
+    /// Stores `user`'s "log in again" mark under `key` in place of their
+    /// token (a logout): every process that reads it sends no refresh token.
+    /// Returns the token it replaced, if a readable one was stored (read and
+    /// replaced in one compare-and-set: a refresh elsewhere in between makes
+    /// it read again).
+    #[cfg(feature = "users")]
+    pub(crate) async fn put_logged_out(
+        &self,
+        key: &StoreKey,
+        user: &str,
+    ) -> Result<Option<Token>, Error> {
+        self.put_record(key, &codec::Record::LoginRequired(user.to_owned()))
+            .await
+    }
+
+    async fn put_record(
+        &self,
+        key: &StoreKey,
+        record: &codec::Record,
+    ) -> Result<Option<Token>, Error> {
         let (store, limit) = (&self.store, self.store_timeout);
         // Compare-and-set on what is there, retried if someone wrote meanwhile.
         for _ in 0..16 {
             let stored = within(limit, store.load(key)).await?;
             let version = codec::version_after(stored.as_ref(), key, self)?;
-            let base = stored.map_or(0, |e| e.generation);
+            let base = stored.as_ref().map_or(0, |e| e.generation);
             let entry = StoredEntry {
                 generation: version.generation,
-                data: codec::encode_for_store(token, key, version, self)?,
+                data: codec::encode(record, key, version, self.cipher.as_deref())?,
             };
+            // Only a logout needs what it replaces (to revoke it).
+            let logout = matches!(record, codec::Record::LoginRequired(_));
+            let replaced = stored.as_ref().filter(|_| logout).and_then(|e| {
+                match codec::decode(&e.data, key, e.generation, self.cipher.as_deref()) {
+                    Ok((_, codec::Record::Token(token))) => Some(token),
+                    _ => None,
+                }
+            });
             if within(limit, store.compare_and_set(key, base, None, entry)).await? {
-                return Ok(());
+                return Ok(replaced);
             }
         }
         Err(Error::store_unavailable(

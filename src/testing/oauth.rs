@@ -20,6 +20,8 @@ use super::{basic, header, json, lock, Common, Counts, Failure, Server};
 pub const AUTHORIZE_PATH: &str = "/identity/auth/oauth/authorize";
 /// The token path next to the authorize path.
 pub const TOKEN_PATH: &str = "/identity/auth/oauth/token";
+/// The token revocation path (RFC 7009), next to the token path.
+pub const REVOKE_PATH: &str = "/identity/auth/oauth/revoke";
 
 #[derive(Debug, Default)]
 struct Grants {
@@ -31,6 +33,8 @@ struct Grants {
     /// Refresh tokens already used once (rotation): sending one again is reuse.
     spent: std::collections::HashSet<String>,
     reused_refresh: u64,
+    /// Live refresh tokens revoked at the revocation endpoint.
+    revoked_refresh: u64,
 }
 
 /// The authorization-code emulator. Stops when dropped.
@@ -166,6 +170,20 @@ impl OAuthServer {
                             ),
                         )
                     }
+                    ("POST", REVOKE_PATH) => {
+                        match basic(header(&req, "authorization")) {
+                            Some((u, p)) if u == id && p == secret => {}
+                            _ => return json(401, r#"{"error":"invalid_client"}"#),
+                        }
+                        let params = form(std::str::from_utf8(req.body()).unwrap_or(""));
+                        let token = params.get("token").cloned().unwrap_or_default();
+                        let mut grants = lock(&g);
+                        if grants.refresh.remove(&token).is_some() {
+                            grants.revoked_refresh += 1;
+                        }
+                        // Unknown tokens too: RFC 7009 §2.2.
+                        json(200, "")
+                    }
                     (_, path) if path.starts_with("/api/") => {
                         match s.check_bearer(header(&req, "authorization")) {
                             Ok(_) => json(200, r#"{"ok":true}"#),
@@ -254,6 +272,17 @@ impl OAuthServer {
             .refresh
             .insert(refresh.clone(), String::new());
         refresh
+    }
+
+    /// The token revocation endpoint (RFC 7009): a live refresh token sent
+    /// there with the client's Basic authentication is dead afterwards.
+    pub fn revocation_url(&self) -> String {
+        format!("{}{REVOKE_PATH}", self.server.base_url())
+    }
+
+    /// Live refresh tokens revoked at the [`revocation_url`](Self::revocation_url).
+    pub fn refresh_tokens_revoked(&self) -> u64 {
+        lock(&self.grants).revoked_refresh
     }
 
     /// Revokes a refresh token: its next use gets `invalid_grant` (not counted

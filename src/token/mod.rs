@@ -34,6 +34,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+pub(crate) mod jwt;
 mod options;
 
 use std::fmt;
@@ -213,6 +214,13 @@ impl Token {
         self.scope.as_deref()
     }
 
+    /// The authorization details the server granted (RFC 9396 §7), as the
+    /// token response gave them, if it did. Kept with the token in a shared
+    /// store.
+    pub fn authorization_details(&self) -> Option<&serde_json::Value> {
+        self.extra.get("authorization_details")
+    }
+
     /// Members of the token response this crate does not interpret (for example
     /// `id_token`). They may be secret: `Debug` prints only their names.
     pub fn extra(&self) -> &serde_json::Map<String, serde_json::Value> {
@@ -314,6 +322,15 @@ pub trait TokenSource: Send + Sync + 'static {
     fn step_up(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {
         let _ = (status, headers);
         false
+    }
+
+    /// Revokes `token` where it came from (for OAuth2, RFC 7009: its refresh
+    /// token if it has one, else the access token), for
+    /// [`Credential::revoke`](crate::Credential::revoke). The default: a
+    /// [configuration error](Error::is_config), as the source cannot.
+    fn revoke(&self, token: &Token) -> BoxFuture<'static, Result<(), Error>> {
+        let _ = token;
+        Box::pin(async { Err(Error::config("this token source cannot revoke tokens")) })
     }
 
     /// The DPoP key the source's tokens are bound to (RFC 9449): a

@@ -61,6 +61,7 @@ pub struct ManagedOptions {
     pub(crate) max_refresh_ahead: Duration,
     pub(crate) max_expiry_margin: Duration,
     pub(crate) default_lifetime: Option<Duration>,
+    pub(crate) jwt_expiry: bool,
     pub(crate) max_attempts: u32,
     pub(crate) backoff_base: Duration,
     pub(crate) backoff_max: Duration,
@@ -74,6 +75,7 @@ impl Default for ManagedOptions {
             max_refresh_ahead: Duration::from_secs(300),
             max_expiry_margin: Duration::from_secs(10),
             default_lifetime: None,
+            jwt_expiry: true,
             max_attempts: 3,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
@@ -106,6 +108,41 @@ impl ManagedOptions {
     /// to [`MAX_LIFETIME`]; `Some(Duration::ZERO)` counts as none.
     pub fn default_lifetime(mut self, d: Option<Duration>) -> Self {
         self.default_lifetime = d.filter(|d| !d.is_zero()).map(clamp);
+        self
+    }
+
+    /// Whether an access token that is a JWT sets its own lifetime when the
+    /// server gives no `expires_in` (default: yes). Its `exp` and `iat`
+    /// (RFC 9068 §2.2) are read without verifying the signature or trusting
+    /// any other claim: a client cannot verify an access token, and needs
+    /// nothing from it but a hint of when to refresh.
+    ///
+    /// The lifetime of a token, in order of precedence:
+    ///
+    /// 1. the server's `expires_in` (positive);
+    /// 2. the JWT's `exp` minus now, at most `exp - iat` (so a clock behind
+    ///    the issuer's cannot stretch it), at most the
+    ///    [`default_lifetime`](Self::default_lifetime) when one is set;
+    /// 3. the [`default_lifetime`](Self::default_lifetime);
+    /// 4. none: the token is used until a 401.
+    ///
+    /// A JWT whose `exp` has already passed is refused as an
+    /// [invalid response](crate::Error::is_invalid_response) (the cache cools
+    /// down rather than fetching expired tokens in a loop). Opaque tokens and
+    /// malformed JWTs go on to step 3.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::token::ManagedOptions;
+    ///
+    /// // JWT access tokens, but never trusted for more than an hour.
+    /// let options = ManagedOptions::new().default_lifetime(Some(Duration::from_secs(3600)));
+    /// // Or: ignore what the token says.
+    /// let opaque_only = ManagedOptions::new().jwt_expiry(false);
+    /// # let _ = (options, opaque_only);
+    /// ```
+    pub fn jwt_expiry(mut self, read_exp: bool) -> Self {
+        self.jwt_expiry = read_exp;
         self
     }
 

@@ -56,6 +56,7 @@
 
 mod guard;
 mod key;
+mod logout;
 mod registry;
 mod select;
 mod source;

@@ -387,11 +387,12 @@ impl Users {
         // user of another client.
         let field = |s| crate::token::identity_field(s, &['|']);
         format!(
-            "user|{}|{}|{}{}",
+            "user|{}|{}|{}{}{}",
             field(&c.token_url().to_string()),
             field(c.client_id().unwrap_or("")),
             field(user.as_str()),
-            c.key_binding()
+            c.key_binding(),
+            c.details_binding()
         )
     }
 

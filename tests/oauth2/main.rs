@@ -6,7 +6,8 @@
 //! never skip, without those servers' packages.
 //!
 //! The feature-gated modules run in `.ci/run`, one filter each
-//! (`oidc_provider::`, `authlib_jwt_bearer::`, `oidc_mtls::`, `mcp_resource::`) after the server
+//! (`oidc_provider::`, `oidc_lifecycle::`, `authlib_jwt_bearer::`, `oidc_mtls::`,
+//! `mcp_resource::`) after the server
 //! they need is installed, in the one `--all-features` build; a filter that
 //! runs no test fails.
 
@@ -21,6 +22,8 @@ mod token_server;
 
 #[cfg(feature = "jose")]
 mod authlib_jwt_bearer;
+#[cfg(feature = "jose")]
+mod oidc_lifecycle;
 // Needs Node (tests/oidc) and openssl: with the other server suites (jose's),
 // not in the default `cargo test`, where `https` is on.
 #[cfg(all(feature = "https", feature = "jose"))]

@@ -269,14 +269,17 @@ async fn dpop_private_key_jwt_and_discovery_against_oidc_provider() -> Result<()
 /// A user at a browser, as far as these pages need one: cookies, redirects,
 /// and forms filled in with their hidden fields (and any login and password).
 #[derive(Default)]
-struct Browser {
+pub(crate) struct Browser {
     cookies: std::collections::BTreeMap<String, String>,
+    /// A redirect to a URL starting with this ends the walk (the client's
+    /// redirect URI, with the code): `approve` returns its query last.
+    pub(crate) stop_at: Option<String>,
 }
 
 impl Browser {
     /// Follows the pages from `start` until one has no form left (the
     /// provider's success page); returns what each page was.
-    async fn approve(&mut self, issuer: &str, start: &str) -> Vec<String> {
+    pub(crate) async fn approve(&mut self, issuer: &str, start: &str) -> Vec<String> {
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
         let mut next = (http::Method::GET, start.to_owned(), String::new());
@@ -313,6 +316,12 @@ impl Browser {
             if res.status().is_redirection() {
                 let location = res.headers()["location"].to_str().unwrap().to_owned();
                 seen.push(format!("redirect {location}"));
+                if let Some(stop) = &self.stop_at {
+                    if location.starts_with(stop.as_str()) {
+                        seen.push(location.split_once('?').map_or("", |(_, q)| q).to_owned());
+                        return seen;
+                    }
+                }
                 next = (http::Method::GET, location, String::new());
                 continue;
             }

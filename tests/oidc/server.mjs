@@ -7,7 +7,11 @@
 //
 // Prints `listening http://127.0.0.1:PORT` on stdout once ready.
 // Environment: PKJWT_JWK: the public JWK registered for the private_key_jwt
-// client.
+// client. LIFECYCLE=1 (tests/oauth2/oidc_lifecycle.rs): a code-flow client
+// (`code-client`) with revocation, pushed authorization requests, signed
+// request objects (its key in JAR_JWK) and rich authorization requests
+// (type `payment_initiation`, returned as granted); REQUIRE_PAR=1 as well:
+// a server that requires pushed authorization requests.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -20,6 +24,9 @@ import Provider from 'oidc-provider';
 process.stdout.on('error', () => {});
 
 const pkjwtJwk = JSON.parse(process.env.PKJWT_JWK || 'null');
+const lifecycle = process.env.LIFECYCLE === '1';
+const jarJwk = JSON.parse(process.env.JAR_JWK || 'null');
+const requirePar = process.env.REQUIRE_PAR === '1';
 
 // MTLS_DIR: serve https with the certificates there (ca.pem, server.pem,
 // server.key), asking for client certificates: mutual TLS (RFC 8705).
@@ -78,7 +85,48 @@ if (pkjwtJwk) {
   });
 }
 
+if (lifecycle) {
+  clients.push({
+    client_id: 'code-client',
+    client_secret: 'code-secret',
+    grant_types: ['authorization_code', 'refresh_token'],
+    redirect_uris: ['http://127.0.0.1:9/cb'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+    authorization_details_types: ['payment_initiation'],
+    ...(jarJwk ? { jwks: { keys: [jarJwk] }, request_object_signing_alg: 'ES256' } : {}),
+  });
+}
+const rarResource = `${issuer}/api`;
+const lifecycleConfig = lifecycle ? {
+  // Every code-flow login gets a refresh token (no offline_access dance).
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  features: {
+    revocation: { enabled: true },
+    pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: requirePar },
+    requestObjects: { request: true, requireSignedRequestObject: false },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: (ctx, client) => (client?.clientId === 'code-client' ? rarResource : undefined),
+      useGrantedResource: () => true,
+      getResourceServerInfo: () => ({ scope: 'openid', accessTokenFormat: 'opaque' }),
+    },
+    richAuthorizationRequests: {
+      enabled: true,
+      ack: 'experimental-01',
+      types: { payment_initiation: { validate() {} } },
+      // Granted as requested, carried by the code and the refresh token.
+      rarForAuthorizationCode: (ctx) => (ctx.oidc.params.authorization_details
+        ? JSON.parse(ctx.oidc.params.authorization_details) : undefined),
+      rarForCodeResponse: (ctx) => ctx.oidc.authorizationCode.rar,
+      rarForRefreshTokenResponse: (ctx) => ctx.oidc.refreshToken.rar,
+      rarForIntrospectionResponse: (ctx, token) => token.rar,
+    },
+  },
+} : { features: {} };
+
 const provider = new Provider(issuer, {
+  ...(lifecycleConfig.issueRefreshToken ? { issueRefreshToken: lifecycleConfig.issueRefreshToken } : {}),
   findAccount: (ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
   clients,
   clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'none', ...(mtlsDir ? ['tls_client_auth'] : [])],
@@ -112,6 +160,7 @@ const provider = new Provider(issuer, {
     // The provider's own login and consent pages (any login name, any
     // password), which the test fills in as a user would.
     devInteractions: { enabled: true },
+    ...lifecycleConfig.features,
   },
   ttl: { ClientCredentials: 600 },
 });
