@@ -165,7 +165,7 @@ async fn client_credentials_basic_with_reserved_characters_and_body_auth() {
         .client_secret("p@ss:w/rd+%&=")
         .build(plain())
         .unwrap();
-    let token = tc.client_credentials(&["read".into()]).await.unwrap();
+    let token = tc.client_credentials(&["read"]).await.unwrap();
     assert_eq!(token.token_type(), "Bearer");
     assert!(introspect(token.access_token().expose_secret()).await);
 

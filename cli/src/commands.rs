@@ -168,16 +168,17 @@ pub async fn check(cfg: &Config, show_token: bool) -> Result<(), Failure> {
         Grant::Password => Some(password_grant(cfg)?),
         _ => None,
     };
+    let scopes: Vec<&str> = cfg.scopes.iter().map(String::as_str).collect();
     let started = Instant::now();
     let fetched = slow("token request", async {
         match (cfg.grant, &credentials, &stored) {
             (Grant::Password, Some((user, password)), _) => {
                 tokens
-                    .password(user.clone(), password.clone(), &cfg.scopes)
+                    .password(user.clone(), password.clone(), &scopes)
                     .await
             }
-            (Grant::AuthorizationCode, _, Some(rt)) => tokens.refresh(rt, &cfg.scopes).await,
-            _ => tokens.client_credentials(&cfg.scopes).await,
+            (Grant::AuthorizationCode, _, Some(rt)) => tokens.refresh(rt, &scopes).await,
+            _ => tokens.client_credentials(&scopes).await,
         }
     })
     .await;

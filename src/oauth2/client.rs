@@ -113,15 +113,21 @@ impl TokenClient {
     pub fn request_token(
         &self,
         grant: &Grant,
-        scopes: &[String],
+        scopes: &[&str],
     ) -> impl std::future::Future<Output = Result<Token, Error>> + Send + 'static {
         let request = self.build_request(grant, scopes);
         // A second request, if the endpoint asks for a new DPoP nonce, is
         // built afresh: a client assertion must not be sent twice.
         #[cfg(feature = "jose")]
         let rebuild = {
-            let (this, grant, scopes) = (self.clone(), grant.clone(), scopes.to_vec());
-            move || this.build_request(&grant, &scopes)
+            let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+            let (this, grant) = (self.clone(), grant.clone());
+            move || {
+                this.build_request(
+                    &grant,
+                    &scopes.iter().map(String::as_str).collect::<Vec<_>>(),
+                )
+            }
         };
         #[cfg(not(feature = "jose"))]
         let rebuild = || unreachable!("only DPoP sends a token request twice");
@@ -142,7 +148,7 @@ impl TokenClient {
     }
 
     /// Client credentials grant (RFC 6749 §4.4).
-    pub async fn client_credentials(&self, scopes: &[String]) -> Result<Token, Error> {
+    pub async fn client_credentials(&self, scopes: &[&str]) -> Result<Token, Error> {
         self.request_token(&Grant::ClientCredentials, scopes).await
     }
 
@@ -151,7 +157,7 @@ impl TokenClient {
         &self,
         username: impl Into<String>,
         password: impl Into<SecretString>,
-        scopes: &[String],
+        scopes: &[&str],
     ) -> Result<Token, Error> {
         self.request_token(&Grant::password(username, password), scopes)
             .await
@@ -178,7 +184,7 @@ impl TokenClient {
     pub async fn refresh(
         &self,
         refresh_token: &SecretString,
-        scopes: &[String],
+        scopes: &[&str],
     ) -> Result<Token, Error> {
         let grant = Grant::RefreshToken {
             refresh_token: refresh_token.clone(),
@@ -193,7 +199,7 @@ impl TokenClient {
     pub(crate) fn build_request(
         &self,
         grant: &Grant,
-        scopes: &[String],
+        scopes: &[&str],
     ) -> Result<Request<Full<Bytes>>, Error> {
         self.build_request_to(&self.endpoint.url, Some(grant), scopes)
     }
@@ -205,7 +211,7 @@ impl TokenClient {
         &self,
         url: &Uri,
         grant: Option<&Grant>,
-        scopes: &[String],
+        scopes: &[&str],
     ) -> Result<Request<Full<Bytes>>, Error> {
         self.build_request_with(url, grant, scopes, &[])
     }
@@ -217,7 +223,7 @@ impl TokenClient {
         &self,
         url: &Uri,
         grant: Option<&Grant>,
-        scopes: &[String],
+        scopes: &[&str],
         secret: &[(&str, &str)],
     ) -> Result<Request<Full<Bytes>>, Error> {
         let e = &*self.endpoint;
@@ -456,7 +462,7 @@ impl TokenClient {
     pub async fn device_authorization(
         &self,
         endpoint: &str,
-        scopes: &[String],
+        scopes: &[&str],
     ) -> Result<super::DeviceAuthorization, Error> {
         // The token URL's rule: nothing is sent to a URL it refuses.
         let (url, _) = crate::wire::origin::parse_url(

@@ -10,7 +10,7 @@
 //! ```no_run
 //! # async fn f(tokens: tower_client_auth::oauth2::TokenClient) -> Result<(), tower_client_auth::Error> {
 //! let token = tokens
-//!     .device_flow("https://auth.example.com/device/auth", &["profile".into()], |auth| {
+//!     .device_flow("https://auth.example.com/device/auth", &["profile"], |auth| {
 //!         println!("Go to {} and enter {}", auth.verification_uri(), auth.user_code());
 //!     })
 //!     .await?;
@@ -192,7 +192,7 @@ impl TokenClient {
     pub async fn device_flow(
         &self,
         endpoint: &str,
-        scopes: &[String],
+        scopes: &[&str],
         show: impl FnOnce(&DeviceAuthorization),
     ) -> Result<Token, Error> {
         let authorization = self.device_authorization(endpoint, scopes).await?;
@@ -307,10 +307,7 @@ mod tests {
                 .resource("https://billing.example.com/"),
         );
         assert!(!format!("{grant:?}").contains("SUBJECT-TOKEN"));
-        let token = client
-            .request_token(&grant, &["read".into()])
-            .await
-            .unwrap();
+        let token = client.request_token(&grant, &["read"]).await.unwrap();
         assert_eq!(
             token.extra()["issued_token_type"],
             "urn:ietf:params:oauth:token-type:access_token"

@@ -24,7 +24,7 @@ use secrecy::SecretString;
 /// let tokens = TokenClient::builder("https://auth.example.com/token")
 ///     .client_id("my-client")
 ///     .build(endpoint)?;
-/// let token = tokens.request_token(&grant, &["read".to_owned()]).await?;
+/// let token = tokens.request_token(&grant, &["read"]).await?;
 /// # let _ = token;
 /// # Ok(())
 /// # }

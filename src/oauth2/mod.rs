@@ -32,7 +32,7 @@
 //!     .client_id("id")
 //!     .client_secret("secret")
 //!     .build(http)?;
-//! let token = client.client_credentials(&["read".to_owned()]).await?;
+//! let token = client.client_credentials(&["read"]).await?;
 //! assert_eq!(token.access_token().expose_secret(), "t0k3n");
 //! # Ok(())
 //! # }
@@ -71,7 +71,7 @@
 //!     .build(echo.clone())?;
 //!
 //! // Password grant, form-encoded.
-//! let t = form.password("jane", "pw", &["read".to_owned()]).await?;
+//! let t = form.password("jane", "pw", &["read"]).await?;
 //! assert_eq!(
 //!     t.access_token().expose_secret(),
 //!     "grant_type=password&username=jane&password=pw&scope=read"

@@ -179,6 +179,7 @@ impl TokenSource for OAuth2Source {
         // refresh token): the seed has served its purpose.
         let used = move || *seed.lock().unwrap_or_else(|e| e.into_inner()) = Seed::Nothing;
         Box::pin(async move {
+            let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
             if let Some(rt) = refresh_token {
                 match client.refresh(&rt, &scopes).await {
                     Ok(token) => {

@@ -102,7 +102,7 @@ async fn checklist_7_raw_basic_and_body_auth_never_both() {
 async fn checklist_8_password_grant_form_body_exact() {
     let (base, log) = ok_server().await;
     let tc = token_client(&base, "cid", "cs", ClientAuth::Basic);
-    let scopes = ["a".to_owned(), "b".to_owned()];
+    let scopes = ["a", "b"];
     tc.password("jane doe", "p&ss=wörd", &scopes).await.unwrap();
     assert_eq!(
         log.body(0),

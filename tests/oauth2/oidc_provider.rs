@@ -248,7 +248,7 @@ async fn dpop_private_key_jwt_and_discovery_against_oidc_provider() -> Result<()
         .build(http.clone())?;
     let (shown_tx, shown_rx) = tokio::sync::oneshot::channel();
     let polling = tokio::spawn(async move {
-        tv.device_flow(&device_endpoint, &["openid".to_owned()], move |auth| {
+        tv.device_flow(&device_endpoint, &["openid"], move |auth| {
             let _ = shown_tx.send((
                 auth.user_code().to_owned(),
                 auth.verification_uri_complete().map(str::to_owned),

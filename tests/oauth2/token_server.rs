@@ -32,10 +32,7 @@ async fn grants_client_auth_and_counters() {
     let basic = tokens(&server, "cs", ClientAuth::Basic);
     let form = tokens(&server, "cs", ClientAuth::Body);
 
-    let t = basic
-        .client_credentials(&["read".to_owned()])
-        .await
-        .unwrap();
+    let t = basic.client_credentials(&["read"]).await.unwrap();
     assert_eq!(t.expires_in(), Some(Duration::from_secs(90)));
     assert!(t.refresh_token().is_none());
     assert_eq!(t.scope(), Some("read"));
