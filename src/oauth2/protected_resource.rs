@@ -369,9 +369,20 @@ impl ProtectedResource {
     /// server refuses scopes a step-up added (`invalid_scope`), the scopes
     /// go back to what they were and that set is never asked for again.
     pub async fn client_credentials(&self) -> Result<Token, Error> {
-        let (client, scopes) = self.service_client().await?;
-        let result = client.client_credentials(&scopes).await;
+        self.client_credentials_reverting().await.0
+    }
+
+    /// [`client_credentials`](Self::client_credentials), and whether a
+    /// refused step-up put the scopes back.
+    async fn client_credentials_reverting(&self) -> (Result<Token, Error>, bool) {
+        let (client, scopes) = match self.service_client().await {
+            Ok(found) => found,
+            Err(e) => return (Err(e), false),
+        };
+        let asked: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let result = client.client_credentials(&asked).await;
         let mut state = self.state();
+        let mut reverted = false;
         match &result {
             Ok(_) => state.widened_from = None,
             Err(e) if e.is_invalid_scope() => {
@@ -379,12 +390,13 @@ impl ProtectedResource {
                     state.refused.push(scopes);
                     state.asked = Some(previous.clone());
                     state.scopes = Some(previous);
+                    reverted = true;
                 }
             }
             Err(_) => {}
         }
         drop(state);
-        result
+        (result, reverted)
     }
 
     /// Reads a refusal of the API. `403 insufficient_scope` naming scopes the
@@ -558,7 +570,17 @@ impl TokenSource for ProtectedResource {
 
     fn fetch(&self, _previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
         let this = self.clone();
-        Box::pin(async move { this.client_credentials().await })
+        Box::pin(async move {
+            match this.client_credentials_reverting().await {
+                // A step-up the server refused: a token for the scopes it
+                // granted before keeps the credential working. The layer's
+                // one retry then meets the API's 403 again and hands it to
+                // the caller, instead of the refusal cooling the
+                // credential down for every other request.
+                (Err(_), true) => this.client_credentials().await,
+                (result, _) => result,
+            }
+        })
     }
 }
 

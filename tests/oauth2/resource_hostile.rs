@@ -316,6 +316,89 @@ async fn a_step_up_the_server_refuses_is_not_asked_for_again() -> Result<(), Box
 }
 
 #[tokio::test]
+async fn a_refused_step_up_in_the_layer_hands_back_the_403_and_cools_nothing_down(
+) -> Result<(), BoxError> {
+    use tower::{Layer, ServiceExt};
+    use tower_client_auth::{AuthLayer, ReplayBody};
+
+    // `/mcp/root` needs `mcp:root`, which the token endpoint refuses
+    // (`invalid_scope`); `/mcp` takes the token the client starts with.
+    let (origin, log) = logging_server(|req, _| {
+        let o = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        let body = String::from_utf8_lossy(req.body()).into_owned();
+        match req.uri().path() {
+            "/.well-known/oauth-protected-resource/mcp" => json(
+                200,
+                &serde_json::json!({
+                    "resource": format!("{o}/mcp"),
+                    "authorization_servers": [o],
+                    "scopes_supported": ["mcp:read"],
+                })
+                .to_string(),
+            ),
+            "/.well-known/openid-configuration" => json(
+                200,
+                &serde_json::json!({
+                    "issuer": o,
+                    "token_endpoint": format!("{o}/token"),
+                    "registration_endpoint": format!("{o}/reg"),
+                })
+                .to_string(),
+            ),
+            "/reg" => json(201, r#"{"client_id":"c-1","client_secret":"s-1"}"#),
+            "/token" if body.contains("mcp%3Aroot") => json(400, r#"{"error":"invalid_scope"}"#),
+            "/token" => json(
+                200,
+                r#"{"access_token":"t","token_type":"Bearer","expires_in":600}"#,
+            ),
+            "/mcp/root" => {
+                let mut res = json(403, r#"{"error":"insufficient_scope"}"#);
+                res.headers_mut().insert(
+                    "www-authenticate",
+                    r#"Bearer error="insufficient_scope", scope="mcp:root""#
+                        .parse()
+                        .unwrap(),
+                );
+                res
+            }
+            "/mcp" => json(200, "{}"),
+            _ => json(404, "{}"),
+        }
+    })
+    .await;
+    let api = ProtectedResource::builder(format!("{origin}/mcp"))
+        .build(common::client::<Full<Bytes>>().into_http_service())?;
+    let credential = Credential::builder()
+        .origin(&origin)
+        .token_source(api)
+        .build()?;
+    let client = AuthLayer::new(credential).layer(common::client::<ReplayBody<Full<Bytes>>>());
+    let get = |path: &str| {
+        http::Request::get(format!("{origin}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+
+    // The widened token is refused: the caller gets the API's own 403.
+    let res = client.clone().oneshot(get("/mcp/root")).await?;
+    assert_eq!(res.status(), 403);
+    // And the credential still works: no cool-down from the refusal.
+    let res = client.clone().oneshot(get("/mcp")).await?;
+    assert_eq!(res.status(), 200);
+    let tokens: Vec<String> = log
+        .take()
+        .iter()
+        .filter(|r| r.uri().path() == "/token")
+        .map(|r| String::from_utf8_lossy(r.body()).into_owned())
+        .collect();
+    // The first token, the widened one refused, the first scopes again.
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    assert!(tokens[1].contains("mcp%3Aroot"), "{}", tokens[1]);
+    assert!(!tokens[2].contains("mcp%3Aroot"), "{}", tokens[2]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn no_metadata_says_where_it_looked() -> Result<(), BoxError> {
     let (origin, _) = resource(|_| json(404, "{}")).await;
     let e = api(&format!("{origin}/mcp"))
