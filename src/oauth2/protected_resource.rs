@@ -60,6 +60,7 @@ pub struct ProtectedResourceBuilder {
     url: String,
     client_name: String,
     client: Option<(String, Option<SecretString>)>,
+    metadata_document: Option<String>,
     authorization_server: Option<String>,
     scopes: Option<Vec<String>>,
     allow_http: bool,
@@ -77,6 +78,41 @@ impl ProtectedResourceBuilder {
     /// A client id (and secret) of your own: no registration.
     pub fn client(mut self, id: impl Into<String>, secret: Option<SecretString>) -> Self {
         self.client = Some((id.into(), secret));
+        self
+    }
+
+    /// The URL of the client's own metadata document (an `https` URL with a
+    /// path, where you publish a JSON document whose `client_id` is that URL
+    /// and whose `redirect_uris` hold the user flow's redirect URI), used as
+    /// the client id of a user's login at an authorization server that
+    /// advertises `client_id_metadata_document_supported` (the OAuth client
+    /// ID metadata document draft, which the Model Context Protocol prefers
+    /// to registration): nothing is registered there. A server that does not
+    /// advertise it gets a registration as before.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{HttpService, ProtectedResource};
+    ///
+    /// # fn f(http: HttpService) -> Result<(), tower_client_auth::Error> {
+    /// let api = ProtectedResource::builder("https://api.example.com/mcp")
+    ///     .client_metadata_document("https://app.example.com/oauth/client.json")
+    ///     .build(http.clone())?;
+    /// # let _ = api;
+    /// // Not https, or no path: refused when built.
+    /// let e = ProtectedResource::builder("https://api.example.com/mcp")
+    ///     .client_metadata_document("https://app.example.com")
+    ///     .build(http)
+    ///     .unwrap_err();
+    /// assert!(e.is_config());
+    /// # Ok(()) }
+    /// # let client = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
+    /// # });
+    /// # use tower_client_auth::oauth2::IntoHttpService;
+    /// # f(client.into_http_service()).unwrap();
+    /// ```
+    pub fn client_metadata_document(mut self, url: impl Into<String>) -> Self {
+        self.metadata_document = Some(url.into());
         self
     }
 
@@ -120,6 +156,9 @@ impl ProtectedResourceBuilder {
         H: IntoHttpService<M>,
     {
         crate::wire::origin::parse_url(&self.url, self.allow_http, "resource URL")?;
+        if let Some(url) = &self.metadata_document {
+            check_metadata_document_url(url)?;
+        }
         let http = http.into_http_service();
         let mut resources = ResourceDiscovery::new(http.clone());
         let mut discovery = Discovery::new(http.clone());
@@ -132,6 +171,7 @@ impl ProtectedResourceBuilder {
                 url: self.url,
                 client_name: self.client_name,
                 client: self.client,
+                metadata_document: self.metadata_document,
                 authorization_server: self.authorization_server,
                 allow_http: self.allow_http,
                 http,
@@ -185,6 +225,7 @@ struct Inner {
     url: String,
     client_name: String,
     client: Option<(String, Option<SecretString>)>,
+    metadata_document: Option<String>,
     authorization_server: Option<String>,
     allow_http: bool,
     http: HttpService,
@@ -220,6 +261,7 @@ impl ProtectedResource {
             url: url.into(),
             client_name: "tower-client-auth".to_owned(),
             client: None,
+            metadata_document: None,
             authorization_server: None,
             scopes: None,
             allow_http: false,
@@ -467,12 +509,29 @@ impl ProtectedResource {
         redirect_uri: &str,
     ) -> Result<(TokenClient, Discovered), Error> {
         let found = self.discover().await?;
-        let registered = self
-            .registration(
-                found.server.clone(),
-                RegistrationRequest::user(self.inner.client_name.clone(), redirect_uri),
-            )
-            .await?;
+        let document = self.inner.metadata_document.as_deref().filter(|_| {
+            self.inner.client.is_none()
+                && found
+                    .server
+                    .document()
+                    .get("client_id_metadata_document_supported")
+                    .and_then(serde_json::Value::as_bool)
+                    == Some(true)
+        });
+        let registered = match document {
+            // The document's URL is the client id: a public client the server
+            // reads from there, nothing registered.
+            Some(url) => ClientRegistration::from_json(
+                serde_json::json!({ "client_id": url }).to_string().as_bytes(),
+            )?,
+            None => {
+                self.registration(
+                    found.server.clone(),
+                    RegistrationRequest::user(self.inner.client_name.clone(), redirect_uri),
+                )
+                .await?
+            }
+        };
         let client = registered
             .token_client(&found.server)
             .param("resource", found.resource.resource())
@@ -549,6 +608,23 @@ impl ProtectedResource {
         let (client, _) = self.user_client(redirect_uri).await?;
         Ok(OAuth2Source::from_token(client, token))
     }
+}
+
+/// A client ID metadata document's URL: `https`, with a path beyond `/`, no
+/// fragment, dot segments or user information (`parse_url` refuses it):
+/// the draft's rules for a URL that is a client id.
+fn check_metadata_document_url(url: &str) -> Result<(), Error> {
+    let (uri, _) = crate::wire::origin::parse_url(url, false, "client metadata document URL")?;
+    if uri.scheme_str() != Some("https")
+        || uri.path().len() < 2
+        || url.contains('#')
+        || uri.path().split('/').any(|seg| seg == "." || seg == "..")
+    {
+        return Err(Error::config(
+            "a client metadata document URL must be https, with a path, without a fragment or dot segments",
+        ));
+    }
+    Ok(())
 }
 
 impl TokenSource for ProtectedResource {

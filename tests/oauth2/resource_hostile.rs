@@ -4,7 +4,8 @@
 //! document, a redirect, an authorization server whose metadata names
 //! another issuer. Each is a typed error, and nothing (no registration, no
 //! token request, no credential) reaches a server the metadata should not
-//! have sent the client to.
+//! have sent the client to. Also what a resource asks of a client that
+//! behaves: a step-up refused, a client ID metadata document.
 
 use crate::common;
 
@@ -487,5 +488,83 @@ async fn metadata_elsewhere_is_found_through_the_apis_401() -> Result<(), BoxErr
         token_request.contains("scope=files%3Aread"),
         "{token_request}"
     );
+    Ok(())
+}
+
+/// A resource and its authorization server on one origin, the server
+/// advertising client ID metadata documents or not.
+async fn user_login_server(documents_supported: bool) -> (String, Log) {
+    logging_server(move |req, _| {
+        let o = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        match req.uri().path() {
+            "/.well-known/oauth-protected-resource/mcp" => json(
+                200,
+                &serde_json::json!({
+                    "resource": format!("{o}/mcp"),
+                    "authorization_servers": [o],
+                    "scopes_supported": ["mcp:read"],
+                })
+                .to_string(),
+            ),
+            "/.well-known/openid-configuration" => json(
+                200,
+                &serde_json::json!({
+                    "issuer": o,
+                    "authorization_endpoint": format!("{o}/authorize"),
+                    "token_endpoint": format!("{o}/token"),
+                    "registration_endpoint": format!("{o}/reg"),
+                    "client_id_metadata_document_supported": documents_supported,
+                })
+                .to_string(),
+            ),
+            "/reg" => json(201, r#"{"client_id":"registered-1"}"#),
+            "/token" => json(
+                200,
+                r#"{"access_token":"t","token_type":"Bearer","expires_in":600}"#,
+            ),
+            _ => json(404, "{}"),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_client_metadata_document_is_the_client_id_where_the_server_supports_it(
+) -> Result<(), BoxError> {
+    const DOCUMENT: &str = "https://app.example.com/oauth/client.json";
+    const REDIRECT: &str = "http://127.0.0.1:9/callback";
+    for supported in [true, false] {
+        let (origin, log) = user_login_server(supported).await;
+        let api = ProtectedResource::builder(format!("{origin}/mcp"))
+            .client_metadata_document(DOCUMENT)
+            .build(common::client::<Full<Bytes>>().into_http_service())?;
+        let request = api.authorization_url(REDIRECT, None).await?;
+        let callback = format!("code=c-1&state={}", request.state());
+        api.exchange_code(&request, &callback).await?;
+        let seen = log.take();
+        let registrations = seen.iter().filter(|r| r.uri().path() == "/reg").count();
+        let token = seen
+            .iter()
+            .find(|r| r.uri().path() == "/token")
+            .map(|r| String::from_utf8_lossy(r.body()).into_owned())
+            .expect("a token request");
+        let encoded = "client_id=https%3A%2F%2Fapp.example.com%2Foauth%2Fclient.json";
+        if supported {
+            // The document's URL is the client id: nothing registered.
+            assert_eq!(registrations, 0);
+            assert!(request.url().contains(encoded), "{}", request.url());
+            assert!(token.contains(encoded), "{token}");
+        } else {
+            // Not advertised: registered as before.
+            assert_eq!(registrations, 1);
+            assert!(
+                request.url().contains("client_id=registered-1"),
+                "{}",
+                request.url()
+            );
+            assert!(token.contains("client_id=registered-1"), "{token}");
+        }
+        assert!(token.contains("code_verifier="), "{token}");
+    }
     Ok(())
 }
