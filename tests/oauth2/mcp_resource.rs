@@ -9,7 +9,8 @@
 //! for a wider scope (one retry with the union, never a loop) and for a
 //! stronger user authentication (the typed error and the authorization URL
 //! asking for it); a fleet on Redis registers once. Never skipped: without
-//! Node, the packages or Redis it fails.
+//! Node, the packages or Redis it fails. The fleet is eight processes: this
+//! binary run again, one test as a member.
 
 use crate::common;
 
@@ -271,55 +272,106 @@ async fn a_user_logs_in_with_pkce_and_is_asked_for_a_stronger_authentication(
     Ok(())
 }
 
+/// Set in a fleet member's environment: the API's URL, the store
+/// namespace and the instant (Unix milliseconds) all members start at.
+const FLEET_MEMBER: &str = "TCA_MCP_FLEET_MEMBER";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_on_redis_registers_once() -> Result<(), BoxError> {
-    use tower_client_auth::store::RedisStore;
-
+    if let Ok(member) = std::env::var(FLEET_MEMBER) {
+        return fleet_member(&member).await;
+    }
     let server = start().await;
     let http = http();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     // A namespace of this run's own: Redis outlives the test.
-    let namespace = format!(
-        "tca-mcp-fleet-{}-{}",
-        std::process::id(),
-        server.origin.len()
-    );
-    let namespace = format!(
-        "{namespace}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    // Eight independent clients (each its own Redis connection, discovery,
-    // credential), as eight processes would be, started together.
-    let mut members = Vec::new();
-    for _ in 0..8 {
-        let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
-        let shared = SharedStore::new(store)
-            .namespace(namespace.clone())
-            .encrypt_with([9u8; 32]);
-        let api = ProtectedResource::builder(&server.resource)
-            .client_name("mcp-fleet-test")
-            .shared_store(shared.clone())
-            .build(http.clone())?;
-        let credential = Credential::builder()
-            .origin(&server.origin)
-            .token_source(api)
-            .shared_store(shared)
-            .build()?;
-        members.push(AuthLayer::new(credential).layer(http.clone()));
+    let namespace = format!("tca-mcp-fleet-{}-{}", std::process::id(), now.as_nanos());
+    // Eight processes (this test binary again, running this test as a
+    // member), each with its own Redis connection, discovery and
+    // credential, told to send their first request at the same instant.
+    let start_at = now.as_millis() + 1_500;
+    let exe = std::env::current_exe()?;
+    let members: Vec<_> = (0..8)
+        .map(|_| {
+            let mut command = Command::new(&exe);
+            command
+                .args([
+                    "--exact",
+                    "mcp_resource::a_fleet_on_redis_registers_once",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(
+                    FLEET_MEMBER,
+                    format!("{} {namespace} {start_at}", server.resource),
+                )
+                .kill_on_drop(true);
+            tokio::spawn(async move { command.output().await })
+        })
+        .collect();
+    let mut pids = std::collections::BTreeSet::new();
+    for member in members {
+        let out = member.await??;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "a member failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid = stdout
+            .lines()
+            // The harness may print its `test … ...` on the same line.
+            .find_map(|l| {
+                l.split_once("fleet member reached 200: pid ")
+                    .map(|(_, pid)| pid)
+            })
+            .unwrap_or_else(|| panic!("no member ran: {stdout}"));
+        pids.insert(pid.to_owned());
     }
-    let requests = members.into_iter().map(|client| {
-        let url = server.resource.clone();
-        tokio::spawn(async move { client.oneshot(get(&url)).await.map(|r| r.status()) })
-    });
-    for r in requests {
-        assert_eq!(r.await?.map_err(|e| e.to_string())?, 200);
-    }
+    assert_eq!(pids.len(), 8, "eight processes: {pids:?}");
     let s = stats(&http, &server.origin).await;
     assert_eq!(s["registrations"], 1, "the fleet registered once: {s}");
     assert_eq!(s["token_requests"], 1, "and fetched one token: {s}");
     assert_eq!(s["resource_ok"], 8, "{s}");
+    Ok(())
+}
+
+/// One process of the fleet: configured with the API's URL and the shared
+/// store alone, it waits for the common instant and asks once.
+async fn fleet_member(member: &str) -> Result<(), BoxError> {
+    use tower_client_auth::store::RedisStore;
+
+    let mut parts = member.split(' ');
+    let (Some(resource), Some(namespace), Some(start_at)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        panic!("{FLEET_MEMBER}={member}: want `URL NAMESPACE START_MS`");
+    };
+    let origin = resource.trim_end_matches("/mcp");
+    let http = http();
+    let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    let shared = SharedStore::new(store)
+        .namespace(namespace)
+        .encrypt_with([9u8; 32]);
+    let api = ProtectedResource::builder(resource)
+        .client_name("mcp-fleet-test")
+        .shared_store(shared.clone())
+        .build(http.clone())?;
+    let credential = Credential::builder()
+        .origin(origin)
+        .token_source(api)
+        .shared_store(shared)
+        .build()?;
+    let client = AuthLayer::new(credential).layer(http);
+    let start_at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(start_at.parse()?);
+    if let Ok(wait) = start_at.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+    let res = client.oneshot(get(resource)).await?;
+    assert_eq!(res.status(), 200);
+    println!("fleet member reached 200: pid {}", std::process::id());
     Ok(())
 }
 
