@@ -321,8 +321,9 @@ where
                         let nonce_retry = ctx.dpop_nonce;
                         #[cfg(not(feature = "jose"))]
                         let nonce_retry = false;
+                        let retry_401 = !nonce_retry && policy::retryable_401(&response);
                         if !nonce_retry
-                            && !policy::retryable_401(&response)
+                            && !retry_401
                             && !policy::step_up(&response, ctx.stamp.credential.manager())
                         {
                             done!(Ok(response));
@@ -330,6 +331,12 @@ where
                         let Some(manager) = ctx.stamp.credential.manager().cloned() else {
                             done!(Ok(response));
                         };
+                        if retry_401 {
+                            // The source reads the 401 before the newer token is
+                            // fetched: its challenge may say where the resource's
+                            // metadata is now (RFC 9728 §5).
+                            manager.step_up(response.status(), response.headers());
+                        }
                         let generation = ctx.replay.generation;
                         let body = ctx.replay.recording.take().and_then(M::replay);
                         let Some(body) = body else {

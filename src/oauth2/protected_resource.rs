@@ -522,7 +522,9 @@ impl ProtectedResource {
             // The document's URL is the client id: a public client the server
             // reads from there, nothing registered.
             Some(url) => ClientRegistration::from_json(
-                serde_json::json!({ "client_id": url }).to_string().as_bytes(),
+                serde_json::json!({ "client_id": url })
+                    .to_string()
+                    .as_bytes(),
             )?,
             None => {
                 self.registration(

@@ -313,12 +313,16 @@ pub trait TokenSource: Send + Sync + 'static {
         None
     }
 
-    /// Reads the API's refusal of a request that carried this source's token
-    /// (a `403`): `true` when a token asked for differently would be
+    /// Reads the API's refusal of a request that carried this source's token:
+    /// for a `403`, `true` when a token asked for differently would be
     /// accepted and the source now asks for it (a `403 insufficient_scope`
     /// naming scopes it did not ask for: RFC 6750 §3.1). The layer then gets a
     /// newer token and sends the request once more, never more than once.
-    /// `false` (the default): the refusal stands.
+    /// `false` (the default): the refusal stands. A `401` the layer retries
+    /// is shown here too before the newer token is fetched (its answer is
+    /// not used: the layer retries a 401 anyway), so that a source can learn
+    /// from its challenge, as the OAuth2 `ProtectedResource`
+    /// learns where the resource's metadata now is.
     fn step_up(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {
         let _ = (status, headers);
         false

@@ -568,3 +568,115 @@ async fn a_client_metadata_document_is_the_client_id_where_the_server_supports_i
     }
     Ok(())
 }
+
+/// An authorization server on its own origin that registers anyone and
+/// issues `token`.
+async fn authorization_server(token: &'static str) -> (String, Log) {
+    logging_server(move |req, _| {
+        let o = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        match req.uri().path() {
+            "/.well-known/openid-configuration" => json(
+                200,
+                &serde_json::json!({
+                    "issuer": o,
+                    "token_endpoint": format!("{o}/token"),
+                    "registration_endpoint": format!("{o}/reg"),
+                })
+                .to_string(),
+            ),
+            "/reg" => json(201, r#"{"client_id":"c","client_secret":"s"}"#),
+            "/token" => json(
+                200,
+                &format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":600}}"#),
+            ),
+            _ => json(404, "{}"),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_401_naming_new_metadata_moves_the_layer_to_the_new_authorization_server(
+) -> Result<(), BoxError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tower::{Layer, ServiceExt};
+    use tower_client_auth::{AuthLayer, ReplayBody};
+
+    let (first, first_log) = authorization_server("from-first").await;
+    let (second, second_log) = authorization_server("from-second").await;
+    // The resource moves to the second server: tokens of the first are then
+    // refused with a 401 whose challenge names the new metadata.
+    let moved = Arc::new(AtomicBool::new(false));
+    let m = moved.clone();
+    let (origin, _) = logging_server(move |req, _| {
+        let o = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match req.uri().path() {
+            "/.well-known/oauth-protected-resource/mcp" => {
+                document(&format!("{o}/mcp"), &[first.as_str()])
+            }
+            "/metadata-now" => document(&format!("{o}/mcp"), &[second.as_str()]),
+            "/mcp" if auth == "Bearer from-second" => json(200, "{}"),
+            "/mcp" if auth == "Bearer from-first" && !m.load(Ordering::SeqCst) => json(200, "{}"),
+            _ => {
+                let mut res = json(401, r#"{"error":"invalid_token"}"#);
+                res.headers_mut().insert(
+                    "www-authenticate",
+                    format!(
+                        r#"Bearer error="invalid_token", resource_metadata="{o}/metadata-now""#
+                    )
+                    .parse()
+                    .unwrap(),
+                );
+                res
+            }
+        }
+    })
+    .await;
+    let api = ProtectedResource::builder(format!("{origin}/mcp"))
+        .build(common::client::<Full<Bytes>>().into_http_service())?;
+    let credential = Credential::builder()
+        .origin(&origin)
+        .token_source(api)
+        .build()?;
+    let client = AuthLayer::new(credential).layer(common::client::<ReplayBody<Full<Bytes>>>());
+    let get = || {
+        http::Request::get(format!("{origin}/mcp"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    assert_eq!(client.clone().oneshot(get()).await?.status(), 200);
+    moved.store(true, Ordering::SeqCst);
+    // One 401, read by the token source: the new metadata, the new server,
+    // a registration there, its token, the request sent once more.
+    assert_eq!(client.clone().oneshot(get()).await?.status(), 200);
+    let paths = |log: &Log| -> Vec<String> {
+        log.take()
+            .iter()
+            .map(|r| r.uri().path().to_owned())
+            .collect()
+    };
+    let first_seen = paths(&first_log);
+    assert_eq!(
+        first_seen.iter().filter(|p| *p == "/token").count(),
+        1,
+        "{first_seen:?}"
+    );
+    let second_seen = paths(&second_log);
+    assert_eq!(
+        second_seen.iter().filter(|p| *p == "/reg").count(),
+        1,
+        "{second_seen:?}"
+    );
+    assert_eq!(
+        second_seen.iter().filter(|p| *p == "/token").count(),
+        1,
+        "{second_seen:?}"
+    );
+    Ok(())
+}
