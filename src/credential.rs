@@ -69,11 +69,32 @@ struct Inner {
 
 impl Credential {
     /// Starts a credential builder.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .bearer("my-token")
+    ///     .build()?;
+    /// assert!(!credential.is_managed());
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn builder() -> CredentialBuilder {
         CredentialBuilder::default()
     }
 
     /// HTTP Basic `user:password` (RFC 7617) for one origin.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let credential = Credential::basic("https://api.example.com", "me@example.com", "my-password")?;
+    /// assert_eq!(credential.origins().len(), 1);
+    /// // A colon would end the user name early: refused.
+    /// assert!(Credential::basic("https://api.example.com", "me:you", "pw").unwrap_err().is_config());
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn basic(
         origin: &str,
         user: impl Into<String>,
@@ -87,11 +108,30 @@ impl Credential {
 
     /// `Authorization: Bearer <token>` with a fixed token (a personal access token)
     /// for one origin.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let pat = Credential::bearer("https://api.github.com", "my-personal-access-token")?;
+    /// assert_eq!(pat.origins()[0].host(), "api.github.com");
+    /// // An empty token is a mistake, not a credential.
+    /// assert!(Credential::bearer("https://api.github.com", "").unwrap_err().is_config());
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn bearer(origin: &str, token: impl Into<SecretString>) -> Result<Credential, Error> {
         Credential::builder().origin(origin).bearer(token).build()
     }
 
     /// One API-key header, such as `x-api-key`, for one origin.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let key = Credential::api_key("https://api.example.com", "x-api-key", "my-api-key")?;
+    /// assert!(!format!("{key:?}").contains("my-api-key"));
+    /// assert!(Credential::api_key("https://api.example.com", "bad header", "k").is_err());
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn api_key(
         origin: &str,
         header: &str,
@@ -117,22 +157,106 @@ impl Credential {
     }
 
     /// The origins this credential is sent to.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .origin("http://localhost:8080") // loopback: plain http is fine
+    ///     .bearer("my-token")
+    ///     .build()?;
+    /// let hosts: Vec<&str> = credential.origins().iter().map(|o| o.host()).collect();
+    /// assert_eq!(hosts, ["api.example.com", "localhost"]);
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn origins(&self) -> &[Origin] {
         &self.inner.origins
     }
 
     /// Whether the `Authorization` header comes from a managed token.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_util::future::BoxFuture;
+    /// use tower_client_auth::token::{Token, TokenSource};
+    /// use tower_client_auth::{Credential, Error};
+    ///
+    /// struct Fixed;
+    /// impl TokenSource for Fixed {
+    ///     fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+    ///         Box::pin(async { Ok(Token::bearer("t0k", Some(Duration::from_secs(60)))) })
+    ///     }
+    /// }
+    ///
+    /// let managed = Credential::builder().origin("https://api.example.com").token_source(Fixed).build()?;
+    /// assert!(managed.is_managed());
+    /// assert!(!Credential::bearer("https://api.example.com", "t0k")?.is_managed());
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn is_managed(&self) -> bool {
         self.inner.managed.is_some()
     }
 
     /// A snapshot of the managed token's counters, or `None` for a static credential.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    /// use tower_client_auth::Credential;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let credential = Credential::builder()
+    ///     .origin(&server.base_url())
+    ///     .token_source(OAuth2Source::client_credentials(tokens))
+    ///     .build()?;
+    /// credential.token().await?;
+    /// credential.token().await?; // still valid: served from the cache
+    /// assert_eq!(credential.stats().unwrap().token_requests, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> Option<crate::token::Stats> {
         self.inner.managed.as_ref().map(|m| m.stats())
     }
 
     /// Gets a valid access token now (fetching one if needed), for callers that
     /// want to warm the cache at start-up or use the token outside the layer.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    /// use tower_client_auth::Credential;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let credential = Credential::builder()
+    ///     .origin(&server.base_url())
+    ///     .token_source(OAuth2Source::client_credentials(tokens))
+    ///     .build()?;
+    /// // Warm the cache at start-up: a wrong secret shows now, not on the first call.
+    /// let token = credential.token().await?;
+    /// assert_eq!(token.token_type(), "Bearer");
+    /// // A static credential has no token to fetch.
+    /// assert!(Credential::bearer("https://api.example.com", "pat")?.token().await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn token(&self) -> Result<Arc<crate::token::Token>, Error> {
         match &self.inner.managed {
             Some(m) => m.acquire(None).await.map(|s| s.token().clone()),
@@ -166,6 +290,32 @@ impl Credential {
     /// refresh token refused and says so); for many users,
     /// [`Users::logout`](crate::users::Users::logout) also marks the entry
     /// for every process.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::testing::oauth::OAuthServer;
+    /// use tower_client_auth::Credential;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = OAuthServer::start("my-client", "my-secret").await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .revocation_url(server.revocation_url())
+    ///     .build(http)?;
+    /// let credential = Credential::builder()
+    ///     .origin(&server.base_url())
+    ///     .token_source(OAuth2Source::from_refresh_token(tokens, server.issue_refresh_token()))
+    ///     .build()?;
+    /// credential.token().await?;
+    /// credential.revoke().await?; // the user logged out
+    /// assert_eq!(server.refresh_tokens_revoked(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn revoke(&self) -> Result<(), Error> {
         match &self.inner.managed {
             Some(m) => m.revoke().await,
@@ -176,6 +326,35 @@ impl Credential {
     /// Ends a cool-down (or backoff) now, so that the next request may make a token
     /// request: for an operator who has just fixed a wrong password. Does nothing
     /// for a static credential.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    /// use tower_client_auth::Credential;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "new-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("old-secret")
+    ///     .build(http)?;
+    /// let credential = Credential::builder()
+    ///     .origin(&server.base_url())
+    ///     .token_source(OAuth2Source::client_credentials(tokens))
+    ///     .build()?;
+    /// assert!(credential.token().await.unwrap_err().is_invalid_client());
+    /// assert!(credential.token().await.unwrap_err().is_cooling_down());
+    /// assert_eq!(server.token_requests(), 1);
+    ///
+    /// credential.end_cooldown(); // the operator says: try again now
+    /// let _ = credential.token().await;
+    /// assert_eq!(server.token_requests(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn end_cooldown(&self) {
         if let Some(m) = &self.inner.managed {
             m.end_cooldown();
@@ -307,6 +486,16 @@ impl CredentialBuilder {
     /// is required. Plain `http://` is refused unless loopback or
     /// [`allow_http`](Self::allow_http) is set, and so is user information
     /// (`https://user:password@host`): the rule of [`Origin`].
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let builder = || Credential::builder().bearer("my-token");
+    /// assert!(builder().origin("https://api.example.com").build().is_ok());
+    /// // Credentials never go in the clear to a remote host, nor with user information.
+    /// assert!(builder().origin("http://api.example.com").build().unwrap_err().is_config());
+    /// assert!(builder().origin("https://me:pw@api.example.com").build().unwrap_err().is_config());
+    /// ```
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origins.push(origin.into());
         self
@@ -314,12 +503,37 @@ impl CredentialBuilder {
 
     /// Allows plain `http://` origins that are not loopback. Credentials sent over
     /// plain http can be read by anyone on the path: use only on trusted networks.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// // A service on the cluster's private network.
+    /// let credential = Credential::builder()
+    ///     .origin("http://billing.internal:8080")
+    ///     .allow_http()
+    ///     .bearer("my-token")
+    ///     .build()?;
+    /// assert_eq!(credential.origins()[0].port(), 8080);
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn allow_http(mut self) -> Self {
         self.allow_http = true;
         self
     }
 
     /// `Authorization: Basic base64(user:password)`.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .basic("me@example.com", "my-password")
+    ///     .header("x-tenant", "acme")
+    ///     .build()?;
+    /// assert!(!format!("{credential:?}").contains("my-password"));
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn basic(self, user: impl Into<String>, password: impl Into<SecretString>) -> Self {
         let user = user.into();
         let password = password.into();
@@ -333,6 +547,20 @@ impl CredentialBuilder {
 
     /// `Authorization: Bearer <token>` with a fixed token, such as a personal access
     /// token.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .bearer("my-personal-access-token")
+    ///     .build()?;
+    /// assert!(!credential.is_managed());
+    /// // Control characters could split the header: refused.
+    /// let err = Credential::builder().origin("https://api.example.com").bearer("t\r\nx: y").build();
+    /// assert!(err.unwrap_err().is_config());
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn bearer(self, token: impl Into<SecretString>) -> Self {
         let token = token.into();
         if token.expose_secret().is_empty() {
@@ -343,6 +571,18 @@ impl CredentialBuilder {
     }
 
     /// An API-key header, such as `x-api-key: <key>`.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .api_key("x-api-key", "my-api-key")
+    ///     .build()?;
+    /// assert!(format!("{credential:?}").contains("x-api-key")); // the name, never the key
+    /// assert!(!format!("{credential:?}").contains("my-api-key"));
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn api_key(self, header: &str, key: impl Into<SecretString>) -> Self {
         let name = match HeaderName::from_bytes(header.as_bytes()) {
             Ok(n) => n,
@@ -356,6 +596,21 @@ impl CredentialBuilder {
     }
 
     /// Any fixed header. Its value is marked sensitive like every other stamped header.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .header("x-client-id", "my-client")
+    ///     .header("x-client-secret", "my-secret")
+    ///     .build()?;
+    /// assert!(!format!("{credential:?}").contains("my-secret"));
+    /// // The same header twice is a mistake.
+    /// let twice = Credential::builder().origin("https://api.example.com").header("x-a", "1").header("x-a", "2");
+    /// assert!(twice.build().unwrap_err().is_config());
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn header(self, name: &str, value: impl Into<SecretString>) -> Self {
         let name = match HeaderName::from_bytes(name.as_bytes()) {
             Ok(n) => n,
@@ -367,12 +622,52 @@ impl CredentialBuilder {
 
     /// Takes the `Authorization` header from tokens that `source` fetches and
     /// refreshes (an OAuth2 grant, or a source of your own), with default options.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::Credential;
+    ///
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .token_source(OAuth2Source::client_credentials(tokens))
+    ///     .build()?;
+    /// assert!(credential.is_managed());
+    /// assert_eq!(credential.name(), "https://api.example.com:443 via https://auth.example.com/token");
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn token_source(self, source: impl TokenSource) -> Self {
         self.token_source_with(source, ManagedOptions::default())
     }
 
     /// Like [`token_source`](Self::token_source), with options for expiry, refresh
     /// and failure handling.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::token::ManagedOptions;
+    /// use tower_client_auth::Credential;
+    ///
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let options = ManagedOptions::default().max_refresh_ahead(Duration::from_secs(120));
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .token_source_with(OAuth2Source::client_credentials(tokens), options)
+    ///     .build()?;
+    /// assert!(credential.is_managed());
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn token_source_with(mut self, source: impl TokenSource, options: ManagedOptions) -> Self {
         if self.source.is_some() {
             return self.fail(Error::config("a credential has at most one token source"));
@@ -424,6 +719,18 @@ impl CredentialBuilder {
     /// URL (`https://api.example.com:443 via https://auth.example.com/token`).
     /// Never put a secret here, nor anything per user (metrics label values
     /// should be few).
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .api_key("x-api-key", "my-api-key")
+    ///     .name("example-api")
+    ///     .build()?;
+    /// assert_eq!(credential.name(), "example-api"); // in spans, events and metric labels
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -460,6 +767,19 @@ impl CredentialBuilder {
     }
 
     /// Builds the credential, or returns the first configuration error.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// // The first mistake is the one reported.
+    /// let err = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .api_key("bad header", "my-api-key")
+    ///     .bearer("")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("header name"));
+    /// ```
     pub fn build(self) -> Result<Credential, Error> {
         if let Some(e) = self.error {
             return Err(e);

@@ -98,6 +98,27 @@ impl Default for RetryTransient {
 impl RetryTransient {
     /// Up to 3 retries, backoff from 100 ms up to 5 s, a `Retry-After` of up
     /// to 30 s honoured, idempotent methods only for errors and 5xx.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::retry::Policy;
+    /// use tower_client_auth::retry_policy::RetryTransient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), http::Error> {
+    /// let mut policy = RetryTransient::new();
+    /// let mut req = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+    /// let mut overloaded: Result<_, tower_client_auth::BoxError> =
+    ///     Ok(Response::builder().status(503).body(Full::new(Bytes::new()))?);
+    /// assert!(policy.retry(&mut req, &mut overloaded).is_some());
+    /// let mut not_found: Result<_, tower_client_auth::BoxError> =
+    ///     Ok(Response::builder().status(404).body(Full::new(Bytes::new()))?);
+    /// assert!(policy.retry(&mut req, &mut not_found).is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Self {
         RetryTransient {
             retries_left: 3,
@@ -111,12 +132,56 @@ impl RetryTransient {
     }
 
     /// How many times a request is re-sent at most (0: never).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::retry::Policy;
+    /// use tower_client_auth::retry_policy::RetryTransient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), http::Error> {
+    /// let mut policy = RetryTransient::new().max_retries(1);
+    /// let mut req = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+    /// let mut res: Result<_, tower_client_auth::BoxError> =
+    ///     Ok(Response::builder().status(502).body(Full::new(Bytes::new()))?);
+    /// assert!(policy.retry(&mut req, &mut res).is_some()); // the one retry
+    /// assert!(policy.retry(&mut req, &mut res).is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.retries_left = retries;
         self
     }
 
     /// The first delay, doubled each retry up to `max`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::retry::Policy;
+    /// use tower_client_auth::retry_policy::RetryTransient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let mut policy = RetryTransient::new()
+    ///     .backoff(Duration::from_millis(200), Duration::from_millis(300))
+    ///     .without_jitter();
+    /// let mut req = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+    /// let mut res: Result<_, tower_client_auth::BoxError> =
+    ///     Ok(Response::builder().status(503).body(Full::new(Bytes::new()))?);
+    /// for expected in [200, 300] { // doubled, then capped
+    ///     let start = tokio::time::Instant::now();
+    ///     policy.retry(&mut req, &mut res).unwrap().await;
+    ///     assert_eq!(start.elapsed(), Duration::from_millis(expected));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
         self.base = base;
         self.max_delay = max.max(base);
@@ -124,6 +189,25 @@ impl RetryTransient {
     }
 
     /// The longest `Retry-After` to wait for; a longer one ends the retries.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::retry::Policy;
+    /// use tower_client_auth::retry_policy::RetryTransient;
+    ///
+    /// let mut policy = RetryTransient::new().max_retry_after(Duration::from_secs(60));
+    /// let mut req = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+    /// // Asked to come back in two minutes: too long, the caller gets the 429.
+    /// let mut res: Result<_, tower_client_auth::BoxError> = Ok(Response::builder()
+    ///     .status(429)
+    ///     .header("retry-after", "120")
+    ///     .body(Full::new(Bytes::new()))?);
+    /// assert!(policy.retry(&mut req, &mut res).is_none());
+    /// # Ok::<(), http::Error>(())
+    /// ```
     pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self
@@ -132,6 +216,25 @@ impl RetryTransient {
     /// Re-send after errors and 5xx whatever the method. Only for APIs whose
     /// `POST`s are safe to repeat (an idempotency key, say): a transport
     /// error can come after the server acted on the request.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::retry::Policy;
+    /// use tower_client_auth::retry_policy::RetryTransient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), http::Error> {
+    /// let mut req = Request::post("https://api.example.com/v1/orders").body(Full::new(Bytes::new()))?;
+    /// let mut res: Result<_, tower_client_auth::BoxError> =
+    ///     Ok(Response::builder().status(503).body(Full::new(Bytes::new()))?);
+    /// // A POST may have been acted on: not re-sent, unless the API makes that safe.
+    /// assert!(RetryTransient::new().retry(&mut req, &mut res).is_none());
+    /// assert!(RetryTransient::new().all_methods().retry(&mut req, &mut res).is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn all_methods(mut self) -> Self {
         self.all_methods = true;
         self
@@ -139,6 +242,27 @@ impl RetryTransient {
 
     /// Delays without jitter: exactly the doubling backoff (for tests; in
     /// production jitter keeps replicas from retrying in step).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::retry::Policy;
+    /// use tower_client_auth::retry_policy::RetryTransient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let mut policy = RetryTransient::new().without_jitter(); // the first delay: 100 ms
+    /// let mut req = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+    /// let mut res: Result<_, tower_client_auth::BoxError> =
+    ///     Ok(Response::builder().status(500).body(Full::new(Bytes::new()))?);
+    /// let start = tokio::time::Instant::now();
+    /// policy.retry(&mut req, &mut res).unwrap().await;
+    /// assert_eq!(start.elapsed(), Duration::from_millis(100));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn without_jitter(mut self) -> Self {
         self.jitter = None;
         self
@@ -227,8 +351,30 @@ where
 
 /// A request body [`RetryTransient`] can send again: a copy of it, or `None`
 /// when it cannot be copied (a stream; the request is then sent once).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use tower_client_auth::retry_policy::CloneBody;
+///
+/// let body = Full::new(Bytes::from_static(b"{\"name\":\"x\"}"));
+/// assert!(body.clone_body().is_some()); // a request with it can go again
+/// ```
 pub trait CloneBody: Sized {
     /// A copy of the body, not yet read.
+    ///
+    /// ```
+    /// use tower_client_auth::retry_policy::CloneBody;
+    ///
+    /// /// A body made of the parts of a multipart upload, all in memory.
+    /// struct Parts(Vec<bytes::Bytes>);
+    /// impl CloneBody for Parts {
+    ///     fn clone_body(&self) -> Option<Self> {
+    ///         Some(Parts(self.0.clone()))
+    ///     }
+    /// }
+    /// assert_eq!(Parts(vec![bytes::Bytes::from_static(b"a")]).clone_body().unwrap().0.len(), 1);
+    /// ```
     fn clone_body(&self) -> Option<Self>;
 }
 

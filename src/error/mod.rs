@@ -384,12 +384,28 @@ impl Error {
 
     /// Wraps an error from a [`TokenStore`](crate::store::TokenStore) of your own:
     /// the store could not be reached or failed. Transient.
+    ///
+    /// ```
+    /// use tower_client_auth::Error;
+    ///
+    /// // In a `TokenStore` of your own: the database did not answer.
+    /// let err = Error::store(std::io::Error::other("connection refused"));
+    /// assert!(err.is_store_unavailable());
+    /// assert!(err.is_transient()); // worth asking the store again
+    /// ```
     pub fn store(source: impl Into<BoxError>) -> Self {
         Error::store_unavailable(source)
     }
 
     /// The shared token store failed: unreachable ([`is_store_unavailable`](Self::is_store_unavailable)),
     /// or what it holds cannot be used (encrypted with another key, say).
+    ///
+    /// ```
+    /// use tower_client_auth::Error;
+    ///
+    /// assert!(Error::store("redis is down").is_store());
+    /// assert!(!Error::from_source("vault is down").is_store());
+    /// ```
     pub fn is_store(&self) -> bool {
         matches!(
             self.root().kind(),
@@ -400,6 +416,13 @@ impl Error {
     /// The shared token store could not be reached, and the credential fails
     /// closed (or the error came from the store itself). Transient: requests
     /// succeed again once the store answers.
+    ///
+    /// ```
+    /// use tower_client_auth::Error;
+    ///
+    /// let err = Error::store(std::io::Error::other("timed out"));
+    /// assert!(err.is_store() && err.is_store_unavailable());
+    /// ```
     pub fn is_store_unavailable(&self) -> bool {
         matches!(self.root().kind(), Kind::StoreUnavailable)
     }
@@ -435,32 +458,103 @@ impl Error {
     /// Wraps an error from a token source of the user's own (see
     /// [`TokenSource`](crate::token::TokenSource)). It counts as transient: the
     /// cache retries with backoff.
+    ///
+    /// ```
+    /// use tower_client_auth::Error;
+    ///
+    /// let err = Error::from_source(std::io::Error::other("vault sealed"));
+    /// assert!(err.is_source());
+    /// assert!(err.is_transient()); // the cache retries with backoff
+    /// ```
     pub fn from_source(source: impl Into<BoxError>) -> Self {
         Error::with_source(Kind::Source { permanent: false }, source)
     }
 
     /// Wraps an error from a token source of the user's own that will not go away
     /// by retrying (wrong credentials, say): the cache cools down.
+    ///
+    /// ```
+    /// use tower_client_auth::Error;
+    ///
+    /// let err = Error::permanent("the vault refused our role");
+    /// assert!(err.is_source());
+    /// assert!(!err.is_transient()); // the cache cools down instead of retrying
+    /// ```
     pub fn permanent(source: impl Into<BoxError>) -> Self {
         Error::with_source(Kind::Source { permanent: true }, source)
     }
 
     /// The error came from a token source of the user's own.
+    ///
+    /// ```
+    /// use tower_client_auth::Error;
+    ///
+    /// assert!(Error::permanent("wrong role").is_source());
+    /// assert!(!Error::store("unreachable").is_source());
+    /// ```
     pub fn is_source(&self) -> bool {
         matches!(self.root().kind(), Kind::Source { .. })
     }
 
     /// A configuration error: an invalid header value, origin, URL or option.
+    ///
+    /// ```
+    /// use tower_client_auth::Credential;
+    ///
+    /// // Plain http to a host that is not loopback is refused.
+    /// let err = Credential::bearer("http://api.example.com", "my-token").unwrap_err();
+    /// assert!(err.is_config());
+    /// assert!(!err.is_transient());
+    /// ```
     pub fn is_config(&self) -> bool {
         matches!(self.root().kind(), Kind::Config(_))
     }
 
     /// The token endpoint could not be reached or the connection failed.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// // Nothing listens on port 1.
+    /// let tokens = TokenClient::builder("http://127.0.0.1:1/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert!(err.is_transport() && err.is_transient());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_transport(&self) -> bool {
         matches!(self.root().kind(), Kind::Transport)
     }
 
     /// The token endpoint did not answer within the timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// // A token endpoint that never answers.
+    /// let silent = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| {
+    ///     std::future::pending::<Result<http::Response<http_body_util::Full<bytes::Bytes>>, std::io::Error>>()
+    /// });
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .timeout(Duration::from_millis(50))
+    ///     .build(silent)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert!(err.is_timeout() && err.is_transient());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self.root().kind(), Kind::Timeout)
     }
@@ -475,17 +569,82 @@ impl Error {
     /// The token endpoint issued a token of a type this crate does not send
     /// (only `Bearer` is sent; a `DPoP` or `mac` token is never stamped as if it
     /// were one). Permanent: the credential cools down.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::Credential;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     http::Response::builder().header("content-type", "application/json").body(
+    /// #         http_body_util::Full::new(bytes::Bytes::from_static(br#"{"access_token":"t0k","token_type":"mac"}"#)))
+    /// # });
+    /// // The token endpoint answers `"token_type": "mac"`.
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(endpoint)?;
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .token_source(OAuth2Source::client_credentials(tokens))
+    ///     .build()?;
+    /// let err = credential.token().await.unwrap_err();
+    /// assert!(err.is_unsupported_token_type());
+    /// assert!(err.is_invalid_response() && !err.is_transient());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_unsupported_token_type(&self) -> bool {
         matches!(self.root().kind(), Kind::UnsupportedTokenType(_))
     }
 
     /// The token endpoint answered with an OAuth2 error body (`{"error": ...}`).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("not-my-secret")
+    ///     .build(http)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert!(err.is_oauth2() && err.is_invalid_client());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_oauth2(&self) -> bool {
         matches!(self.root().kind(), Kind::OAuth2(_))
     }
 
     /// The OAuth2 error code is `invalid_client`, or the token endpoint answered 401
     /// without an error body: the client credentials are wrong.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("last-year-secret")
+    ///     .build(http)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert!(err.is_invalid_client());
+    /// assert!(!err.is_transient()); // asking again will not help
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_invalid_client(&self) -> bool {
         match self.root().kind() {
             Kind::OAuth2(e) => e.code == "invalid_client",
@@ -496,21 +655,104 @@ impl Error {
 
     /// The OAuth2 error code is `invalid_grant`: wrong user password, or an expired,
     /// used or revoked authorization code or refresh token.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder()
+    ///     .client("my-client", "my-secret")
+    ///     .user("alice", "wonderland")
+    ///     .start()
+    ///     .await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let err = tokens.password("alice", "looking-glass", &[]).await.unwrap_err();
+    /// assert!(err.is_invalid_grant());
+    /// assert_eq!(err.oauth2_code(), Some("invalid_grant"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_invalid_grant(&self) -> bool {
         self.oauth2_code() == Some("invalid_grant")
     }
 
     /// The OAuth2 error code is `unauthorized_client`.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     http::Response::builder().status(400).header("content-type", "application/json").body(
+    /// #         http_body_util::Full::new(bytes::Bytes::from_static(br#"{"error":"unauthorized_client"}"#)))
+    /// # });
+    /// // This client may not use the client credentials grant.
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(endpoint)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert!(err.is_unauthorized_client() && !err.is_invalid_client());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_unauthorized_client(&self) -> bool {
         self.oauth2_code() == Some("unauthorized_client")
     }
 
     /// The OAuth2 error code is `invalid_scope`.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     http::Response::builder().status(400).header("content-type", "application/json").body(
+    /// #         http_body_util::Full::new(bytes::Bytes::from_static(br#"{"error":"invalid_scope"}"#)))
+    /// # });
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(endpoint)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert!(err.is_invalid_scope() && err.is_oauth2());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_invalid_scope(&self) -> bool {
         self.oauth2_code() == Some("invalid_scope")
     }
 
     /// The token response could not be parsed or lacked a usable access token.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::{token_server::TokenServer, Failure};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// server.fail_next(Failure::MalformedJson);
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert!(err.is_invalid_response() && !err.is_oauth2());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_invalid_response(&self) -> bool {
         matches!(
             self.root().kind(),
@@ -519,6 +761,26 @@ impl Error {
     }
 
     /// The token response body was larger than the cap.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .max_response_bytes(16) // no token response is that short
+    ///     .build(http)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert!(err.is_response_too_large() && err.is_invalid_response());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_response_too_large(&self) -> bool {
         matches!(self.root().kind(), Kind::ResponseTooLarge(_))
     }
@@ -583,17 +845,87 @@ impl Error {
     }
 
     /// The token expired and there was no refresh token nor grant to get a new one.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::token::TokenSource;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .build(http)?;
+    /// // No grant and no refresh token: nothing to ask the token endpoint for.
+    /// let source = OAuth2Source::new(tokens, None);
+    /// let err = source.fetch(None).await.unwrap_err();
+    /// assert!(err.is_no_token());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_no_token(&self) -> bool {
         matches!(self.root().kind(), Kind::NoToken)
     }
 
     /// A recent permanent failure put the credential in cool-down: no token request
     /// was made. [`Error::cause_of_cooldown`] tells the failure.
+    ///
+    /// ```
+    /// use tower_client_auth::{Credential, Error};
+    /// # use tower_client_auth::token::{Token, TokenSource};
+    /// # struct Refused;
+    /// # impl TokenSource for Refused {
+    /// #     fn fetch(&self, _: Option<&Token>) -> futures_util::future::BoxFuture<'static, Result<Token, Error>> {
+    /// #         Box::pin(async { Err(Error::permanent("wrong password")) })
+    /// #     }
+    /// # }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// // `Refused` is a token source whose every fetch fails with `Error::permanent`.
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .token_source(Refused)
+    ///     .build()?;
+    /// let first = credential.token().await.unwrap_err();
+    /// assert!(!first.is_cooling_down()); // the source was asked, and refused
+    /// let second = credential.token().await.unwrap_err();
+    /// assert!(second.is_cooling_down()); // not asked again
+    /// assert_eq!(credential.stats().unwrap().token_requests, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_cooling_down(&self) -> bool {
         matches!(self.kind(), Kind::CoolingDown { .. })
     }
 
     /// For a cool-down error, the permanent failure that started it.
+    ///
+    /// ```
+    /// use tower_client_auth::{Credential, Error};
+    /// # use tower_client_auth::token::{Token, TokenSource};
+    /// # struct Refused;
+    /// # impl TokenSource for Refused {
+    /// #     fn fetch(&self, _: Option<&Token>) -> futures_util::future::BoxFuture<'static, Result<Token, Error>> {
+    /// #         Box::pin(async { Err(Error::permanent("wrong password")) })
+    /// #     }
+    /// # }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// // `Refused` is a token source whose every fetch fails with `Error::permanent`.
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .token_source(Refused)
+    ///     .build()?;
+    /// let _ = credential.token().await;
+    /// let err = credential.token().await.unwrap_err();
+    /// let cause = err.cause_of_cooldown().unwrap();
+    /// assert!(cause.is_source() && !cause.is_cooling_down());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn cause_of_cooldown(&self) -> Option<&Error> {
         match self.kind() {
             Kind::CoolingDown { cause, .. } => Some(cause),
@@ -602,6 +934,17 @@ impl Error {
     }
 
     /// The `state` returned to the redirect URI did not match the one sent.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::AuthorizationUrl;
+    ///
+    /// let request = AuthorizationUrl::new("https://auth.example.com/authorize", "my-client", "https://my.app/cb")
+    ///     .build()?;
+    /// // A callback whose `state` is not the one we sent: possibly forged.
+    /// let err = request.verify_callback("code=abc&state=guessed").unwrap_err();
+    /// assert!(err.is_state_mismatch());
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn is_state_mismatch(&self) -> bool {
         matches!(self.root().kind(), Kind::StateMismatch)
     }
@@ -611,6 +954,14 @@ impl Error {
     /// token endpoint is permanent and starts a cool-down. A cool-down error is
     /// not transient (no request was made); every other predicate looks through it
     /// to the failure that started it.
+    ///
+    /// ```
+    /// use tower_client_auth::Error;
+    ///
+    /// assert!(Error::from_source("vault restarting").is_transient());
+    /// assert!(Error::store("redis unreachable").is_transient());
+    /// assert!(!Error::permanent("role refused").is_transient());
+    /// ```
     pub fn is_transient(&self) -> bool {
         match self.kind() {
             Kind::Transport | Kind::Timeout => true,
@@ -646,6 +997,26 @@ impl Error {
     }
 
     /// The OAuth2 `error` code, if the token endpoint sent one.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     http::Response::builder().status(400).header("content-type", "application/json").body(
+    /// #         http_body_util::Full::new(bytes::Bytes::from_static(br#"{"error":"access_denied"}"#)))
+    /// # });
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(endpoint)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// // A code without a predicate of its own is still there to read.
+    /// assert_eq!(err.oauth2_code(), Some("access_denied"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn oauth2_code(&self) -> Option<&str> {
         match self.root().kind() {
             Kind::OAuth2(e) => Some(&e.code),
@@ -654,6 +1025,26 @@ impl Error {
     }
 
     /// The OAuth2 `error_description`, if any.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     http::Response::builder().status(400).header("content-type", "application/json").body(
+    /// #         http_body_util::Full::new(bytes::Bytes::from_static(
+    /// #             br#"{"error":"invalid_scope","error_description":"unknown scope: admin"}"#)))
+    /// # });
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(endpoint)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert_eq!(err.oauth2_description(), Some("unknown scope: admin"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn oauth2_description(&self) -> Option<&str> {
         match self.root().kind() {
             Kind::OAuth2(e) => e.description.as_deref(),
@@ -662,6 +1053,26 @@ impl Error {
     }
 
     /// The OAuth2 `error_uri`, if any.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     http::Response::builder().status(401).header("content-type", "application/json").body(
+    /// #         http_body_util::Full::new(bytes::Bytes::from_static(
+    /// #             br#"{"error":"invalid_client","error_uri":"https://auth.example.com/help/clients"}"#)))
+    /// # });
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(endpoint)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert_eq!(err.oauth2_uri(), Some("https://auth.example.com/help/clients"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn oauth2_uri(&self) -> Option<&str> {
         match self.root().kind() {
             Kind::OAuth2(e) => e.uri.as_deref(),
@@ -670,6 +1081,27 @@ impl Error {
     }
 
     /// The HTTP status of the token endpoint's answer, when it gave one.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::{token_server::TokenServer, Failure};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// server.fail_next(Failure::ServerError);
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert_eq!(err.status(), Some(http::StatusCode::INTERNAL_SERVER_ERROR));
+    /// assert!(err.is_transient());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn status(&self) -> Option<StatusCode> {
         match self.root().kind() {
             Kind::OAuth2(e) => Some(e.status),
@@ -679,6 +1111,28 @@ impl Error {
     }
 
     /// The delay asked for by the token endpoint's `Retry-After` header, if any.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::{token_server::TokenServer, Failure};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// server.fail_next(Failure::TooManyRequests { retry_after_secs: 30 });
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let err = tokens.client_credentials(&[]).await.unwrap_err();
+    /// assert_eq!(err.status(), Some(http::StatusCode::TOO_MANY_REQUESTS));
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         match self.root().kind() {
             Kind::OAuth2(e) => e.retry_after,
@@ -696,6 +1150,32 @@ impl Error {
 
     /// For [`is_cooling_down`](Self::is_cooling_down), how long the cool-down
     /// still lasts, when known.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::{Credential, Error};
+    /// # use tower_client_auth::token::{Token, TokenSource};
+    /// # struct Refused;
+    /// # impl TokenSource for Refused {
+    /// #     fn fetch(&self, _: Option<&Token>) -> futures_util::future::BoxFuture<'static, Result<Token, Error>> {
+    /// #         Box::pin(async { Err(Error::permanent("wrong password")) })
+    /// #     }
+    /// # }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// // `Refused` is a token source whose every fetch fails with `Error::permanent`.
+    /// let credential = Credential::builder()
+    ///     .origin("https://api.example.com")
+    ///     .token_source(Refused)
+    ///     .build()?;
+    /// let _ = credential.token().await;
+    /// let err = credential.token().await.unwrap_err();
+    /// let left = err.cooldown_left().unwrap();
+    /// assert!(left > Duration::ZERO && left <= Duration::from_secs(60)); // the first cool-down
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn cooldown_left(&self) -> Option<Duration> {
         match self.kind() {
             Kind::CoolingDown { left, .. } => *left,

@@ -171,6 +171,28 @@ impl<P: Select> AuthLayer<Retry, P> {
     /// or use [`without_retry`](Self::without_retry) to pass your `Request<B>`
     /// through unchanged. Static credentials never retry, so `without_retry` costs
     /// them nothing.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    /// use tower_client_auth::{AuthLayer, Credential, ReplayBody};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let credential = Credential::bearer("https://api.example.com", "my-token")?;
+    /// // With retry on, the client below takes `ReplayBody<B>` for the caller's `B`.
+    /// let client = ServiceBuilder::new()
+    ///     .layer(AuthLayer::new(credential))
+    ///     .service(service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
+    ///         Ok::<_, std::convert::Infallible>(Response::new(req.headers().contains_key("authorization")))
+    ///     }));
+    /// let req = Request::get("https://api.example.com/v1/me").body(Full::new(Bytes::new()))?;
+    /// assert!(client.oneshot(req).await?.into_body());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(select: P) -> Self {
         AuthLayer {
             select,
@@ -186,6 +208,28 @@ impl<P: Select> AuthLayer<Retry, P> {
     /// request, but without retry it neither learns an API's `DPoP-Nonce` nor
     /// sends again on `use_dpop_nonce`: for an API that demands nonces, keep
     /// retry on.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    /// use tower_client_auth::{AuthLayer, Credential};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let credential = Credential::api_key("https://api.example.com", "x-api-key", "my-key")?;
+    /// // The client keeps the caller's body type: `Full<Bytes>`.
+    /// let client = ServiceBuilder::new()
+    ///     .layer(AuthLayer::new(credential).without_retry())
+    ///     .service(service_fn(|req: Request<Full<Bytes>>| async move {
+    ///         Ok::<_, std::convert::Infallible>(Response::new(req.headers().contains_key("x-api-key")))
+    ///     }));
+    /// let req = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+    /// assert!(client.oneshot(req).await?.into_body());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn without_retry(self) -> AuthLayer<NoRetry, P> {
         AuthLayer {
             select: self.select,
@@ -196,6 +240,16 @@ impl<P: Select> AuthLayer<Retry, P> {
 
     /// The most request-body bytes kept to re-send after a 401 (default 64 KiB).
     /// A larger body is sent normally and its 401 is handed back unchanged.
+    ///
+    /// ```
+    /// use tower_client_auth::{AuthLayer, Credential};
+    ///
+    /// let credential = Credential::bearer("https://api.example.com", "my-token")?;
+    /// // Uploads of up to 1 MiB are kept, so that a 401 can be answered by sending them again.
+    /// let layer = AuthLayer::new(credential).max_replay_body(1024 * 1024);
+    /// assert_eq!(layer.credential().name(), "https://api.example.com:443");
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn max_replay_body(mut self, bytes: usize) -> Self {
         self.max_replay_body = bytes;
         self
@@ -213,11 +267,46 @@ impl<M, P: Select> AuthLayer<M, P> {
     /// [`UserKey`](crate::users::UserKey) first, when its extensions came
     /// along), so a caller's own `Authorization` to another origin is left
     /// alone.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    /// use tower_client_auth::{AuthLayer, Credential};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let auth = AuthLayer::new(Credential::bearer("https://api.example.com", "my-token")?).without_retry();
+    /// let client = ServiceBuilder::new()
+    ///     .layer(auth.clone())
+    ///     .layer(auth.guard()) // directly above the HTTP client
+    ///     .service(service_fn(|req: Request<Full<Bytes>>| async move {
+    ///         Ok::<_, std::convert::Infallible>(Response::new(req.headers().contains_key("authorization")))
+    ///     }));
+    /// // The credential's value on its way to another host is taken off.
+    /// let leak = Request::get("https://elsewhere.example.org/")
+    ///     .header("authorization", "Bearer my-token")
+    ///     .body(Full::new(Bytes::new()))?;
+    /// assert!(!client.clone().oneshot(leak).await?.into_body());
+    /// let own = Request::get("https://api.example.com/v1").body(Full::new(Bytes::new()))?;
+    /// assert!(client.oneshot(own).await?.into_body());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn guard(&self) -> GuardLayer {
         self.select.guard_layer()
     }
 
     /// What this layer stamps.
+    ///
+    /// ```
+    /// use tower_client_auth::{AuthLayer, Credential};
+    ///
+    /// let layer = AuthLayer::new(Credential::bearer("https://api.example.com", "my-token")?);
+    /// assert_eq!(layer.selector().origins()[0].host(), "api.example.com");
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn selector(&self) -> &P {
         &self.select
     }
@@ -225,6 +314,15 @@ impl<M, P: Select> AuthLayer<M, P> {
 
 impl<M> AuthLayer<M, Credential> {
     /// The credential this layer stamps.
+    ///
+    /// ```
+    /// use tower_client_auth::{AuthLayer, Credential};
+    ///
+    /// let layer = AuthLayer::new(Credential::bearer("https://api.example.com", "my-token")?);
+    /// // Keep the layer, and still reach the credential (to warm or revoke its token).
+    /// assert!(!layer.credential().is_managed());
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn credential(&self) -> &Credential {
         &self.select
     }
@@ -295,11 +393,43 @@ impl<S: Clone, M, P: Select> Clone for AuthService<S, M, P> {
 
 impl<S, P: Select> AuthService<S, Retry, P> {
     /// Wraps `inner` with the defaults of [`AuthLayer::new`].
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_client_auth::{AuthService, Credential, ReplayBody};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let http_client = service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
+    ///     Ok::<_, std::convert::Infallible>(Response::new(req.headers()["authorization"].clone()))
+    /// });
+    /// let api = AuthService::new(http_client, Credential::bearer("https://api.example.com", "t0k")?);
+    /// let req = Request::get("https://api.example.com/").body(Full::new(Bytes::new()))?;
+    /// assert_eq!(api.oneshot(req).await?.into_body(), "Bearer t0k");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(inner: S, select: P) -> Self {
         AuthLayer::new(select).layer(inner)
     }
 
     /// Returns a [`Layer`] that wraps services with this middleware.
+    ///
+    /// ```
+    /// use tower::ServiceBuilder;
+    /// use tower_client_auth::{AuthService, Credential};
+    ///
+    /// let credential = Credential::bearer("https://api.example.com", "my-token")?;
+    /// // The same as `AuthLayer::new(credential)`.
+    /// let layer = AuthService::<()>::layer(credential);
+    /// assert_eq!(layer.credential().name(), "https://api.example.com:443");
+    /// let builder = ServiceBuilder::new().layer(layer);
+    /// # let _ = builder;
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn layer(select: P) -> AuthLayer<Retry, P> {
         AuthLayer::new(select)
     }
@@ -309,6 +439,18 @@ impl<S, M, P: Select> AuthService<S, M, P> {
     inner_accessors!();
 
     /// What this service stamps.
+    ///
+    /// ```
+    /// use tower::service_fn;
+    /// use tower_client_auth::{AuthService, Credential};
+    ///
+    /// let api = AuthService::new(
+    ///     service_fn(|_: http::Request<tower_client_auth::ReplayBody<String>>| async { Ok::<_, std::io::Error>(http::Response::new(())) }),
+    ///     Credential::bearer("https://api.example.com", "my-token")?,
+    /// );
+    /// assert_eq!(api.selector().origins().len(), 1);
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn selector(&self) -> &P {
         &self.select
     }
@@ -316,6 +458,19 @@ impl<S, M, P: Select> AuthService<S, M, P> {
 
 impl<S, M> AuthService<S, M, Credential> {
     /// The credential this service stamps.
+    ///
+    /// ```
+    /// use tower::service_fn;
+    /// use tower_client_auth::{AuthService, Credential};
+    ///
+    /// let api = AuthService::new(
+    ///     service_fn(|_: http::Request<tower_client_auth::ReplayBody<String>>| async { Ok::<_, std::io::Error>(http::Response::new(())) }),
+    ///     Credential::bearer("https://api.example.com", "my-token")?,
+    /// );
+    /// assert_eq!(api.credential().name(), "https://api.example.com:443");
+    /// assert!(api.credential().stats().is_none()); // static: no token counters
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     pub fn credential(&self) -> &Credential {
         &self.select
     }

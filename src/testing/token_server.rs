@@ -94,12 +94,54 @@ pub struct TokenServerBuilder {
 
 impl TokenServerBuilder {
     /// A client the token endpoint accepts (any number; none means none).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let stranger = TokenClient::builder(server.token_url())
+    ///     .client_id("someone-else")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// assert!(stranger.client_credentials(&[]).await.unwrap_err().is_invalid_client());
+    /// assert_eq!(server.refused(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn client(mut self, id: &str, secret: &str) -> Self {
         self.clients.insert(id.to_owned(), secret.to_owned());
         self
     }
 
     /// A resource owner for the password grant.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder()
+    ///     .client("my-client", "my-secret")
+    ///     .user("alice", "wonderland")
+    ///     .start()
+    ///     .await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// tokens.password("alice", "wonderland", &[]).await?;
+    /// assert_eq!(server.grants("password"), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn user(mut self, username: &str, password: &str) -> Self {
         self.users.insert(username.to_owned(), password.to_owned());
         self
@@ -107,6 +149,30 @@ impl TokenServerBuilder {
 
     /// Access-token lifetime (default one hour); change it later with
     /// [`TokenServer::set_token_lifetime`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder()
+    ///     .client("my-client", "my-secret")
+    ///     .token_lifetime(Duration::from_secs(90))
+    ///     .start()
+    ///     .await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let token = tokens.client_credentials(&[]).await?;
+    /// assert_eq!(token.expires_in(), Some(Duration::from_secs(90)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
         self
@@ -114,6 +180,30 @@ impl TokenServerBuilder {
 
     /// Whether the password and refresh grants answer with a refresh token
     /// (default yes; `client_credentials` never does).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder()
+    ///     .client("my-client", "my-secret")
+    ///     .user("alice", "wonderland")
+    ///     .refresh_tokens(false) // the password grant runs again on every refresh
+    ///     .start()
+    ///     .await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let token = tokens.password("alice", "wonderland", &[]).await?;
+    /// assert!(token.refresh_token().is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn refresh_tokens(mut self, issue: bool) -> Self {
         self.refresh_tokens = issue;
         self
@@ -121,6 +211,32 @@ impl TokenServerBuilder {
 
     /// Refresh-token rotation: a refresh token works once (default: it works
     /// until revoked).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder()
+    ///     .client("my-client", "my-secret")
+    ///     .user("alice", "wonderland")
+    ///     .rotate_refresh_tokens(true)
+    ///     .start()
+    ///     .await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let first = tokens.password("alice", "wonderland", &[]).await?;
+    /// let old = first.refresh_token().unwrap();
+    /// tokens.refresh(old, &[]).await?;
+    /// assert!(tokens.refresh(old, &[]).await.unwrap_err().is_invalid_grant()); // used up
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn rotate_refresh_tokens(mut self, rotate: bool) -> Self {
         self.rotate = rotate;
         self
@@ -128,12 +244,51 @@ impl TokenServerBuilder {
 
     /// Locks a user after `n` wrong passwords: from then on even the right one
     /// gets `invalid_grant` (as many real identity providers do).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder()
+    ///     .client("my-client", "my-secret")
+    ///     .user("alice", "wonderland")
+    ///     .lock_after_wrong_passwords(2)
+    ///     .start()
+    ///     .await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url())
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// for _ in 0..2 {
+    ///     let _ = tokens.password("alice", "guess", &[]).await;
+    /// }
+    /// assert_eq!(server.wrong_passwords("alice"), 2);
+    /// // Locked: even the right password is refused now.
+    /// assert!(tokens.password("alice", "wonderland", &[]).await.unwrap_err().is_invalid_grant());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn lock_after_wrong_passwords(mut self, n: u32) -> Self {
         self.lock_after = Some(n);
         self
     }
 
     /// Starts the server on 127.0.0.1 with a free port.
+    ///
+    /// ```
+    /// use tower_client_auth::testing::token_server::{TokenServer, TOKEN_PATH};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// assert!(server.base_url().starts_with("http://127.0.0.1:"));
+    /// assert_eq!(server.token_url(), format!("{}{TOKEN_PATH}", server.base_url()));
+    /// # }
+    /// ```
     pub async fn start(self) -> TokenServer {
         let state = Arc::new(Common::new(self.lifetime));
         let book = Arc::new(Mutex::new(Book::default()));
@@ -314,6 +469,17 @@ pub struct TokenServer {
 
 impl TokenServer {
     /// Starts configuring a server.
+    ///
+    /// ```
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // No client configured: every token request is refused.
+    /// let server = TokenServer::builder().start().await;
+    /// assert_eq!(server.token_requests(), 0);
+    /// # }
+    /// ```
     pub fn builder() -> TokenServerBuilder {
         TokenServerBuilder {
             clients: HashMap::new(),
@@ -337,6 +503,16 @@ impl TokenServer {
 
     /// A URL of the API (`path` under `/api/`), which answers 200 with the
     /// token's subject, or 401.
+    ///
+    /// ```
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TokenServer::builder().start().await;
+    /// assert_eq!(server.api_url("/v1/me"), format!("{}/api/v1/me", server.base_url()));
+    /// # }
+    /// ```
     pub fn api_url(&self, path: &str) -> String {
         format!(
             "{}/api/{}",
@@ -346,16 +522,66 @@ impl TokenServer {
     }
 
     /// Counters: token requests (all), API requests, API 401s.
+    ///
+    /// ```
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    /// use tower_client_auth::testing::Counts;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// // An API call without a token is counted, and refused.
+    /// let res = http.get(server.api_url("me").parse()?).await?;
+    /// assert_eq!(res.status(), 401);
+    /// assert_eq!(server.counts(), Counts { token_requests: 0, api_requests: 1, api_rejections: 1 });
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn counts(&self) -> Counts {
         self.state.counts()
     }
 
     /// Requests to the token endpoint, failed ones included.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url()).client_id("my-client").client_secret("nope").build(http)?;
+    /// let _ = tokens.client_credentials(&[]).await;
+    /// assert_eq!(server.token_requests(), 1); // refused ones count too
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn token_requests(&self) -> u64 {
         self.counts().token_requests
     }
 
     /// Successful grants of `grant_type` (`"password"`, ...).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url()).client_id("my-client").client_secret("my-secret").build(http)?;
+    /// tokens.client_credentials(&[]).await?;
+    /// assert_eq!(server.grants("client_credentials"), 1);
+    /// assert_eq!(server.grants("password"), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn grants(&self, grant_type: &str) -> u64 {
         lock(&self.book)
             .grants
@@ -366,6 +592,22 @@ impl TokenServer {
 
     /// Token requests refused (bad client, wrong password, unknown or spent
     /// refresh token, unsupported grant).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url()).client_id("my-client").client_secret("my-secret").build(http)?;
+    /// let _ = tokens.refresh(&"never-issued".into(), &[]).await;
+    /// assert_eq!(server.refused(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn refused(&self) -> u64 {
         lock(&self.book).refused
     }
@@ -381,11 +623,47 @@ impl TokenServer {
     }
 
     /// Queues a failure for the next token request.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::{token_server::TokenServer, Failure};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url()).client_id("my-client").client_secret("my-secret").build(http)?;
+    /// server.fail_next(Failure::ServerError);
+    /// server.fail_next(Failure::MalformedJson); // queued after the first
+    /// assert!(tokens.client_credentials(&[]).await.unwrap_err().is_transient());
+    /// assert!(tokens.client_credentials(&[]).await.unwrap_err().is_invalid_response());
+    /// tokens.client_credentials(&[]).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn fail_next(&self, failure: Failure) {
         self.state.fail_next(failure);
     }
 
     /// Lifetime of tokens issued from now on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url()).client_id("my-client").client_secret("my-secret").build(http)?;
+    /// server.set_token_lifetime(Duration::from_secs(5));
+    /// assert_eq!(tokens.client_credentials(&[]).await?.expires_in(), Some(Duration::from_secs(5)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         self.state.set_lifetime(lifetime);
     }
@@ -396,6 +674,24 @@ impl TokenServer {
     }
 
     /// Revokes every refresh token (their next use gets `invalid_grant`).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    /// use tower_client_auth::testing::token_server::TokenServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// let server = TokenServer::builder().client("my-client", "my-secret").user("alice", "pw").start().await;
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder(server.token_url()).client_id("my-client").client_secret("my-secret").build(http)?;
+    /// let token = tokens.password("alice", "pw", &[]).await?;
+    /// server.revoke_refresh_tokens(); // say, the user changed their password
+    /// let err = tokens.refresh(token.refresh_token().unwrap(), &[]).await.unwrap_err();
+    /// assert!(err.is_invalid_grant());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn revoke_refresh_tokens(&self) {
         lock(&self.book).refresh.clear();
     }

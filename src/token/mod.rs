@@ -139,6 +139,17 @@ pub struct Token {
 
 impl Token {
     /// A bearer token that lives `expires_in` from now (`None`: until a 401 says otherwise).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::token::Token;
+    ///
+    /// let token = Token::bearer("my-access-token", Some(Duration::from_secs(600)));
+    /// assert_eq!(token.token_type(), "Bearer");
+    /// assert!(token.refresh_token().is_none());
+    /// // No lifetime: valid until the API answers 401.
+    /// assert_eq!(Token::bearer("my-access-token", None).expires_at(), None);
+    /// ```
     pub fn bearer(access_token: impl Into<SecretString>, expires_in: Option<Duration>) -> Token {
         Token {
             access_token: access_token.into(),
@@ -173,6 +184,14 @@ impl Token {
     }
 
     /// Sets the refresh token.
+    ///
+    /// ```
+    /// use tower_client_auth::secrecy::ExposeSecret;
+    /// use tower_client_auth::token::Token;
+    ///
+    /// let token = Token::bearer("my-access-token", None).with_refresh_token("my-refresh-token");
+    /// assert_eq!(token.refresh_token().unwrap().expose_secret(), "my-refresh-token");
+    /// ```
     #[must_use]
     pub fn with_refresh_token(mut self, refresh_token: impl Into<SecretString>) -> Token {
         self.refresh_token = Some(refresh_token.into());
@@ -180,36 +199,111 @@ impl Token {
     }
 
     /// The access token. Handle with care: this is the secret.
+    ///
+    /// ```
+    /// use tower_client_auth::secrecy::ExposeSecret;
+    /// use tower_client_auth::token::Token;
+    ///
+    /// let token = Token::bearer("my-access-token", None);
+    /// // Only an explicit `expose_secret` shows it.
+    /// assert_eq!(token.access_token().expose_secret(), "my-access-token");
+    /// assert!(!format!("{:?}", token.access_token()).contains("my-access-token"));
+    /// ```
     pub fn access_token(&self) -> &SecretString {
         &self.access_token
     }
 
     /// The token type, normalised: `Bearer` for any casing of `bearer`.
+    ///
+    /// ```
+    /// use tower_client_auth::token::Token;
+    ///
+    /// let token = Token::bearer("t0k", None).with_token_type("bearer");
+    /// assert_eq!(token.token_type(), "Bearer");
+    /// ```
     pub fn token_type(&self) -> &str {
         &self.token_type
     }
 
     /// The lifetime the server gave (clamped to [`MAX_LIFETIME`]), if any.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::token::{Token, MAX_LIFETIME};
+    ///
+    /// let token = Token::bearer("t0k", Some(Duration::from_secs(3600)));
+    /// assert_eq!(token.expires_in(), Some(Duration::from_secs(3600)));
+    /// // A lifetime of a thousand years is taken as the longest there is.
+    /// let forever = Token::bearer("t0k", Some(Duration::from_secs(1000 * 365 * 24 * 3600)));
+    /// assert_eq!(forever.expires_in(), Some(MAX_LIFETIME));
+    /// ```
     pub fn expires_in(&self) -> Option<Duration> {
         self.expires_in
     }
 
     /// When the token expires, if known.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_auth::token::Token;
+    ///
+    /// let token = Token::bearer("t0k", Some(Duration::from_secs(60)));
+    /// let at = token.expires_at().unwrap();
+    /// assert_eq!(at - token.received_at(), Duration::from_secs(60));
+    /// ```
     pub fn expires_at(&self) -> Option<Instant> {
         self.expires_in.map(|d| self.received_at + d)
     }
 
     /// When the token was received.
+    ///
+    /// ```
+    /// use tower_client_auth::token::Token;
+    ///
+    /// let before = tokio::time::Instant::now();
+    /// let token = Token::bearer("t0k", None);
+    /// assert!(token.received_at() >= before);
+    /// ```
     pub fn received_at(&self) -> Instant {
         self.received_at
     }
 
     /// The refresh token, if the server sent one (or one was kept from before).
+    ///
+    /// ```
+    /// use tower_client_auth::secrecy::ExposeSecret;
+    /// use tower_client_auth::token::Token;
+    ///
+    /// assert!(Token::bearer("t0k", None).refresh_token().is_none());
+    /// let token = Token::bearer("t0k", None).with_refresh_token("r3fresh");
+    /// assert_eq!(token.refresh_token().map(|r| r.expose_secret()), Some("r3fresh"));
+    /// ```
     pub fn refresh_token(&self) -> Option<&SecretString> {
         self.refresh_token.as_ref()
     }
 
     /// The granted scope, which may differ from the one requested (RFC 6749 §3.3).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     http::Response::builder().header("content-type", "application/json").body(
+    /// #         http_body_util::Full::new(bytes::Bytes::from_static(
+    /// #             br#"{"access_token":"t0k","token_type":"Bearer","scope":"read"}"#)))
+    /// # });
+    /// // The token endpoint grants the scope it sees fit.
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(endpoint)?;
+    /// let token = tokens.client_credentials(&[]).await?;
+    /// assert_eq!(token.scope(), Some("read"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
     }
@@ -217,12 +311,54 @@ impl Token {
     /// The authorization details the server granted (RFC 9396 §7), as the
     /// token response gave them, if it did. Kept with the token in a shared
     /// store.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     http::Response::builder().header("content-type", "application/json").body(
+    /// #         http_body_util::Full::new(bytes::Bytes::from_static(
+    /// #             br#"{"access_token":"t0k","token_type":"Bearer","authorization_details":[{"type":"payment_initiation"}]}"#)))
+    /// # });
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(endpoint)?;
+    /// let token = tokens.client_credentials(&[]).await?;
+    /// let granted = token.authorization_details().unwrap();
+    /// assert_eq!(granted[0]["type"], "payment_initiation");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn authorization_details(&self) -> Option<&serde_json::Value> {
         self.extra.get("authorization_details")
     }
 
     /// Members of the token response this crate does not interpret (for example
     /// `id_token`). They may be secret: `Debug` prints only their names.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::TokenClient;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_auth::BoxError> {
+    /// # let endpoint = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+    /// #     http::Response::builder().header("content-type", "application/json").body(
+    /// #         http_body_util::Full::new(bytes::Bytes::from_static(
+    /// #             br#"{"access_token":"t0k","token_type":"Bearer","id_token":"eyJ-secret"}"#)))
+    /// # });
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(endpoint)?;
+    /// let token = tokens.client_credentials(&[]).await?;
+    /// assert!(token.extra().contains_key("id_token"));
+    /// assert!(!format!("{token:?}").contains("eyJ-secret")); // only its name is shown
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn extra(&self) -> &serde_json::Map<String, serde_json::Value> {
         &self.extra
     }
@@ -288,12 +424,52 @@ impl fmt::Debug for Token {
 /// ```
 pub trait TokenSource: Send + Sync + 'static {
     /// Fetches a new token.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_util::future::BoxFuture;
+    /// use tower_client_auth::secrecy::ExposeSecret;
+    /// use tower_client_auth::token::{Token, TokenSource};
+    /// use tower_client_auth::Error;
+    ///
+    /// struct Renewing;
+    /// impl TokenSource for Renewing {
+    ///     fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+    ///         let n = previous.map_or(1, |_| 2);
+    ///         Box::pin(async move { Ok(Token::bearer(format!("token-{n}"), Some(Duration::from_secs(60)))) })
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// let first = Renewing.fetch(None).await?;
+    /// let second = Renewing.fetch(Some(&first)).await?;
+    /// assert_eq!(second.access_token().expose_secret(), "token-2");
+    /// # Ok(())
+    /// # }
+    /// ```
     fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>>;
 
     /// What identifies the token this source fetches across processes (token
     /// URL, client id, grant, user, scopes: never a secret), for the key of a
     /// [`SharedStore`](crate::store::SharedStore). `None` (the default): a shared store needs
     /// [`SharedStore::identity`](crate::store::SharedStore::identity).
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::token::TokenSource;
+    ///
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder("https://auth.example.com/token")
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build(http)?;
+    /// let identity = OAuth2Source::client_credentials(tokens).identity().unwrap();
+    /// assert!(identity.contains("https://auth.example.com/token") && identity.contains("my-client"));
+    /// assert!(!identity.contains("my-secret")); // never a secret
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     fn identity(&self) -> Option<String> {
         None
     }
@@ -301,6 +477,29 @@ pub trait TokenSource: Send + Sync + 'static {
     /// Whether a token can only come from a previous one (a stored refresh
     /// token). With a [`SharedStore`](crate::store::SharedStore) and nothing stored, such a source is asked
     /// at once (to say who must log in) without taking a lease or writing.
+    ///
+    /// ```
+    /// use futures_util::future::BoxFuture;
+    /// use tower_client_auth::token::{Token, TokenSource};
+    /// use tower_client_auth::Error;
+    ///
+    /// /// Refreshes a token that was stored at login; cannot start from nothing.
+    /// struct FromLogin;
+    /// impl TokenSource for FromLogin {
+    ///     fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+    ///         let has = previous.is_some_and(|p| p.refresh_token().is_some());
+    ///         Box::pin(async move {
+    ///             if !has { return Err(Error::permanent("log in first")) }
+    ///             Ok(Token::bearer("refreshed", None))
+    ///         })
+    ///     }
+    ///     fn needs_previous(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    ///
+    /// assert!(FromLogin.needs_previous());
+    /// ```
     fn needs_previous(&self) -> bool {
         false
     }
@@ -309,6 +508,20 @@ pub trait TokenSource: Send + Sync + 'static {
     /// credential in spans, events and metrics when no
     /// [`name`](crate::CredentialBuilder::name) was given. `None` (the
     /// default): the credential is named by its origins alone.
+    ///
+    /// ```
+    /// use tower_client_auth::oauth2::{OAuth2Source, TokenClient};
+    /// use tower_client_auth::token::TokenSource;
+    ///
+    /// # let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+    /// #     .build_http::<http_body_util::Full<bytes::Bytes>>();
+    /// let tokens = TokenClient::builder("https://auth.example.com/token?tenant=acme")
+    ///     .client_id("my-client")
+    ///     .build(http)?;
+    /// let source = OAuth2Source::client_credentials(tokens);
+    /// assert_eq!(source.endpoint().as_deref(), Some("https://auth.example.com/token"));
+    /// # Ok::<(), tower_client_auth::Error>(())
+    /// ```
     fn endpoint(&self) -> Option<String> {
         None
     }
@@ -323,6 +536,23 @@ pub trait TokenSource: Send + Sync + 'static {
     /// not used: the layer retries a 401 anyway), so that a source can learn
     /// from its challenge, as the OAuth2 `ProtectedResource`
     /// learns where the resource's metadata now is.
+    ///
+    /// ```
+    /// use futures_util::future::BoxFuture;
+    /// use http::{HeaderMap, StatusCode};
+    /// use tower_client_auth::token::{Token, TokenSource};
+    /// use tower_client_auth::Error;
+    ///
+    /// struct Fixed;
+    /// impl TokenSource for Fixed {
+    ///     fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+    ///         Box::pin(async { Ok(Token::bearer("t0k", None)) })
+    ///     }
+    /// }
+    ///
+    /// // By default a 403 stands: the request is not sent again.
+    /// assert!(!Fixed.step_up(StatusCode::FORBIDDEN, &HeaderMap::new()));
+    /// ```
     fn step_up(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {
         let _ = (status, headers);
         false
@@ -332,6 +562,26 @@ pub trait TokenSource: Send + Sync + 'static {
     /// token if it has one, else the access token), for
     /// [`Credential::revoke`](crate::Credential::revoke). The default: a
     /// [configuration error](Error::is_config), as the source cannot.
+    ///
+    /// ```
+    /// use futures_util::future::BoxFuture;
+    /// use tower_client_auth::token::{Token, TokenSource};
+    /// use tower_client_auth::Error;
+    ///
+    /// struct Fixed;
+    /// impl TokenSource for Fixed {
+    ///     fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+    ///         Box::pin(async { Ok(Token::bearer("t0k", None)) })
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Without a `revoke` of its own, a source says it cannot.
+    /// let err = Fixed.revoke(&Token::bearer("t0k", None)).await.unwrap_err();
+    /// assert!(err.is_config());
+    /// # }
+    /// ```
     fn revoke(&self, token: &Token) -> BoxFuture<'static, Result<(), Error>> {
         let _ = token;
         Box::pin(async { Err(Error::config("this token source cannot revoke tokens")) })
