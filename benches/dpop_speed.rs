@@ -4,11 +4,17 @@
 //! backend used (ring). The pure-Rust signatures (p256, ed25519-dalek, the
 //! previous backend) are timed alongside for comparison.
 //!
+//! With the `huskarl` feature, huskarl's own resource-server proof
+//! (`ResourceDPoP::proof`: same method, URL and access token, so the same
+//! `ath`; its own fresh `jti` and `iat` per proof) runs in the same rounds.
+//! Its API returns a boxed future; it never waits, so it is polled once with
+//! a no-op waker (no runtime), which costs a few nanoseconds.
+//!
 //! Robust to a busy shared machine as `hot_path_paired` is: every round times
 //! one batch of every variant, in a rotating order; a ratio is the median over
 //! rounds of that round's ratio.
 //!
-//! `cargo bench --features jose --bench dpop_speed`
+//! `cargo bench -p tower-client-auth-benches --features jose,huskarl --bench dpop_speed`
 
 use std::time::Instant;
 
@@ -53,6 +59,9 @@ fn variants(alg: &str) -> Vec<Variant> {
     let signed_len = sample.rfind('.').unwrap();
     let message = vec![b'a'; signed_len];
 
+    #[cfg(feature = "huskarl")]
+    let theirs = huskarl_proof(alg, &method, &uri, token, sample);
+
     let proof: Step = Box::new(move || {
         dpop.proof(&method, &uri, Some(token))
             .unwrap()
@@ -91,25 +100,105 @@ fn variants(alg: &str) -> Vec<Variant> {
             (ring_sign, pure_sign)
         }
     };
-    vec![
+    #[cfg_attr(not(feature = "huskarl"), allow(unused_mut))]
+    let mut vs = vec![
         Variant {
-            name: "whole proof (this crate)",
+            name: OURS,
             step: proof,
         },
         Variant {
-            name: "bare signature, ring",
+            name: RING,
             step: ring_sign,
         },
         Variant {
-            name: "bare signature, pure Rust",
+            name: PURE,
             step: pure_sign,
         },
-    ]
+    ];
+    #[cfg(feature = "huskarl")]
+    vs.push(Variant {
+        name: HUSKARL,
+        step: theirs,
+    });
+    vs
+}
+
+const OURS: &str = "whole proof (this crate)";
+const RING: &str = "bare signature, ring";
+const PURE: &str = "bare signature, pure Rust";
+#[cfg(feature = "huskarl")]
+const HUSKARL: &str = "whole proof (huskarl 0.11)";
+
+/// huskarl's proof for the same request as ours, checked once to carry the
+/// same `htm`, `htu`, `ath` and a `jti`/`iat` of its own.
+#[cfg(feature = "huskarl")]
+fn huskarl_proof(
+    alg: &str,
+    method: &http::Method,
+    uri: &http::Uri,
+    token: &str,
+    ours: &str,
+) -> Step {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    use huskarl::core::dpop::{ResourceDPoP, ResourceServerDPoP as _};
+    use huskarl::core::secrets::SecretString;
+    use huskarl_crypto_native::asymmetric::signer::{GenerateAlgorithm, PrivateKey};
+
+    /// Polls a future that never waits (huskarl's in-memory key signs
+    /// synchronously inside its boxed future).
+    fn ready<T>(future: impl Future<Output = T>) -> T {
+        let mut future = std::pin::pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("huskarl's proof waited"),
+        }
+    }
+
+    let key = match alg {
+        "ES256" => PrivateKey::generate(GenerateAlgorithm::Es256, None),
+        _ => PrivateKey::generate(GenerateAlgorithm::EdDsa, None),
+    }
+    .unwrap();
+    let jkt = key.as_private_jwk().thumbprint();
+    let dpop = ResourceDPoP::builder().signer(key).build();
+    let method = method.clone();
+    let uri = uri.clone();
+    let token = SecretString::new(token);
+
+    let sample = ready(dpop.proof(&method, &uri, &token, &jkt))
+        .unwrap()
+        .unwrap();
+    let claims = |jws: &str| -> serde_json::Value {
+        use base64::Engine as _;
+        let part = jws.split('.').nth(1).unwrap();
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&json).unwrap()
+    };
+    let (theirs, ours) = (claims(sample.expose_secret()), claims(ours));
+    for same in ["htm", "htu", "ath"] {
+        assert_eq!(theirs[same], ours[same], "{same}");
+    }
+    assert!(theirs["jti"].is_string() && theirs["iat"].is_number());
+    let header = sample.expose_secret().split('.').next().unwrap().to_owned();
+    assert!(header.len() > 20, "{alg}");
+
+    Box::new(move || {
+        ready(dpop.proof(&method, &uri, &token, &jkt))
+            .unwrap()
+            .unwrap()
+            .expose_secret()
+            .len()
+    })
 }
 
 fn main() {
-    println!("| algorithm | variant | µs per operation (median) | × ring's bare signature (median of rounds) |");
-    println!("|---|---|---|---|");
     for alg in ["ES256", "EdDSA"] {
         let mut vs = variants(alg);
         let mut sink = 0usize;
@@ -130,11 +219,32 @@ fn main() {
                 times[i] = start.elapsed().as_secs_f64() * 1e6 / BATCH as f64;
             }
         }
+        assert!(sink > 0);
+        let at = |name: &str| vs.iter().position(|v| v.name == name);
+        // The median over rounds of one round's ratio of variant i to j.
+        let ratio = |i: usize, j: usize| median(per_round.iter().map(|t| t[i] / t[j]).collect());
+        let ring = at(RING).unwrap();
+        println!("\n{alg}\n");
+        println!("| variant | µs per operation (median) | × ring's bare signature |");
+        println!("|---|---|---|");
         for (i, v) in vs.iter().enumerate() {
             let us = median(per_round.iter().map(|t| t[i]).collect());
-            let ratio = median(per_round.iter().map(|t| t[i] / t[1]).collect());
-            println!("| {alg} | {} | {us:.1} | {ratio:.2}× |", v.name);
+            println!("| {} | {us:.1} | {:.2}× |", v.name, ratio(i, ring));
         }
-        assert!(sink > 0);
+        #[cfg(feature = "huskarl")]
+        {
+            // huskarl signs with p256 / ed25519-dalek: the pure-Rust row is
+            // its own backend's bare signature.
+            let (ours, theirs) = (at(OURS).unwrap(), at(HUSKARL).unwrap());
+            let pure = at(PURE).unwrap();
+            println!(
+                "\n{alg}: ours/ring {:.2}×, huskarl/ring {:.2}×, ours/huskarl {:.2}×, \
+                 huskarl/its own backend (pure Rust) {:.2}× (medians of per-round ratios)",
+                ratio(ours, ring),
+                ratio(theirs, ring),
+                ratio(ours, theirs),
+                ratio(theirs, pure),
+            );
+        }
     }
 }
