@@ -80,9 +80,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
-use std::sync::Arc;
-
-use http::{header, HeaderMap, HeaderValue, Request, Response};
+use http::{header, Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -92,15 +90,14 @@ use crate::error::BoxError;
 #[cfg(test)]
 use crate::wire::replay::ReplayBody;
 use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
-use local::{has_header, Stamp};
+use future::{send_when_not_fresh, stamp_and_send};
+use local::has_header;
 
 pub use crate::wire::marks::TokenRequestMarker;
 pub use future::ResponseFuture;
 pub use guard::{Guard, GuardFuture, GuardLayer};
 pub use mode::{InnerService, Mode, NoRetry, Retry};
 pub use select::Select;
-
-use future::{Replay, RetryCtx};
 
 /// `get_ref`, `get_mut` and `into_inner` for a middleware whose inner service
 /// is its field `inner`: written once for every service of the crate.
@@ -521,145 +518,6 @@ where
     }
 }
 
-/// The path for a token that is not fresh, shared by every layer that stamps
-/// managed tokens: a token whose driver task is gone but that the clock says
-/// is valid is sent at once; otherwise the readiness this call was granted (a
-/// concurrency permit, a buffer slot) is given back and the request waits for
-/// its token with an unready clone, driven to readiness only once it is here.
-#[cold]
-pub(crate) fn send_when_not_fresh<S, B, M>(
-    service: &mut S,
-    req: Request<B>,
-    manager: &Arc<crate::cache::TokenManager>,
-    stamp: &Arc<Stamp>,
-    max_replay_body: usize,
-) -> ResponseFuture<S, B, M>
-where
-    M: Mode,
-    S: Service<Request<M::Body<B>>> + Clone,
-    B: Body,
-{
-    if let Some(current) = manager.usable_now() {
-        let token = (&current.authorization, current.generation);
-        return stamp_and_send(service, req, token, stamp, max_replay_body);
-    }
-    let waiting = service.clone();
-    drop(std::mem::replace(service, waiting.clone()));
-    ResponseFuture::acquire(
-        manager.acquire(None),
-        req,
-        waiting,
-        stamp.clone(),
-        max_replay_body,
-    )
-}
-
-/// The one place a request is stamped with a token and sent, through the ready
-/// `service`: on the hot path, and by a request that waited for its token.
-///
-/// A request that carries the managed token (the caller set no `Authorization`)
-/// may be retried in [`Retry`] mode: a copy of its head is taken *before* stamping
-/// (a retry stamps afresh), its body is recorded, and the ready service goes with
-/// it, leaving a clone in its place (see tower-service's docs on cloning), to
-/// re-send through later. Written out rather than split into helpers that return
-/// the request: moving it through a return value costs ~150 instructions.
-#[inline(always)]
-pub(crate) fn stamp_and_send<S, B, M>(
-    service: &mut S,
-    mut req: Request<B>,
-    (authorization, generation): (&HeaderValue, u64),
-    stamp: &Arc<Stamp>,
-    max_replay_body: usize,
-) -> ResponseFuture<S, B, M>
-where
-    M: Mode,
-    S: Service<Request<M::Body<B>>> + Clone,
-    B: Body,
-{
-    let carried = !has_header(req.headers(), &header::AUTHORIZATION);
-    if !(M::RETRY && carried) {
-        #[cfg(feature = "jose")]
-        let proof = if carried && stamp.dpop.is_some() {
-            dpop_proof(stamp, req.method(), req.uri(), authorization)
-        } else {
-            None
-        };
-        stamp_headers(req.headers_mut(), carried.then_some(authorization), stamp);
-        #[cfg(feature = "jose")]
-        if let Some(proof) = proof {
-            req.headers_mut().insert(crate::jose::dpop::DPOP, proof);
-        }
-        return ResponseFuture::direct(service.call(M::wrap_request(req)));
-    }
-    let (mut parts, body) = req.into_parts();
-    let head = parts.clone();
-    stamp_headers(&mut parts.headers, Some(authorization), stamp);
-    #[cfg(feature = "jose")]
-    if stamp.dpop.is_some() {
-        if let Some(proof) = dpop_proof(stamp, &parts.method, &parts.uri, authorization) {
-            parts.headers.insert(crate::jose::dpop::DPOP, proof);
-        }
-    }
-    let (body, recording) = M::record(body, max_replay_body);
-    let clone = service.clone();
-    let mut service = std::mem::replace(service, clone);
-    let fut = service.call(Request::from_parts(parts, body));
-    ResponseFuture::sent(
-        fut,
-        RetryCtx {
-            replay: Replay {
-                head: Some(head),
-                recording,
-                generation,
-            },
-            body: None,
-            service,
-            stamp: stamp.clone(),
-            #[cfg(feature = "jose")]
-            dpop_nonce: false,
-            #[cfg(feature = "jose")]
-            resent_to: None,
-        },
-    )
-}
-
-/// The DPoP proof for a request carrying `authorization`, when the
-/// credential's tokens are DPoP-bound (RFC 9449 §7): a new one per request,
-/// for its method and URL, hashed to the token.
-#[cfg(feature = "jose")]
-#[inline]
-pub(crate) fn dpop_proof(
-    stamp: &Stamp,
-    method: &http::Method,
-    uri: &http::Uri,
-    authorization: &HeaderValue,
-) -> Option<HeaderValue> {
-    let dpop = stamp.dpop.as_ref()?;
-    let token = authorization.as_bytes().strip_prefix(b"DPoP ")?;
-    let token = std::str::from_utf8(token).ok()?;
-    match dpop.proof(method, uri, Some(token)) {
-        Ok(proof) => Some(proof),
-        Err(e) => {
-            tracing::warn!(credential = stamp.credential.name(), error = %e, "no DPoP proof");
-            None
-        }
-    }
-}
-
-/// The one place headers are stamped: the managed token's `Authorization` (when
-/// given), then each static header the caller has not set.
-#[inline(always)]
-pub(crate) fn stamp_headers(
-    headers: &mut HeaderMap,
-    authorization: Option<&HeaderValue>,
-    stamp: &Stamp,
-) {
-    if let Some(value) = authorization {
-        headers.insert(header::AUTHORIZATION, value.clone());
-    }
-    stamp.stamp_statics(headers);
-}
-
 impl<M, P: Select> fmt::Debug for AuthLayer<M, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
@@ -683,11 +541,12 @@ impl<S: fmt::Debug, M, P: Select> fmt::Debug for AuthService<S, M, P> {
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use bytes::Bytes;
     use futures_util::future::BoxFuture;
+    use http::{HeaderMap, HeaderValue};
     use http_body_util::Full;
     use tower::{service_fn, ServiceExt};
 
