@@ -1,7 +1,6 @@
 //! [`ResponseFuture`]: waits for a token when there is none, drives the inner
 //! service to readiness only then, sends the request, and re-sends it once
-//! after a 401; and the one function that stamps a request and sends it
-//! (`stamp_and_send`), on the hot path and after a token wait.
+//! after a 401.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,18 +8,19 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use futures_util::future::BoxFuture;
-use http::{header, HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 #[cfg(feature = "jose")]
 use super::local::dpop_proof;
+use super::local::stamp_headers;
 use super::local::Stamp;
-use super::local::{has_header, stamp_headers};
 use super::mode::{Mode, Retry};
 use super::policy;
 pub(crate) use super::retry_state::{Replay, RetryCtx};
+use super::stamp_and_send;
 use crate::cache::Stamped;
 use crate::error::BoxError;
 use crate::error::Error;
@@ -507,106 +507,4 @@ fn answered_from<'a, ResBody>(
 
 fn polled_after_completion() -> BoxError {
     "tower-client-auth ResponseFuture polled after completion".into()
-}
-
-/// The path for a token that is not fresh, shared by every layer that stamps
-/// managed tokens: a token whose driver task is gone but that the clock says
-/// is valid is sent at once; otherwise the readiness this call was granted (a
-/// concurrency permit, a buffer slot) is given back and the request waits for
-/// its token with an unready clone, driven to readiness only once it is here.
-#[cold]
-pub(crate) fn send_when_not_fresh<S, B, M>(
-    service: &mut S,
-    req: Request<B>,
-    manager: &Arc<crate::cache::TokenManager>,
-    stamp: &Arc<Stamp>,
-    max_replay_body: usize,
-) -> ResponseFuture<S, B, M>
-where
-    M: Mode,
-    S: Service<Request<M::Body<B>>> + Clone,
-    B: Body,
-{
-    if let Some(current) = manager.usable_now() {
-        let token = (&current.authorization, current.generation);
-        return stamp_and_send(service, req, token, stamp, max_replay_body);
-    }
-    let waiting = service.clone();
-    drop(std::mem::replace(service, waiting.clone()));
-    ResponseFuture::acquire(
-        manager.acquire(None),
-        req,
-        waiting,
-        stamp.clone(),
-        max_replay_body,
-    )
-}
-
-/// The one place a request is stamped with a token and sent, through the ready
-/// `service`: on the hot path, and by a request that waited for its token.
-///
-/// A request that carries the managed token (the caller set no `Authorization`)
-/// may be retried in [`Retry`] mode: a copy of its head is taken *before* stamping
-/// (a retry stamps afresh), its body is recorded, and the ready service goes with
-/// it, leaving a clone in its place (see tower-service's docs on cloning), to
-/// re-send through later. Written out rather than split into helpers that return
-/// the request: moving it through a return value costs ~150 instructions.
-#[inline(always)]
-pub(crate) fn stamp_and_send<S, B, M>(
-    service: &mut S,
-    mut req: Request<B>,
-    (authorization, generation): (&HeaderValue, u64),
-    stamp: &Arc<Stamp>,
-    max_replay_body: usize,
-) -> ResponseFuture<S, B, M>
-where
-    M: Mode,
-    S: Service<Request<M::Body<B>>> + Clone,
-    B: Body,
-{
-    let carried = !has_header(req.headers(), &header::AUTHORIZATION);
-    if !(M::RETRY && carried) {
-        #[cfg(feature = "jose")]
-        let proof = if carried && stamp.dpop.is_some() {
-            dpop_proof(stamp, req.method(), req.uri(), authorization)
-        } else {
-            None
-        };
-        stamp_headers(req.headers_mut(), carried.then_some(authorization), stamp);
-        #[cfg(feature = "jose")]
-        if let Some(proof) = proof {
-            req.headers_mut().insert(crate::jose::dpop::DPOP, proof);
-        }
-        return ResponseFuture::direct(service.call(M::wrap_request(req)));
-    }
-    let (mut parts, body) = req.into_parts();
-    let head = parts.clone();
-    stamp_headers(&mut parts.headers, Some(authorization), stamp);
-    #[cfg(feature = "jose")]
-    if stamp.dpop.is_some() {
-        if let Some(proof) = dpop_proof(stamp, &parts.method, &parts.uri, authorization) {
-            parts.headers.insert(crate::jose::dpop::DPOP, proof);
-        }
-    }
-    let (body, recording) = M::record(body, max_replay_body);
-    let clone = service.clone();
-    let mut service = std::mem::replace(service, clone);
-    let fut = service.call(Request::from_parts(parts, body));
-    ResponseFuture::sent(
-        fut,
-        RetryCtx {
-            replay: Replay {
-                head: Some(head),
-                recording,
-                generation,
-            },
-            body: None,
-            service,
-            stamp: stamp.clone(),
-            #[cfg(feature = "jose")]
-            dpop_nonce: false,
-            #[cfg(feature = "jose")]
-            resent_to: None,
-        },
-    )
 }

@@ -78,9 +78,10 @@ pub(crate) mod select;
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{header, Request, Response};
+use http::{header, HeaderValue, Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -90,8 +91,10 @@ use crate::error::BoxError;
 #[cfg(test)]
 use crate::wire::replay::ReplayBody;
 use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
-use future::{send_when_not_fresh, stamp_and_send};
-use local::has_header;
+use future::{Replay, RetryCtx};
+#[cfg(feature = "jose")]
+use local::dpop_proof;
+use local::{has_header, stamp_headers, Stamp};
 
 pub use crate::wire::marks::TokenRequestMarker;
 pub use future::ResponseFuture;
@@ -538,132 +541,107 @@ impl<S: fmt::Debug, M, P: Select> fmt::Debug for AuthService<S, M, P> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::convert::Infallible;
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    use bytes::Bytes;
-    use futures_util::future::BoxFuture;
-    use http::{HeaderMap, HeaderValue};
-    use http_body_util::Full;
-    use tower::{service_fn, ServiceExt};
-
-    use super::*;
-    use crate::error::Error;
-    use crate::token::{Token, TokenSource};
-
-    struct Fixed;
-
-    impl TokenSource for Fixed {
-        fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
-            Box::pin(async { Ok(Token::bearer("tok", Some(Duration::from_secs(3600)))) })
-        }
+/// The path for a token that is not fresh, shared by every layer that stamps
+/// managed tokens: a token whose driver task is gone but that the clock says
+/// is valid is sent at once; otherwise the readiness this call was granted (a
+/// concurrency permit, a buffer slot) is given back and the request waits for
+/// its token with an unready clone, driven to readiness only once it is here.
+#[cold]
+pub(crate) fn send_when_not_fresh<S, B, M>(
+    service: &mut S,
+    req: Request<B>,
+    manager: &Arc<crate::cache::TokenManager>,
+    stamp: &Arc<Stamp>,
+    max_replay_body: usize,
+) -> ResponseFuture<S, B, M>
+where
+    M: Mode,
+    S: Service<Request<M::Body<B>>> + Clone,
+    B: Body,
+{
+    if let Some(current) = manager.usable_now() {
+        let token = (&current.authorization, current.generation);
+        return stamp_and_send(service, req, token, stamp, max_replay_body);
     }
-
-    /// The data pointer of a header value: equal pointers, one shared buffer.
-    fn ptr(v: &HeaderValue) -> *const u8 {
-        v.as_bytes().as_ptr()
-    }
-
-    /// Sends 1,000 requests through a clone that has served a couple, keeping
-    /// every request's headers and every response future alive, and checks that
-    /// no reference count shared with the parent service or the credential moved,
-    /// and that every stamped value is in the clone's own buffers.
-    async fn no_shared_refcount<M, B>(layer: AuthLayer<M>, cred: Credential)
-    where
-        M: Mode,
-        B: Send + 'static,
-        AuthService<tower::util::BoxCloneSyncService<Request<B>, Response<()>, Infallible>, M>:
-            Service<Request<Full<Bytes>>, Error = BoxError>,
-    {
-        let kept: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
-        let keep = kept.clone();
-        let inner = tower::util::BoxCloneSyncService::new(service_fn(move |req: Request<B>| {
-            keep.lock().unwrap().push(req.headers().clone());
-            std::future::ready(Ok::<_, Infallible>(Response::new(())))
-        }));
-        let request = || {
-            Request::get("https://api.example.com/v1")
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        };
-        let parent = layer.layer(inner);
-        let mut clone = parent.clone();
-        for _ in 0..2 {
-            clone.ready().await.unwrap();
-            let _ = clone.call(request()).await;
-        }
-        let manager = cred.manager().unwrap().clone();
-        let counts = || {
-            (
-                cred.strong_count(),
-                Arc::strong_count(&parent.slot.stamp),
-                manager.current_strong_count(),
-            )
-        };
-        let before = counts();
-        let mut in_flight = Vec::new();
-        for _ in 0..1_000 {
-            clone.ready().await.unwrap();
-            in_flight.push(clone.call(request()));
-        }
-        assert_eq!(counts(), before, "a shared refcount moved");
-
-        let shared_auth = manager.current_authorization().unwrap();
-        let own_auth = clone.slot.token.as_ref().unwrap().1.clone();
-        assert_ne!(ptr(&own_auth), ptr(&shared_auth));
-        let shared_key = ptr(&cred.static_headers()[0].1);
-        let own_key = ptr(clone.slot.stamp.static_values().next().unwrap());
-        assert_ne!(own_key, shared_key);
-        let kept = kept.lock().unwrap();
-        for headers in kept.iter().skip(2) {
-            assert_eq!(ptr(&headers["authorization"]), ptr(&own_auth));
-            assert_eq!(ptr(&headers["x-api-key"]), own_key);
-        }
-        drop(in_flight);
-    }
-
-    fn credential() -> Credential {
-        Credential::builder()
-            .origin("https://api.example.com")
-            .api_key("x-api-key", "k3y")
-            .token_source(Fixed)
-            .build()
-            .unwrap()
-    }
-
-    #[tokio::test]
-    async fn the_cached_path_bumps_no_refcount_shared_with_another_clone() {
-        let cred = credential();
-        cred.token().await.unwrap();
-        no_shared_refcount::<NoRetry, Full<Bytes>>(
-            AuthLayer::new(cred.clone()).without_retry(),
-            cred,
-        )
-        .await;
-        let cred = credential();
-        cred.token().await.unwrap();
-        no_shared_refcount::<Retry, ReplayBody<Full<Bytes>>>(AuthLayer::new(cred.clone()), cred)
-            .await;
-    }
-
-    /// A clone made for one request keeps sharing its parent's copies.
-    #[tokio::test]
-    async fn a_clone_for_one_request_copies_nothing() {
-        let cred = credential();
-        cred.token().await.unwrap();
-        let inner =
-            service_fn(|_: Request<Full<Bytes>>| async { Ok::<_, Infallible>(Response::new(())) });
-        let parent = AuthLayer::new(cred).without_retry().layer(inner);
-        let req = Request::get("https://api.example.com/v1")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let mut clone = parent.clone();
-        clone.ready().await.unwrap();
-        let _ = clone.call(req).await;
-        assert!(Arc::ptr_eq(&clone.slot.stamp, &parent.slot.stamp));
-        assert!(clone.slot.token.is_none());
-    }
+    let waiting = service.clone();
+    drop(std::mem::replace(service, waiting.clone()));
+    ResponseFuture::acquire(
+        manager.acquire(None),
+        req,
+        waiting,
+        stamp.clone(),
+        max_replay_body,
+    )
 }
+
+/// The one place a request is stamped with a token and sent, through the ready
+/// `service`: on the hot path, and by a request that waited for its token.
+///
+/// A request that carries the managed token (the caller set no `Authorization`)
+/// may be retried in [`Retry`] mode: a copy of its head is taken *before* stamping
+/// (a retry stamps afresh), its body is recorded, and the ready service goes with
+/// it, leaving a clone in its place (see tower-service's docs on cloning), to
+/// re-send through later. Written out rather than split into helpers that return
+/// the request: moving it through a return value costs ~150 instructions.
+#[inline(always)]
+pub(crate) fn stamp_and_send<S, B, M>(
+    service: &mut S,
+    mut req: Request<B>,
+    (authorization, generation): (&HeaderValue, u64),
+    stamp: &Arc<Stamp>,
+    max_replay_body: usize,
+) -> ResponseFuture<S, B, M>
+where
+    M: Mode,
+    S: Service<Request<M::Body<B>>> + Clone,
+    B: Body,
+{
+    let carried = !has_header(req.headers(), &header::AUTHORIZATION);
+    if !(M::RETRY && carried) {
+        #[cfg(feature = "jose")]
+        let proof = if carried && stamp.dpop.is_some() {
+            dpop_proof(stamp, req.method(), req.uri(), authorization)
+        } else {
+            None
+        };
+        stamp_headers(req.headers_mut(), carried.then_some(authorization), stamp);
+        #[cfg(feature = "jose")]
+        if let Some(proof) = proof {
+            req.headers_mut().insert(crate::jose::dpop::DPOP, proof);
+        }
+        return ResponseFuture::direct(service.call(M::wrap_request(req)));
+    }
+    let (mut parts, body) = req.into_parts();
+    let head = parts.clone();
+    stamp_headers(&mut parts.headers, Some(authorization), stamp);
+    #[cfg(feature = "jose")]
+    if stamp.dpop.is_some() {
+        if let Some(proof) = dpop_proof(stamp, &parts.method, &parts.uri, authorization) {
+            parts.headers.insert(crate::jose::dpop::DPOP, proof);
+        }
+    }
+    let (body, recording) = M::record(body, max_replay_body);
+    let clone = service.clone();
+    let mut service = std::mem::replace(service, clone);
+    let fut = service.call(Request::from_parts(parts, body));
+    ResponseFuture::sent(
+        fut,
+        RetryCtx {
+            replay: Replay {
+                head: Some(head),
+                recording,
+                generation,
+            },
+            body: None,
+            service,
+            stamp: stamp.clone(),
+            #[cfg(feature = "jose")]
+            dpop_nonce: false,
+            #[cfg(feature = "jose")]
+            resent_to: None,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests;
