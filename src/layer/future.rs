@@ -13,14 +13,11 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-#[cfg(feature = "jose")]
-use super::local::dpop_proof;
-use super::local::stamp_headers;
 use super::local::Stamp;
 use super::mode::{Mode, Retry};
 use super::policy;
 pub(crate) use super::retry_state::{Replay, RetryCtx};
-use super::stamp_and_send;
+use super::{stamp_and_send, stamp_headers};
 use crate::cache::Stamped;
 use crate::error::BoxError;
 use crate::error::Error;
@@ -388,9 +385,12 @@ where
                         };
                         stamp_headers(&mut head.headers, Some(&token.authorization), &ctx.stamp);
                         #[cfg(feature = "jose")]
-                        if let Some(proof) =
-                            dpop_proof(&ctx.stamp, &head.method, &head.uri, &token.authorization)
-                        {
+                        if let Some(proof) = super::dpop_proof(
+                            &ctx.stamp,
+                            &head.method,
+                            &head.uri,
+                            &token.authorization,
+                        ) {
                             head.headers.insert(crate::jose::dpop::DPOP, proof);
                         }
                         #[cfg(feature = "jose")]

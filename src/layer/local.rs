@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cache::{Stamped, TokenCache};
 use crate::credential::Credential;
@@ -205,41 +205,4 @@ pub(crate) fn has_header(headers: &HeaderMap, name: &http::header::HeaderName) -
         return headers.contains_key(name);
     }
     headers.keys().any(|k| k == name)
-}
-
-/// The DPoP proof for a request carrying `authorization`, when the
-/// credential's tokens are DPoP-bound (RFC 9449 §7): a new one per request,
-/// for its method and URL, hashed to the token.
-#[cfg(feature = "jose")]
-#[inline]
-pub(crate) fn dpop_proof(
-    stamp: &Stamp,
-    method: &http::Method,
-    uri: &http::Uri,
-    authorization: &HeaderValue,
-) -> Option<HeaderValue> {
-    let dpop = stamp.dpop.as_ref()?;
-    let token = authorization.as_bytes().strip_prefix(b"DPoP ")?;
-    let token = std::str::from_utf8(token).ok()?;
-    match dpop.proof(method, uri, Some(token)) {
-        Ok(proof) => Some(proof),
-        Err(e) => {
-            tracing::warn!(credential = stamp.credential.name(), error = %e, "no DPoP proof");
-            None
-        }
-    }
-}
-
-/// The one place headers are stamped: the managed token's `Authorization` (when
-/// given), then each static header the caller has not set.
-#[inline(always)]
-pub(crate) fn stamp_headers(
-    headers: &mut HeaderMap,
-    authorization: Option<&HeaderValue>,
-    stamp: &Stamp,
-) {
-    if let Some(value) = authorization {
-        headers.insert(header::AUTHORIZATION, value.clone());
-    }
-    stamp.stamp_statics(headers);
 }

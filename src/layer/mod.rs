@@ -81,7 +81,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{header, HeaderValue, Request, Response};
+use http::{header, HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -92,9 +92,7 @@ use crate::error::BoxError;
 use crate::wire::replay::ReplayBody;
 use crate::wire::replay::DEFAULT_MAX_REPLAY_BODY;
 use future::{Replay, RetryCtx};
-#[cfg(feature = "jose")]
-use local::dpop_proof;
-use local::{has_header, stamp_headers, Stamp};
+use local::{has_header, Stamp};
 
 pub use crate::wire::marks::TokenRequestMarker;
 pub use future::ResponseFuture;
@@ -519,6 +517,43 @@ where
         };
         send_when_not_fresh(&mut self.inner, req, manager, stamp, cap)
     }
+}
+
+/// The DPoP proof for a request carrying `authorization`, when the
+/// credential's tokens are DPoP-bound (RFC 9449 §7): a new one per request,
+/// for its method and URL, hashed to the token.
+#[cfg(feature = "jose")]
+#[inline]
+pub(crate) fn dpop_proof(
+    stamp: &Stamp,
+    method: &http::Method,
+    uri: &http::Uri,
+    authorization: &HeaderValue,
+) -> Option<HeaderValue> {
+    let dpop = stamp.dpop.as_ref()?;
+    let token = authorization.as_bytes().strip_prefix(b"DPoP ")?;
+    let token = std::str::from_utf8(token).ok()?;
+    match dpop.proof(method, uri, Some(token)) {
+        Ok(proof) => Some(proof),
+        Err(e) => {
+            tracing::warn!(credential = stamp.credential.name(), error = %e, "no DPoP proof");
+            None
+        }
+    }
+}
+
+/// The one place headers are stamped: the managed token's `Authorization` (when
+/// given), then each static header the caller has not set.
+#[inline(always)]
+pub(crate) fn stamp_headers(
+    headers: &mut HeaderMap,
+    authorization: Option<&HeaderValue>,
+    stamp: &Stamp,
+) {
+    if let Some(value) = authorization {
+        headers.insert(header::AUTHORIZATION, value.clone());
+    }
+    stamp.stamp_statics(headers);
 }
 
 impl<M, P: Select> fmt::Debug for AuthLayer<M, P> {
