@@ -228,71 +228,16 @@ impl TokenClient {
     ) -> Result<Request<Full<Bytes>>, Error> {
         let e = &*self.endpoint;
         let mut params: Vec<(&str, &str)> = Vec::with_capacity(8 + secret.len());
-        let mut secret_params = !secret.is_empty();
         params.extend_from_slice(secret);
         // Read before each request, so they live as long as `params`.
-        let sourced_grant: SecretString;
-        let sourced_client: SecretString;
+        let (mut sourced_grant, mut sourced_client, mut signed) = (None, None, None);
+        let mut secret_params = !secret.is_empty();
         if let Some(grant) = grant {
             params.push(("grant_type", grant.grant_type()));
         }
-        match grant.unwrap_or(&Grant::ClientCredentials) {
-            Grant::ClientCredentials => {}
-            Grant::Password { username, password } => {
-                params.push(("username", username));
-                params.push(("password", password.expose_secret()));
-                secret_params = true;
-            }
-            Grant::AuthorizationCode {
-                code,
-                redirect_uri,
-                pkce_verifier,
-            } => {
-                params.push(("code", code.expose_secret()));
-                if let Some(uri) = redirect_uri {
-                    params.push(("redirect_uri", uri));
-                }
-                if let Some(v) = pkce_verifier {
-                    params.push(("code_verifier", v.expose_secret()));
-                }
-                secret_params = true;
-            }
-            Grant::RefreshToken { refresh_token } => {
-                params.push(("refresh_token", refresh_token.expose_secret()));
-                secret_params = true;
-            }
-            Grant::DeviceCode { device_code } => {
-                params.push(("device_code", device_code.expose_secret()));
-                secret_params = true;
-            }
-            Grant::JwtBearer { assertion } => {
-                params.push(("assertion", assertion.expose_secret()));
-                secret_params = true;
-            }
-            Grant::JwtBearerFrom(source) => {
-                sourced_grant = source.current()?;
-                params.push(("assertion", sourced_grant.expose_secret()));
-                secret_params = true;
-            }
-            Grant::TokenExchange(x) => {
-                params.push(("subject_token", x.subject_token.expose_secret()));
-                params.push(("subject_token_type", &x.subject_token_type));
-                if let Some((token, token_type)) = &x.actor {
-                    params.push(("actor_token", token.expose_secret()));
-                    params.push(("actor_token_type", token_type));
-                }
-                if let Some(t) = &x.requested_token_type {
-                    params.push(("requested_token_type", t));
-                }
-                for a in &x.audience {
-                    params.push(("audience", a));
-                }
-                for r in &x.resource {
-                    params.push(("resource", r));
-                }
-                secret_params = true;
-            }
-        }
+        secret_params |= grant
+            .unwrap_or(&Grant::ClientCredentials)
+            .push_params(&mut params, &mut sourced_grant)?;
         let scope = scopes.join(" ");
         if !scope.is_empty() {
             params.push(("scope", &scope));
@@ -300,119 +245,10 @@ impl TokenClient {
         for (k, v) in &e.params {
             params.push((k, v));
         }
-        let mut authorization = None;
-        #[cfg(feature = "jose")]
-        let assertion: String;
-        match e.auth {
-            ClientAuth::Basic | ClientAuth::BasicRaw => {
-                let id = e.client_id.as_deref().unwrap_or("");
-                let secret = e.client_secret.as_ref().map_or("", |s| s.expose_secret());
-                let raw = if e.auth == ClientAuth::Basic {
-                    format!("{}:{}", form_encode(id), form_encode(secret))
-                } else {
-                    format!("{id}:{secret}")
-                };
-                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
-                let mut v = HeaderValue::try_from(format!("Basic {encoded}"))
-                    .map_err(|_| Error::config("client credentials are not a valid header"))?;
-                v.set_sensitive(true);
-                authorization = Some(v);
-            }
-            ClientAuth::Body => {
-                if let Some(id) = &e.client_id {
-                    params.push(("client_id", id));
-                }
-                if let Some(secret) = &e.client_secret {
-                    if !secret.expose_secret().is_empty() {
-                        params.push(("client_secret", secret.expose_secret()));
-                        secret_params = true;
-                    }
-                }
-            }
-            ClientAuth::None => {
-                if let Some(id) = &e.client_id {
-                    params.push(("client_id", id));
-                }
-            }
-            ClientAuth::ClientAssertion => {
-                let Some(source) = &e.assertion else {
-                    return Err(Error::config("a client assertion needs a source"));
-                };
-                sourced_client = source.current()?;
-                if let Some(id) = &e.client_id {
-                    params.push(("client_id", id));
-                }
-                params.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ));
-                params.push(("client_assertion", sourced_client.expose_secret()));
-                secret_params = true;
-            }
-            #[cfg(feature = "jose")]
-            ClientAuth::PrivateKeyJwt => {
-                let (Some(id), Some(key)) = (&e.client_id, &e.jose.assertion_key) else {
-                    return Err(Error::config("private_key_jwt needs a client id and a key"));
-                };
-                let now = crate::jose::keys::unix_now();
-                let audience = match &e.jose.audience {
-                    Some(a) => a.clone(),
-                    None => url.to_string(),
-                };
-                let mut header = serde_json::Map::new();
-                header.insert("typ".into(), "JWT".into());
-                if let Some(kid) = key.kid() {
-                    header.insert("kid".into(), kid.into());
-                }
-                let claims = serde_json::json!({
-                    "iss": id,
-                    "sub": id,
-                    "aud": audience,
-                    "jti": crate::jose::keys::new_jti()?,
-                    "iat": now,
-                    "exp": now + 60,
-                });
-                assertion = key.sign(header, &claims);
-                params.push(("client_id", id));
-                params.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ));
-                params.push(("client_assertion", &assertion));
-                secret_params = true;
-            }
-        }
-
-        let (uri, content_type, body) = match e.style {
-            ParamStyle::Form => (
-                url.clone(),
-                "application/x-www-form-urlencoded",
-                Bytes::from(form_body(&params)),
-            ),
-            ParamStyle::Json => {
-                let map: serde_json::Map<String, serde_json::Value> = params
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
-                    .collect();
-                let body = serde_json::to_vec(&map)
-                    .map_err(|_| Error::config("cannot encode token request as JSON"))?;
-                (url.clone(), "application/json", Bytes::from(body))
-            }
-            ParamStyle::Query => {
-                if secret_params {
-                    return Err(Error::config(
-                        "refusing to put secret grant parameters in a query string",
-                    ));
-                }
-                let query = form_body(&params);
-                let base = url.to_string();
-                let sep = if url.query().is_some() { '&' } else { '?' };
-                let uri: Uri = format!("{base}{sep}{query}")
-                    .parse()
-                    .map_err(|_| Error::config("token URL with parameters is not a valid URI"))?;
-                (uri, "application/x-www-form-urlencoded", Bytes::new())
-            }
-        };
+        let (authorization, secret_auth) =
+            authenticate(e, url, &mut params, &mut sourced_client, &mut signed)?;
+        secret_params |= secret_auth;
+        let (uri, content_type, body) = encode(e.style, url, &params, secret_params)?;
 
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
@@ -519,4 +355,141 @@ impl fmt::Debug for TokenClient {
             .field("timeout", &e.timeout)
             .finish()
     }
+}
+
+/// How the client authenticates (RFC 6749 §2.3.1, RFC 7523, `private_key_jwt`):
+/// an `Authorization` header, or parameters pushed to `params`; and whether
+/// any of them is secret. What is read or signed for this request is kept in
+/// `sourced` and `signed`, so that `params` can borrow it.
+#[cfg_attr(not(feature = "jose"), allow(unused_variables))]
+fn authenticate<'a>(
+    e: &'a Endpoint,
+    url: &Uri,
+    params: &mut Vec<(&'a str, &'a str)>,
+    sourced: &'a mut Option<SecretString>,
+    signed: &'a mut Option<String>,
+) -> Result<(Option<HeaderValue>, bool), Error> {
+    let mut authorization = None;
+    let mut secret_params = false;
+    match e.auth {
+        ClientAuth::Basic | ClientAuth::BasicRaw => {
+            let id = e.client_id.as_deref().unwrap_or("");
+            let secret = e.client_secret.as_ref().map_or("", |s| s.expose_secret());
+            let raw = if e.auth == ClientAuth::Basic {
+                format!("{}:{}", form_encode(id), form_encode(secret))
+            } else {
+                format!("{id}:{secret}")
+            };
+            let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+            let mut v = HeaderValue::try_from(format!("Basic {encoded}"))
+                .map_err(|_| Error::config("client credentials are not a valid header"))?;
+            v.set_sensitive(true);
+            authorization = Some(v);
+        }
+        ClientAuth::Body => {
+            if let Some(id) = &e.client_id {
+                params.push(("client_id", id));
+            }
+            if let Some(secret) = &e.client_secret {
+                if !secret.expose_secret().is_empty() {
+                    params.push(("client_secret", secret.expose_secret()));
+                    secret_params = true;
+                }
+            }
+        }
+        ClientAuth::None => {
+            if let Some(id) = &e.client_id {
+                params.push(("client_id", id));
+            }
+        }
+        ClientAuth::ClientAssertion => {
+            let Some(source) = &e.assertion else {
+                return Err(Error::config("a client assertion needs a source"));
+            };
+            let sourced = sourced.insert(source.current()?);
+            if let Some(id) = &e.client_id {
+                params.push(("client_id", id));
+            }
+            params.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            params.push(("client_assertion", sourced.expose_secret()));
+            secret_params = true;
+        }
+        #[cfg(feature = "jose")]
+        ClientAuth::PrivateKeyJwt => {
+            let (Some(id), Some(key)) = (&e.client_id, &e.jose.assertion_key) else {
+                return Err(Error::config("private_key_jwt needs a client id and a key"));
+            };
+            let now = crate::jose::keys::unix_now();
+            let audience = match &e.jose.audience {
+                Some(a) => a.clone(),
+                None => url.to_string(),
+            };
+            let mut header = serde_json::Map::new();
+            header.insert("typ".into(), "JWT".into());
+            if let Some(kid) = key.kid() {
+                header.insert("kid".into(), kid.into());
+            }
+            let claims = serde_json::json!({
+                "iss": id,
+                "sub": id,
+                "aud": audience,
+                "jti": crate::jose::keys::new_jti()?,
+                "iat": now,
+                "exp": now + 60,
+            });
+            let assertion = signed.insert(key.sign(header, &claims));
+            params.push(("client_id", id));
+            params.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            params.push(("client_assertion", assertion));
+            secret_params = true;
+        }
+    }
+    Ok((authorization, secret_params))
+}
+
+/// The parameters as the endpoint wants them: a form body, a JSON body, or the
+/// query string (never with a secret in it).
+fn encode(
+    style: ParamStyle,
+    url: &Uri,
+    params: &[(&str, &str)],
+    secret_params: bool,
+) -> Result<(Uri, &'static str, Bytes), Error> {
+    let encoded = match style {
+        ParamStyle::Form => (
+            url.clone(),
+            "application/x-www-form-urlencoded",
+            Bytes::from(form_body(params)),
+        ),
+        ParamStyle::Json => {
+            let map: serde_json::Map<String, serde_json::Value> = params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+                .collect();
+            let body = serde_json::to_vec(&map)
+                .map_err(|_| Error::config("cannot encode token request as JSON"))?;
+            (url.clone(), "application/json", Bytes::from(body))
+        }
+        ParamStyle::Query => {
+            if secret_params {
+                return Err(Error::config(
+                    "refusing to put secret grant parameters in a query string",
+                ));
+            }
+            let query = form_body(params);
+            let base = url.to_string();
+            let sep = if url.query().is_some() { '&' } else { '?' };
+            let uri: Uri = format!("{base}{sep}{query}")
+                .parse()
+                .map_err(|_| Error::config("token URL with parameters is not a valid URI"))?;
+            (uri, "application/x-www-form-urlencoded", Bytes::new())
+        }
+    };
+    Ok(encoded)
 }

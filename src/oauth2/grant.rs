@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::Error;
 
 /// An OAuth2 grant: what is exchanged for an access token.
 ///
@@ -192,6 +194,68 @@ impl Grant {
                 "urn:ietf:params:oauth:grant-type:jwt-bearer"
             }
         }
+    }
+
+    /// Pushes the grant's own parameters (all but `grant_type`) to `params`;
+    /// whether any is secret. An assertion read from its source for this
+    /// request is kept in `sourced`, so that `params` can borrow it.
+    pub(super) fn push_params<'a>(
+        &'a self,
+        params: &mut Vec<(&'a str, &'a str)>,
+        sourced: &'a mut Option<SecretString>,
+    ) -> Result<bool, Error> {
+        let mut secret = true;
+        match self {
+            Grant::ClientCredentials => secret = false,
+            Grant::Password { username, password } => {
+                params.push(("username", username));
+                params.push(("password", password.expose_secret()));
+            }
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                pkce_verifier,
+            } => {
+                params.push(("code", code.expose_secret()));
+                if let Some(uri) = redirect_uri {
+                    params.push(("redirect_uri", uri));
+                }
+                if let Some(v) = pkce_verifier {
+                    params.push(("code_verifier", v.expose_secret()));
+                }
+            }
+            Grant::RefreshToken { refresh_token } => {
+                params.push(("refresh_token", refresh_token.expose_secret()));
+            }
+            Grant::DeviceCode { device_code } => {
+                params.push(("device_code", device_code.expose_secret()));
+            }
+            Grant::JwtBearer { assertion } => {
+                params.push(("assertion", assertion.expose_secret()));
+            }
+            Grant::JwtBearerFrom(source) => {
+                let sourced = sourced.insert(source.current()?);
+                params.push(("assertion", sourced.expose_secret()));
+            }
+            Grant::TokenExchange(x) => {
+                params.push(("subject_token", x.subject_token.expose_secret()));
+                params.push(("subject_token_type", &x.subject_token_type));
+                if let Some((token, token_type)) = &x.actor {
+                    params.push(("actor_token", token.expose_secret()));
+                    params.push(("actor_token_type", token_type));
+                }
+                if let Some(t) = &x.requested_token_type {
+                    params.push(("requested_token_type", t));
+                }
+                for a in &x.audience {
+                    params.push(("audience", a));
+                }
+                for r in &x.resource {
+                    params.push(("resource", r));
+                }
+            }
+        }
+        Ok(secret)
     }
 }
 
