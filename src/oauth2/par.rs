@@ -28,7 +28,10 @@ impl TokenClient {
     /// then pushed (PAR, RFC 9126) when it has a
     /// [`pushed_authorization_url`](super::TokenClientBuilder::pushed_authorization_url)
     /// (discovery sets it when the server requires pushed requests).
-    /// Otherwise the plain request of [`AuthorizationUrl::build`].
+    /// Otherwise the plain request of [`AuthorizationUrl::build`]. A client
+    /// with a DPoP key (`TokenClientBuilder::dpop`, feature `jose`)
+    /// adds `dpop_jkt`, the key's thumbprint, binding the code to that key
+    /// (RFC 9449 §10).
     ///
     /// ```
     /// use bytes::Bytes;
@@ -74,6 +77,13 @@ impl TokenClient {
         &self,
         url: AuthorizationUrl,
     ) -> Result<AuthorizationRequest, Error> {
+        // A DPoP-bound client binds the code to its key (RFC 9449 §10): a code
+        // taken on its way back cannot be redeemed without the key.
+        #[cfg(feature = "jose")]
+        let url = match &self.endpoint.jose.dpop {
+            Some(dpop) => url.param("dpop_jkt", dpop.thumbprint()),
+            None => url,
+        };
         let request = url.build()?;
         #[cfg(feature = "jose")]
         let request = match &self.endpoint.jose.request_object {

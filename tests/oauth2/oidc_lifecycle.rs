@@ -7,7 +7,8 @@
 //! and pushed;
 //! authorization details (RFC 9396) round-trip to the token; a revoked
 //! refresh token (RFC 7009) is refused afterwards, also through
-//! `Credential::revoke`. Never skipped: without Node or the packages it fails.
+//! `Credential::revoke`; a DPoP client's code is bound to its key
+//! (`dpop_jkt`, RFC 9449 §10) and refused with another. Never skipped: without Node or the packages it fails.
 
 use crate::common;
 use crate::oidc_provider::Browser;
@@ -249,5 +250,59 @@ async fn a_server_that_requires_par_gets_pushed_requests() -> Result<(), BoxErro
         "{} {location}",
         res.status()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_client_binds_the_code_to_its_key() -> Result<(), BoxError> {
+    use tower_client_auth::oauth2::Dpop;
+
+    let jar_key = PrivateKey::generate_es256()?;
+    let (_server, issuer) = start(jar_key.public_jwk(), false).await;
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    let metadata = Discovery::new(http.clone())
+        .allow_http()
+        .metadata(&issuer)
+        .await?;
+    let client = |dpop: Dpop| {
+        metadata
+            .token_client()
+            .client_id("code-client")
+            .client_secret("code-secret")
+            .dpop(dpop)
+            .build(http.clone())
+    };
+    let key = Dpop::new(PrivateKey::generate_es256()?);
+    let tokens = client(key.clone())?;
+    let request = tokens
+        .authorization_request(authorization(&metadata))
+        .await?;
+    assert!(
+        request
+            .url()
+            .contains(&format!("dpop_jkt={}", key.thumbprint())),
+        "{}",
+        request.url()
+    );
+    // Redeemed with the key it names: a DPoP-bound token.
+    let token = login(&issuer, &tokens, &request).await?;
+    assert_eq!(token.token_type(), "DPoP");
+
+    // A code redeemed with another key is refused by the server.
+    let request = tokens
+        .authorization_request(authorization(&metadata))
+        .await?;
+    let mut browser = Browser::default();
+    browser.stop_at = Some(REDIRECT.to_owned());
+    let pages = browser.approve(&issuer, request.url()).await;
+    let code = request.verify_callback(pages.last().expect("a callback"))?;
+    let thief = client(Dpop::new(PrivateKey::generate_es256()?))?;
+    let e = thief
+        .exchange_code(code.code, Some(request.redirect_uri()), request.verifier())
+        .await
+        .unwrap_err();
+    // (Without `dpop_jkt` in the authorization request, this exchange
+    // succeeds: the binding is what refuses it.)
+    assert!(e.is_invalid_grant(), "{e}");
     Ok(())
 }
