@@ -180,6 +180,12 @@ impl TokenManager {
         self.source.step_up(status, headers)
     }
 
+    /// Shows the source a 401 the layer is about to retry (see
+    /// [`TokenSource::unauthorized`]).
+    pub(crate) fn unauthorized(&self, uri: &http::Uri, headers: &http::HeaderMap) {
+        self.source.unauthorized(uri, headers);
+    }
+
     /// The DPoP key of this credential's tokens.
     #[cfg(feature = "jose")]
     #[inline]

@@ -4,7 +4,7 @@
 //! credentials (Basic, Bearer / personal access token, API keys, any fixed header
 //! set) are turned into [`HeaderValue`]s once, at construction, and marked
 //! sensitive. A managed credential adds an `Authorization` header taken from a
-//! token that is fetched and refreshed by a [`TokenSource`].
+//! token that is fetched and refreshed by a [`TokenSource`](crate::token::TokenSource).
 //!
 //! ```
 //! use tower_client_auth::Credential;

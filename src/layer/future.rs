@@ -336,7 +336,9 @@ where
                             // The source reads the 401 before the newer token is
                             // fetched: its challenge may say where the resource's
                             // metadata is now (RFC 9728 §5).
-                            manager.step_up(response.status(), response.headers());
+                            if let Some(head) = &ctx.replay.head {
+                                manager.unauthorized(&head.uri, response.headers());
+                            }
                         }
                         let generation = ctx.replay.generation;
                         let body = ctx.replay.recording.take().and_then(M::replay);

@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, StatusCode};
@@ -158,6 +159,11 @@ impl ProtectedResourceBuilder {
         crate::wire::origin::parse_url(&self.url, self.allow_http, "resource URL")?;
         if let Some(url) = &self.metadata_document {
             check_metadata_document_url(url)?;
+            if self.client.is_some() {
+                return Err(Error::config(
+                    "a client id of your own and a client metadata document: choose one",
+                ));
+            }
         }
         let http = http.into_http_service();
         let mut resources = ResourceDiscovery::new(http.clone());
@@ -185,6 +191,8 @@ impl ProtectedResourceBuilder {
                     widened_from: None,
                     refused: Vec::new(),
                     metadata_url: None,
+                    learned: None,
+                    issuer: None,
                     registrations: HashMap::new(),
                 }),
             }),
@@ -248,8 +256,15 @@ struct State {
     /// Scope sets the authorization server refused (`invalid_scope`) after
     /// a step-up: never asked for again.
     refused: Vec<Vec<String>>,
-    /// Where a 401 said the metadata is.
+    /// Where the metadata was last read from, when not the well-known URL.
     metadata_url: Option<String>,
+    /// Where a later refusal of the API says the metadata is now: tried at
+    /// the next discovery, kept only if it holds (else dropped, and the
+    /// metadata read as before), so one refusal cannot disable the client.
+    learned: Option<String>,
+    /// The authorization server a configured client secret went to: a
+    /// secret is never sent to another one the metadata later names.
+    issuer: Option<String>,
     /// Registrations made or read, by what was registered.
     registrations: HashMap<String, ClientRegistration>,
 }
@@ -281,28 +296,86 @@ impl ProtectedResource {
 
     /// Learns from a refusal of the API: the metadata URL of a `401`'s
     /// challenge (`resource_metadata`) and the scopes it names (unless
-    /// scopes were configured).
+    /// scopes were configured). A metadata URL is taken only on the API's
+    /// own origin, and is tried at the next discovery: kept if its document
+    /// holds (the `resource`, the authorization server), dropped otherwise.
     pub fn learn(&self, headers: &HeaderMap) {
         if let Some(challenge) = ResourceChallenge::from_headers(headers) {
-            self.learn_challenge(&challenge);
+            let mut state = self.state();
+            if let Some(at) = challenge.resource_metadata() {
+                if self.on_resource_origin(at) && state.metadata_url.as_deref() != Some(at) {
+                    state.learned = Some(at.to_owned());
+                }
+            }
+            learn_scopes(&mut state, &challenge);
         }
     }
 
-    fn learn_challenge(&self, challenge: &ResourceChallenge) {
-        let mut state = self.state();
-        if let Some(at) = challenge.resource_metadata() {
-            state.metadata_url = Some(at.to_owned());
+    /// Whether `url` is on the resource's origin.
+    fn on_resource_origin(&self, url: &str) -> bool {
+        match (
+            url.parse::<http::Uri>(),
+            self.inner.url.parse::<http::Uri>(),
+        ) {
+            (Ok(url), Ok(resource)) => crate::wire::origin::same_origin(&url, &resource),
+            _ => false,
         }
-        if state.scopes.is_none() && !challenge.scopes().is_empty() {
-            state.scopes = Some(challenge.scopes().to_vec());
+    }
+
+    /// The authorization server to use from those `resource` lists: the
+    /// configured one, or the first; never, for a configured client secret,
+    /// another server than the one it went to before.
+    fn choose_issuer(&self, resource: &ResourceMetadata) -> Result<String, Error> {
+        let listed = resource.authorization_servers();
+        let issuer = match &self.inner.authorization_server {
+            Some(wanted) if listed.iter().any(|s| s == wanted) => wanted.clone(),
+            Some(_) => {
+                return Err(Error::resource(ResourceError::Metadata(
+                    "the resource does not list the configured authorization server".to_owned(),
+                )))
+            }
+            None => listed[0].clone(),
+        };
+        crate::wire::origin::parse_url(&issuer, self.inner.allow_http, "authorization server")?;
+        if matches!(&self.inner.client, Some((_, Some(_)))) {
+            let mut state = self.state();
+            match &state.issuer {
+                Some(first) if *first != issuer => {
+                    return Err(Error::resource(ResourceError::Metadata(
+                        "the resource now names another authorization server than the one the \
+                         configured client secret is for (pin it with `authorization_server`)"
+                            .to_owned(),
+                    )))
+                }
+                Some(_) => {}
+                None => state.issuer = Some(issuer.clone()),
+            }
         }
+        Ok(issuer)
     }
 
     /// The resource's metadata and its authorization server's (cached).
     pub async fn discover(&self) -> Result<Discovered, Error> {
         let url = &self.inner.url;
-        let metadata_url = self.state().metadata_url.clone();
         let resources = &self.inner.resources;
+        let learned = self.state().learned.clone();
+        if let Some(at) = learned {
+            match self.try_metadata_at(&at).await {
+                Ok(found) => return Ok(found),
+                Err(e) => {
+                    tracing::warn!(
+                        resource = %url,
+                        error = %e,
+                        "metadata named by the API's refusal not used; reading it as before"
+                    );
+                    let mut state = self.state();
+                    if state.learned.as_deref() == Some(at.as_str()) {
+                        state.learned = None;
+                    }
+                }
+            }
+        }
+        let metadata_url = self.state().metadata_url.clone();
         let resource = match metadata_url {
             Some(at) => resources.metadata_at(url, &at).await?,
             None => match resources.metadata(url).await {
@@ -316,24 +389,38 @@ impl ProtectedResource {
                     let Some(at) = challenge.resource_metadata() else {
                         return Err(e);
                     };
-                    self.learn_challenge(&challenge);
-                    resources.metadata_at(url, at).await?
+                    if !self.on_resource_origin(at) {
+                        return Err(Error::resource(ResourceError::Metadata(
+                            "the API's 401 names metadata on another origin".to_owned(),
+                        )));
+                    }
+                    let found = resources.metadata_at(url, at).await?;
+                    let mut state = self.state();
+                    state.metadata_url = Some(at.to_owned());
+                    learn_scopes(&mut state, &challenge);
+                    found
                 }
                 Err(e) => return Err(e),
             },
         };
-        let listed = resource.authorization_servers();
-        let issuer = match &self.inner.authorization_server {
-            Some(wanted) if listed.iter().any(|s| s == wanted) => wanted.clone(),
-            Some(_) => {
-                return Err(Error::resource(ResourceError::Metadata(
-                    "the resource does not list the configured authorization server".to_owned(),
-                )))
-            }
-            None => listed[0].clone(),
-        };
-        crate::wire::origin::parse_url(&issuer, self.inner.allow_http, "authorization server")?;
+        let issuer = self.choose_issuer(&resource)?;
         let server = self.inner.discovery.metadata(&issuer).await?;
+        Ok(Discovered { resource, server })
+    }
+
+    /// Reads the metadata at a URL a refusal named and its authorization
+    /// server's; kept as the metadata URL only if both hold.
+    async fn try_metadata_at(&self, at: &str) -> Result<Discovered, Error> {
+        let resource = self
+            .inner
+            .resources
+            .metadata_at(&self.inner.url, at)
+            .await?;
+        let issuer = self.choose_issuer(&resource)?;
+        let server = self.inner.discovery.metadata(&issuer).await?;
+        let mut state = self.state();
+        state.metadata_url = Some(at.to_owned());
+        state.learned = None;
         Ok(Discovered { resource, server })
     }
 
@@ -354,11 +441,7 @@ impl ProtectedResource {
         request: RegistrationRequest,
     ) -> Result<ClientRegistration, Error> {
         if let Some((id, secret)) = &self.inner.client {
-            let mut json = serde_json::json!({ "client_id": id });
-            if let Some(secret) = secret {
-                json["client_secret"] = secrecy::ExposeSecret::expose_secret(secret).into();
-            }
-            return ClientRegistration::from_json(json.to_string().as_bytes());
+            return Ok(ClientRegistration::configured(id.clone(), secret.clone()));
         }
         let key = format!("{}|{}", server.issuer(), request.fingerprint());
         if let Some(found) = self.state().registrations.get(&key) {
@@ -384,7 +467,13 @@ impl ProtectedResource {
         };
         #[cfg(not(feature = "store"))]
         let registered = run.await?;
-        self.state().registrations.insert(key, registered.clone());
+        let mut state = self.state();
+        // Bounded: a resource that keeps moving does not grow this.
+        if state.registrations.len() >= MAX_REGISTRATIONS {
+            state.registrations.clear();
+        }
+        state.registrations.insert(key, registered.clone());
+        drop(state);
         Ok(registered)
     }
 
@@ -429,7 +518,11 @@ impl ProtectedResource {
             Ok(_) => state.widened_from = None,
             Err(e) if e.is_invalid_scope() => {
                 if let Some(previous) = state.widened_from.take() {
-                    state.refused.push(scopes);
+                    // A bounded memory: the oldest refusal goes first.
+                    if state.refused.len() >= MAX_REFUSED_SCOPE_SETS {
+                        state.refused.remove(0);
+                    }
+                    state.refused.push(scope_set(&scopes));
                     state.asked = Some(previous.clone());
                     state.scopes = Some(previous);
                     reverted = true;
@@ -492,7 +585,8 @@ impl ProtectedResource {
         };
         if let Some(wanted) = error.step_up_scopes() {
             let mut state = self.state();
-            if wanted.len() > held.len() && !state.refused.iter().any(|r| r == wanted) {
+            let set = scope_set(wanted);
+            if wanted.len() > held.len() && !state.refused.contains(&set) {
                 state.widened_from = Some(held.clone());
                 state.scopes = Some(wanted.to_vec());
                 state.asked = Some(wanted.to_vec());
@@ -612,18 +706,47 @@ impl ProtectedResource {
     }
 }
 
-/// A client ID metadata document's URL: `https`, with a path beyond `/`, no
-/// fragment, dot segments or user information (`parse_url` refuses it):
-/// the draft's rules for a URL that is a client id.
+/// How many registrations (by authorization server and what was
+/// registered) a resource keeps.
+const MAX_REGISTRATIONS: usize = 16;
+
+/// How many refused scope sets a resource remembers.
+const MAX_REFUSED_SCOPE_SETS: usize = 16;
+
+/// Scopes as a set: sorted, without repeats, so that an order or a repeat
+/// does not make a refused set new.
+fn scope_set(scopes: &[String]) -> Vec<String> {
+    let mut set = scopes.to_vec();
+    set.sort_unstable();
+    set.dedup();
+    set
+}
+
+/// The scopes a challenge names, unless scopes were configured or learned.
+fn learn_scopes(state: &mut State, challenge: &ResourceChallenge) {
+    if state.scopes.is_none() && !challenge.scopes().is_empty() {
+        state.scopes = Some(challenge.scopes().to_vec());
+    }
+}
+
+/// A client ID metadata document's URL, as the draft wants a URL that is a
+/// client id: `https` (written so: it is compared as a string), a path
+/// beyond `/`, no query, fragment, dot segments (plain or percent-encoded)
+/// or user information (`parse_url` refuses that).
 fn check_metadata_document_url(url: &str) -> Result<(), Error> {
     let (uri, _) = crate::wire::origin::parse_url(url, false, "client metadata document URL")?;
-    if uri.scheme_str() != Some("https")
+    let dot_segment = |seg: &str| {
+        let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+        seg == "." || seg == ".."
+    };
+    if !url.starts_with("https://")
         || uri.path().len() < 2
-        || url.contains('#')
-        || uri.path().split('/').any(|seg| seg == "." || seg == "..")
+        || url.contains(['?', '#'])
+        || uri.path().split('/').any(dot_segment)
     {
         return Err(Error::config(
-            "a client metadata document URL must be https, with a path, without a fragment or dot segments",
+            "a client metadata document URL must be https (lowercase), with a path, without \
+             a query, a fragment or dot segments",
         ));
     }
     Ok(())
@@ -646,16 +769,37 @@ impl TokenSource for ProtectedResource {
         matches!(ProtectedResource::step_up(self, status, headers), Ok(true))
     }
 
-    fn fetch(&self, _previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+    /// A `401` to a URL of this resource: its challenge may name where the
+    /// metadata is now ([`learn`](ProtectedResource::learn)); one to any
+    /// other URL of the origin is not this resource's to say.
+    fn unauthorized(&self, uri: &http::Uri, headers: &HeaderMap) {
+        if let Ok(resource) = self.inner.url.parse::<http::Uri>() {
+            if super::resource_metadata::covers(&resource, uri) {
+                self.learn(headers);
+            }
+        }
+    }
+
+    fn fetch(&self, previous: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
         let this = self.clone();
+        // The token the step-up was for, while it lasts.
+        let current = previous
+            .filter(|t| {
+                t.expires_at()
+                    .is_none_or(|at| at > tokio::time::Instant::now() + Duration::from_secs(30))
+            })
+            .cloned();
         Box::pin(async move {
             match this.client_credentials_reverting().await {
-                // A step-up the server refused: a token for the scopes it
-                // granted before keeps the credential working. The layer's
-                // one retry then meets the API's 403 again and hands it to
-                // the caller, instead of the refusal cooling the
-                // credential down for every other request.
-                (Err(_), true) => this.client_credentials().await,
+                // A step-up the server refused: the token held before (or
+                // one for the scopes granted before) keeps the credential
+                // working. The layer's one retry then meets the API's 403
+                // again and hands it to the caller, instead of the refusal
+                // cooling the credential down for every other request.
+                (Err(_), true) => match current {
+                    Some(token) => Ok(token),
+                    None => this.client_credentials().await,
+                },
                 (result, _) => result,
             }
         })

@@ -128,6 +128,17 @@ impl ClientRegistration {
         })
     }
 
+    /// A client id (and secret) of the caller's own, as if registered.
+    pub(crate) fn configured(client_id: String, client_secret: Option<SecretString>) -> Self {
+        ClientRegistration {
+            client_id,
+            client_secret,
+            registration_access_token: None,
+            registration_client_uri: None,
+            token_endpoint_auth_method: None,
+        }
+    }
+
     /// The client id issued.
     pub fn client_id(&self) -> &str {
         &self.client_id

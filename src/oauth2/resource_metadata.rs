@@ -78,7 +78,7 @@ pub fn well_known_resource_metadata(resource: &str) -> Result<String, Error> {
 
 /// Whether `resource` (from metadata) speaks for `url`: the same scheme,
 /// host and port, and a path that is `url`'s or a whole-segment prefix of it.
-fn covers(resource: &Uri, url: &Uri) -> bool {
+pub(super) fn covers(resource: &Uri, url: &Uri) -> bool {
     if resource.query().is_some() || !crate::wire::origin::same_origin(resource, url) {
         return false;
     }

@@ -1,3 +1,7 @@
+//! Tests of the retry policy, poll by poll on paused Tokio time: what is
+//! retried (429 after Retry-After, 5xx and transport errors for idempotent
+//! methods), how often, and after how long.
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 

@@ -526,16 +526,12 @@ pub trait TokenSource: Send + Sync + 'static {
         None
     }
 
-    /// Reads the API's refusal of a request that carried this source's token:
-    /// for a `403`, `true` when a token asked for differently would be
+    /// Reads the API's refusal of a request that carried this source's token
+    /// (a `403`): `true` when a token asked for differently would be
     /// accepted and the source now asks for it (a `403 insufficient_scope`
     /// naming scopes it did not ask for: RFC 6750 §3.1). The layer then gets a
     /// newer token and sends the request once more, never more than once.
-    /// `false` (the default): the refusal stands. A `401` the layer retries
-    /// is shown here too before the newer token is fetched (its answer is
-    /// not used: the layer retries a 401 anyway), so that a source can learn
-    /// from its challenge, as the OAuth2 `ProtectedResource`
-    /// learns where the resource's metadata now is.
+    /// `false` (the default): the refusal stands.
     ///
     /// ```
     /// use futures_util::future::BoxFuture;
@@ -556,6 +552,37 @@ pub trait TokenSource: Send + Sync + 'static {
     fn step_up(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {
         let _ = (status, headers);
         false
+    }
+
+    /// Sees a `401` to `uri` that carried this source's token, before the
+    /// layer fetches a newer token and sends the request once more: a source
+    /// may learn from its challenge (the OAuth2 `ProtectedResource` learns
+    /// where the resource's metadata now is). The default: nothing.
+    ///
+    /// ```
+    /// use futures_util::future::BoxFuture;
+    /// use http::{HeaderMap, Uri};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use tower_client_auth::token::{Token, TokenSource};
+    /// use tower_client_auth::Error;
+    ///
+    /// #[derive(Default)]
+    /// struct Counting(AtomicUsize);
+    /// impl TokenSource for Counting {
+    ///     fn fetch(&self, _: Option<&Token>) -> BoxFuture<'static, Result<Token, Error>> {
+    ///         Box::pin(async { Ok(Token::bearer("t0k", None)) })
+    ///     }
+    ///     fn unauthorized(&self, _: &Uri, _: &HeaderMap) {
+    ///         self.0.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let source = Counting::default();
+    /// source.unauthorized(&Uri::from_static("https://api.example.com/v1"), &HeaderMap::new());
+    /// assert_eq!(source.0.load(Ordering::Relaxed), 1);
+    /// ```
+    fn unauthorized(&self, uri: &http::Uri, headers: &http::HeaderMap) {
+        let _ = (uri, headers);
     }
 
     /// Revokes `token` where it came from (for OAuth2, RFC 7009: its refresh

@@ -1,3 +1,8 @@
+//! [`ManagedOptions`]: how a managed credential keeps its token fresh (how far
+//! ahead it refreshes, the margin before expiry, the lifetime assumed when
+//! none is given or a JWT's `exp` says, attempts and backoff, the cool-down
+//! after a permanent failure).
+
 use std::time::Duration;
 
 use super::MAX_LIFETIME;

@@ -290,8 +290,9 @@ async fn a_fleet_on_redis_registers_once() -> Result<(), BoxError> {
     let namespace = format!("tca-mcp-fleet-{}-{}", std::process::id(), now.as_nanos());
     // Eight processes (this test binary again, running this test as a
     // member), each with its own Redis connection, discovery and
-    // credential, told to send their first request at the same instant.
-    let start_at = now.as_millis() + 1_500;
+    // credential, told to send their first request at the same instant
+    // (a member ready after it fails: the race is the test).
+    let start_at = now.as_millis() + 3_000;
     let exe = std::env::current_exe()?;
     let members: Vec<_> = (0..8)
         .map(|_| {
@@ -366,9 +367,9 @@ async fn fleet_member(member: &str) -> Result<(), BoxError> {
         .build()?;
     let client = AuthLayer::new(credential).layer(http);
     let start_at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(start_at.parse()?);
-    if let Ok(wait) = start_at.duration_since(std::time::SystemTime::now()) {
-        tokio::time::sleep(wait).await;
-    }
+    // A member that came after the instant would not race the others.
+    let wait = start_at.duration_since(std::time::SystemTime::now())?;
+    tokio::time::sleep(wait).await;
     let res = client.oneshot(get(resource)).await?;
     assert_eq!(res.status(), 200);
     println!("fleet member reached 200: pid {}", std::process::id());

@@ -392,10 +392,20 @@ async fn a_refused_step_up_in_the_layer_hands_back_the_403_and_cools_nothing_dow
         .filter(|r| r.uri().path() == "/token")
         .map(|r| String::from_utf8_lossy(r.body()).into_owned())
         .collect();
-    // The first token, the widened one refused, the first scopes again.
-    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    // The first token and the widened one, refused: the first token is
+    // kept (still valid), not asked for again.
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
     assert!(tokens[1].contains("mcp%3Aroot"), "{}", tokens[1]);
-    assert!(!tokens[2].contains("mcp%3Aroot"), "{}", tokens[2]);
+    // Asked again: the refused set is known, so no token request and no
+    // retry, the API asked once.
+    let res = client.clone().oneshot(get("/mcp/root")).await?;
+    assert_eq!(res.status(), 403);
+    let again: Vec<String> = log
+        .take()
+        .iter()
+        .map(|r| r.uri().path().to_owned())
+        .collect();
+    assert_eq!(again, ["/mcp/root"]);
     Ok(())
 }
 
@@ -679,4 +689,131 @@ async fn a_401_naming_new_metadata_moves_the_layer_to_the_new_authorization_serv
         "{second_seen:?}"
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn a_401_cannot_disable_the_client_or_send_it_elsewhere() -> Result<(), BoxError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tower::{Layer, ServiceExt};
+    use tower_client_auth::{AuthLayer, ReplayBody};
+
+    let (first, first_log) = authorization_server("from-first").await;
+    let (second, second_log) = authorization_server("from-second").await;
+    let (evil, evil_log) = attacker().await;
+    // What the next 401 of `/mcp` names: 0 accepts the first server's token.
+    let mode = Arc::new(AtomicUsize::new(0));
+    let m = mode.clone();
+    let (origin, _) = logging_server(move |req, _| {
+        let o = format!("http://{}", req.headers()["host"].to_str().unwrap());
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let refuse = |metadata: String| {
+            let mut res = json(401, r#"{"error":"invalid_token"}"#);
+            res.headers_mut().insert(
+                "www-authenticate",
+                format!(r#"Bearer error="invalid_token", resource_metadata="{metadata}""#)
+                    .parse()
+                    .unwrap(),
+            );
+            res
+        };
+        match (req.uri().path(), m.load(Ordering::SeqCst)) {
+            ("/.well-known/oauth-protected-resource/mcp", _) => {
+                document(&format!("{o}/mcp"), &[first.as_str()])
+            }
+            // Same origin, but another resource's metadata.
+            ("/other-metadata", _) => document(&format!("{o}/other"), &[second.as_str()]),
+            // Same origin, and it would move the client: only a 401 of this
+            // resource may say so.
+            ("/moved-metadata", _) => document(&format!("{o}/mcp"), &[second.as_str()]),
+            ("/mcp", 0) if auth == "Bearer from-first" => json(200, "{}"),
+            ("/mcp", 1) => refuse(format!("{o}/other-metadata")),
+            ("/mcp", 2) => refuse(format!("{evil}/.well-known/oauth-protected-resource/mcp")),
+            // Another API on the origin: its 401 speaks for itself only.
+            ("/elsewhere", _) => refuse(format!("{o}/moved-metadata")),
+            _ => json(404, "{}"),
+        }
+    })
+    .await;
+    let api = ProtectedResource::builder(format!("{origin}/mcp"))
+        .build(common::client::<Full<Bytes>>().into_http_service())?;
+    let credential = Credential::builder()
+        .origin(&origin)
+        .token_source(api)
+        .build()?;
+    let client = AuthLayer::new(credential).layer(common::client::<ReplayBody<Full<Bytes>>>());
+    let get = |path: &str| {
+        http::Request::get(format!("{origin}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    assert_eq!(client.clone().oneshot(get("/mcp")).await?.status(), 200);
+
+    // Another resource's metadata: tried once, dropped; the 401 stands and
+    // the next request works as before (no cool-down, no stuck URL).
+    mode.store(1, Ordering::SeqCst);
+    assert_eq!(client.clone().oneshot(get("/mcp")).await?.status(), 401);
+    mode.store(0, Ordering::SeqCst);
+    assert_eq!(client.clone().oneshot(get("/mcp")).await?.status(), 200);
+
+    // Metadata on another origin: never fetched.
+    mode.store(2, Ordering::SeqCst);
+    assert_eq!(client.clone().oneshot(get("/mcp")).await?.status(), 401);
+    mode.store(0, Ordering::SeqCst);
+    assert_eq!(client.clone().oneshot(get("/mcp")).await?.status(), 200);
+
+    // Another path's 401 does not move this resource's client.
+    assert_eq!(
+        client.clone().oneshot(get("/elsewhere")).await?.status(),
+        401
+    );
+    assert_eq!(client.clone().oneshot(get("/mcp")).await?.status(), 200);
+
+    assert_eq!(evil_log.len(), 0, "nothing reached the other origin");
+    assert_eq!(second_log.len(), 0, "nothing reached the other server");
+    let tokens = first_log
+        .take()
+        .iter()
+        .filter(|r| r.uri().path() == "/token")
+        .count();
+    // The first token, and one newer token per retried 401.
+    assert_eq!(tokens, 4, "{tokens}");
+    Ok(())
+}
+
+#[test]
+fn client_metadata_document_urls_that_are_not_client_ids_are_refused() {
+    let http = || common::client::<Full<Bytes>>().into_http_service();
+    for url in [
+        "http://app.example.com/client.json",
+        "HTTPS://app.example.com/client.json",
+        "https://app.example.com/",
+        "https://app.example.com/client.json?v=1",
+        "https://app.example.com/client.json#x",
+        "https://app.example.com/a/../client.json",
+        "https://app.example.com/a/%2E%2e/client.json",
+        "https://user@app.example.com/client.json",
+        "https://127.0.0.1:8443/../client.json",
+    ] {
+        let e = ProtectedResource::builder("https://api.example.com/mcp")
+            .client_metadata_document(url)
+            .build(http())
+            .unwrap_err();
+        assert!(e.is_config(), "{url}: {e}");
+    }
+    // A client of your own and a document: one or the other.
+    let e = ProtectedResource::builder("https://api.example.com/mcp")
+        .client("my-client", None)
+        .client_metadata_document("https://app.example.com/client.json")
+        .build(http())
+        .unwrap_err();
+    assert!(e.is_config(), "{e}");
+    assert!(ProtectedResource::builder("https://api.example.com/mcp")
+        .client_metadata_document("https://app.example.com/oauth/client.json")
+        .build(http())
+        .is_ok());
 }
