@@ -363,8 +363,13 @@ impl ProtectedResource {
             match self.try_metadata_at(&at).await {
                 Ok(found) => return Ok(found),
                 Err(e) => {
+                    // Described: no query or user information in a log line.
+                    let resource = url
+                        .parse::<http::Uri>()
+                        .map(|u| crate::wire::origin::describe_url(&u))
+                        .unwrap_or_default();
                     tracing::warn!(
-                        resource = %url,
+                        resource = %resource,
                         error = %e,
                         "metadata named by the API's refusal not used; reading it as before"
                     );
